@@ -1,0 +1,389 @@
+import { createHash } from 'node:crypto';
+import type { Readable } from 'node:stream';
+import { Agent, interceptors, request, type Dispatcher } from 'undici';
+import { basicAuthorization, parseChallenge, type Credentials } from './auth.ts';
+import { asRegistryError, parseRetryAfter, RegistryError } from './errors.ts';
+import { manifestAccept } from './media-types.ts';
+
+type Response = Dispatcher.ResponseData;
+
+export interface RegistryClientOptions {
+  /** Used in error messages: the registry's name in berth.yaml. */
+  name: string;
+  baseUrl: string;
+  credentials?: Credentials;
+  /** Blobs larger than this are uploaded in PATCH chunks of this size; smaller ones in a single PUT. */
+  chunkSize?: number;
+}
+
+export interface Manifest {
+  mediaType: string;
+  digest: string;
+  bytes: Buffer;
+}
+
+export interface BlobRef {
+  digest: string;
+  size: number;
+}
+
+export function sha256Digest(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/**
+ * A client for the OCI distribution API (what docker-registry, Harbor and Docker Hub serve): manifests, blobs,
+ * uploads and mounts, with Basic auth or the Bearer token challenge flow. Bodies are streamed, never buffered,
+ * except manifests (small by nature).
+ */
+export class RegistryClient {
+  readonly name: string;
+  readonly baseUrl: string;
+  private readonly credentials?: Credentials;
+  private readonly chunkSize: number;
+  private readonly dispatcher: Dispatcher;
+  private scheme: 'none' | 'basic' | 'bearer' = 'none';
+  private tokenService?: { realm: string; service?: string };
+  private readonly tokens = new Map<string, { token: string; expiresAt: number }>();
+
+  constructor(opts: RegistryClientOptions) {
+    this.name = opts.name;
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.credentials = opts.credentials;
+    this.chunkSize = opts.chunkSize ?? 64 * 1024 * 1024;
+    this.dispatcher = new Agent({ connectTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 120_000, connections: 16 }).compose(
+      interceptors.redirect({ maxRedirections: 3 }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+
+  /** GET /v2/: reachable, speaks the API, and accepts our credentials. */
+  async ping(signal?: AbortSignal): Promise<void> {
+    const res = await this.send({ method: 'GET', path: '/v2/', scopes: [], what: 'ping', signal });
+    if (res.statusCode !== 200) throw await this.failure(res, 'ping');
+    await res.body.dump();
+  }
+
+  async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<Manifest> {
+    const what = `get manifest ${repository}:${reference}`;
+    const res = await this.send({ method: 'GET', path: `/v2/${repository}/manifests/${reference}`, headers: { accept: manifestAccept }, scopes: [pull(repository)], what, signal });
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      throw new RegistryError('ImageNotFound', `${repository}:${reference} does not exist on ${this.name}`, { status: 404 });
+    }
+    if (res.statusCode !== 200) throw await this.failure(res, what);
+    const bytes = Buffer.from(await res.body.arrayBuffer());
+    const digest = sha256Digest(bytes);
+    const claimed = header(res, 'docker-content-digest');
+    const expected = reference.startsWith('sha256:') ? reference : claimed;
+    if (expected && expected !== digest) {
+      throw new RegistryError('DigestMismatch', `manifest ${repository}@${expected} on ${this.name} hashes to ${digest}`);
+    }
+    const mediaType = (JSON.parse(bytes.toString('utf8')).mediaType as string | undefined) ?? header(res, 'content-type')?.split(';')[0] ?? '';
+    return { mediaType, digest, bytes };
+  }
+
+  /** The digest a tag or digest resolves to, or null when the registry has no such manifest. */
+  async headManifest(repository: string, reference: string, signal?: AbortSignal): Promise<string | null> {
+    const what = `head manifest ${repository}:${reference}`;
+    const res = await this.send({ method: 'HEAD', path: `/v2/${repository}/manifests/${reference}`, headers: { accept: manifestAccept }, scopes: [pull(repository)], what, signal });
+    await res.body.dump();
+    if (res.statusCode === 404) return null;
+    if (res.statusCode !== 200) throw await this.failure(res, what);
+    const digest = header(res, 'docker-content-digest');
+    if (digest) return digest;
+    // Not every registry sends the digest on HEAD: fall back to fetching and hashing the manifest.
+    return (await this.getManifest(repository, reference, signal)).digest;
+  }
+
+  async putManifest(repository: string, reference: string, manifest: Manifest, signal?: AbortSignal): Promise<string> {
+    const what = `put manifest ${repository}:${reference}`;
+    const res = await this.send({
+      method: 'PUT',
+      path: `/v2/${repository}/manifests/${reference}`,
+      headers: { 'content-type': manifest.mediaType },
+      body: manifest.bytes,
+      scopes: [push(repository)],
+      what,
+      signal,
+    });
+    if (res.statusCode !== 201 && res.statusCode !== 200) throw await this.failure(res, what);
+    await res.body.dump();
+    return header(res, 'docker-content-digest') ?? manifest.digest;
+  }
+
+  async hasBlob(repository: string, digest: string, signal?: AbortSignal): Promise<boolean> {
+    const what = `head blob ${repository}@${digest}`;
+    const res = await this.send({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, scopes: [pull(repository)], what, signal });
+    await res.body.dump();
+    if (res.statusCode === 404) return false;
+    if (res.statusCode !== 200) throw await this.failure(res, what);
+    return true;
+  }
+
+  /** Streams a blob. The caller must consume or destroy the returned stream. */
+  async getBlob(repository: string, digest: string, signal?: AbortSignal): Promise<Readable> {
+    const what = `get blob ${repository}@${digest}`;
+    const res = await this.send({ method: 'GET', path: `/v2/${repository}/blobs/${digest}`, scopes: [pull(repository)], what, signal });
+    if (res.statusCode !== 200) throw await this.failure(res, what);
+    return res.body;
+  }
+
+  /**
+   * Cross-repository mount: the registry links a blob it already holds into another repository, copying nothing.
+   * Returns false when the registry declines (it then answers with a fresh upload session, which we cancel).
+   */
+  async mountBlob(repository: string, digest: string, fromRepository: string, signal?: AbortSignal): Promise<boolean> {
+    const what = `mount blob ${digest} from ${fromRepository} into ${repository}`;
+    const query = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`;
+    const res = await this.send({ method: 'POST', path: `/v2/${repository}/blobs/uploads/${query}`, scopes: [push(repository), pull(fromRepository)], what, signal });
+    await res.body.dump();
+    if (res.statusCode === 201) return true;
+    if (res.statusCode !== 202) throw await this.failure(res, what);
+    await this.cancelUpload(repository, this.location(res), signal);
+    return false;
+  }
+
+  /**
+   * Uploads a blob from a stream: one PUT when it fits in a chunk, else PATCH chunks then a closing PUT. The
+   * registry commits the blob only on the final PUT with the digest, so a stream that fails (for example because
+   * its content does not match the digest) leaves nothing behind: the upload session is cancelled.
+   */
+  async uploadBlob(repository: string, blob: BlobRef, content: Readable, signal?: AbortSignal): Promise<void> {
+    const what = `upload blob ${repository}@${blob.digest}`;
+    const started = await this.send({ method: 'POST', path: `/v2/${repository}/blobs/uploads/`, scopes: [push(repository)], what, signal });
+    await started.body.dump();
+    if (started.statusCode !== 202) throw await this.failure(started, what);
+    let location = this.location(started);
+    try {
+      if (blob.size <= this.chunkSize) {
+        const res = await this.send({
+          method: 'PUT',
+          url: withDigest(location, blob.digest),
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
+          body: content,
+          scopes: [push(repository)],
+          what,
+          signal,
+        });
+        if (res.statusCode !== 201) throw await this.failure(res, what);
+        await res.body.dump();
+        return;
+      }
+      const reader = new ExactReader(content);
+      for (let offset = 0; offset < blob.size; offset += this.chunkSize) {
+        const length = Math.min(this.chunkSize, blob.size - offset);
+        const res = await this.send({
+          method: 'PATCH',
+          url: location,
+          headers: {
+            'content-type': 'application/octet-stream',
+            'content-length': String(length),
+            'content-range': `${offset}-${offset + length - 1}`,
+          },
+          body: reader.take(length),
+          scopes: [push(repository)],
+          what,
+          signal,
+        });
+        await res.body.dump();
+        if (res.statusCode !== 202) throw await this.failure(res, what);
+        location = this.location(res);
+      }
+      await reader.end(); // surfaces a digest or size mismatch before anything is committed
+      const res = await this.send({ method: 'PUT', url: withDigest(location, blob.digest), headers: { 'content-length': '0' }, scopes: [push(repository)], what, signal });
+      await res.body.dump();
+      if (res.statusCode !== 201) throw await this.failure(res, what);
+    } catch (err) {
+      content.destroy();
+      await this.cancelUpload(repository, location).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  private async cancelUpload(repository: string, location: string, signal?: AbortSignal): Promise<void> {
+    const res = await this.send({ method: 'DELETE', url: location, scopes: [push(repository)], what: 'cancel upload', signal });
+    await res.body.dump();
+  }
+
+  private location(res: Response): string {
+    const loc = header(res, 'location');
+    if (!loc) throw new RegistryError('RegistryRejected', `${this.name} answered ${res.statusCode} without a Location header`);
+    return new URL(loc, this.baseUrl).toString();
+  }
+
+  /**
+   * Sends one request with the credentials the registry asks for. A 401 with a challenge is answered once (Basic,
+   * or a Bearer token fetched from the realm for the scopes), then the request is sent again, so only requests
+   * whose body can be replayed go first; streamed bodies follow a request that has already obtained the token.
+   */
+  private async send(req: {
+    method: Dispatcher.HttpMethod;
+    path?: string;
+    url?: string;
+    headers?: Record<string, string>;
+    body?: Buffer | Readable | AsyncIterable<Uint8Array>;
+    scopes: string[];
+    what: string;
+    signal?: AbortSignal;
+  }): Promise<Response> {
+    const url = req.url ?? `${this.baseUrl}${req.path}`;
+    const replayable = req.body === undefined || Buffer.isBuffer(req.body);
+    // A streamed body cannot be sent twice, so renew an expired token before sending it rather than after a 401.
+    if (!replayable && this.scheme === 'bearer' && !this.authorization(req.scopes)) await this.fetchToken(req.scopes, undefined, req.signal);
+    for (let attempt = 0; ; attempt++) {
+      const authorization = this.authorization(req.scopes);
+      let res: Response;
+      try {
+        res = await request(url, {
+          method: req.method,
+          headers: { 'user-agent': 'berth', ...req.headers, ...(authorization ? { authorization } : {}) },
+          body: req.body as Dispatcher.DispatchOptions['body'],
+          signal: req.signal,
+          dispatcher: this.dispatcher,
+        });
+      } catch (err) {
+        throw asRegistryError(err, `${req.what} on ${this.name}`);
+      }
+      const challenge = header(res, 'www-authenticate');
+      if (res.statusCode !== 401 || !challenge || attempt > 0 || !replayable) return res;
+      await res.body.dump();
+      await this.answerChallenge(challenge, req.scopes, req.signal);
+    }
+  }
+
+  private authorization(scopes: string[]): string | undefined {
+    if (this.scheme === 'basic' && this.credentials) return basicAuthorization(this.credentials);
+    if (this.scheme !== 'bearer') return undefined;
+    const cached = this.tokens.get(scopes.join(' '));
+    return cached && cached.expiresAt > Date.now() ? `Bearer ${cached.token}` : undefined;
+  }
+
+  private async answerChallenge(headerValue: string, scopes: string[], signal?: AbortSignal): Promise<void> {
+    const { scheme, params } = parseChallenge(headerValue);
+    if (scheme === 'basic') {
+      if (!this.credentials) throw new RegistryError('RegistryAuthError', `${this.name} requires credentials and none are configured for it`, { status: 401 });
+      this.scheme = 'basic';
+      return;
+    }
+    if (scheme !== 'bearer' || !params.realm) {
+      throw new RegistryError('RegistryAuthError', `${this.name} asks for an unsupported authentication scheme: ${headerValue}`, { status: 401 });
+    }
+    this.tokenService = { realm: params.realm, service: params.service };
+    await this.fetchToken(scopes, params.scope, signal);
+  }
+
+  private async fetchToken(scopes: string[], challengeScope: string | undefined, signal?: AbortSignal): Promise<void> {
+    if (!this.tokenService) throw new RegistryError('RegistryAuthError', `${this.name}: no token service known`);
+    const tokenUrl = new URL(this.tokenService.realm);
+    if (this.tokenService.service) tokenUrl.searchParams.set('service', this.tokenService.service);
+    // The challenge names the scope the registry wants; ask for ours too so the token covers the whole operation.
+    for (const scope of new Set([...(challengeScope ? challengeScope.split(' ') : []), ...scopes])) tokenUrl.searchParams.append('scope', scope);
+    let res: Response;
+    try {
+      res = await request(tokenUrl, {
+        method: 'GET',
+        headers: this.credentials ? { authorization: basicAuthorization(this.credentials) } : {},
+        signal,
+        dispatcher: this.dispatcher,
+      });
+    } catch (err) {
+      throw asRegistryError(err, `token request to ${tokenUrl.origin} for ${this.name}`);
+    }
+    if (res.statusCode === 401 || res.statusCode === 403) {
+      await res.body.dump();
+      const who = this.credentials ? `the credentials of user "${this.credentials.username}"` : 'anonymous access';
+      throw new RegistryError('RegistryAuthError', `the token service of ${this.name} (${tokenUrl.origin}) rejected ${who} (HTTP ${res.statusCode})`, { status: res.statusCode });
+    }
+    if (res.statusCode !== 200) throw await this.failure(res, `token request for ${this.name}`);
+    const body = (await res.body.json()) as { token?: string; access_token?: string; expires_in?: number };
+    const token = body.token ?? body.access_token;
+    if (!token) throw new RegistryError('RegistryAuthError', `the token service of ${this.name} answered without a token`);
+    // Registries assume 60 s when expires_in is absent; renew a little early.
+    const lifetime = (body.expires_in ?? 60) * 1000;
+    this.tokens.set(scopes.join(' '), { token, expiresAt: Date.now() + lifetime - Math.min(10_000, lifetime / 4) });
+    this.scheme = 'bearer';
+  }
+
+  /** Turns an unexpected response into a classified error with the registry's own error code and message. */
+  private async failure(res: Response, what: string): Promise<RegistryError> {
+    let detail = '';
+    let code: string | undefined;
+    try {
+      const text = await res.body.text();
+      const parsed = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
+      const first = parsed.errors?.[0];
+      code = first?.code;
+      detail = first ? `${first.code}: ${first.message}` : text.slice(0, 200);
+    } catch {
+      // Not JSON (a proxy's error page, an empty body): the status says enough.
+    }
+    const status = res.statusCode;
+    const message = `${what} on ${this.name}: HTTP ${status}${detail ? ` ${detail}` : ''}`;
+    if (status === 401 || status === 403) {
+      const who = this.credentials ? `user "${this.credentials.username}"` : 'anonymous access (no credentials configured)';
+      return new RegistryError('RegistryAuthError', `${message} — ${this.name} refused ${who}`, { status, code });
+    }
+    if (code === 'DIGEST_INVALID' || code === 'SIZE_INVALID') return new RegistryError('DigestMismatch', message, { status, code });
+    if (status === 429 || status >= 500 || status === 408) {
+      return new RegistryError('RegistryUnavailable', message, { status, code, retryAfterMs: parseRetryAfter(header(res, 'retry-after')) });
+    }
+    return new RegistryError('RegistryRejected', message, { status, code });
+  }
+}
+
+function pull(repository: string): string {
+  return `repository:${repository}:pull`;
+}
+
+function push(repository: string): string {
+  return `repository:${repository}:pull,push`;
+}
+
+function header(res: Response, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+function withDigest(location: string, digest: string): string {
+  const url = new URL(location);
+  url.searchParams.set('digest', digest);
+  return url.toString();
+}
+
+/** Reads a stream in exact-length slices, one per PATCH chunk, without buffering a whole chunk. */
+class ExactReader {
+  private readonly it: AsyncIterator<Buffer>;
+  private pending: Buffer | undefined;
+
+  constructor(stream: Readable) {
+    this.it = stream[Symbol.asyncIterator]();
+  }
+
+  async *take(length: number): AsyncGenerator<Buffer> {
+    let left = length;
+    while (left > 0) {
+      let buf = this.pending;
+      this.pending = undefined;
+      if (!buf) {
+        const next = await this.it.next();
+        if (next.done) throw new RegistryError('DigestMismatch', `blob stream ended ${left} bytes early`);
+        buf = next.value as Buffer;
+      }
+      if (buf.length > left) {
+        this.pending = buf.subarray(left);
+        buf = buf.subarray(0, left);
+      }
+      left -= buf.length;
+      yield buf;
+    }
+  }
+
+  async end(): Promise<void> {
+    const next = this.pending ? { done: false } : await this.it.next();
+    if (!next.done) throw new RegistryError('DigestMismatch', 'blob stream is longer than its descriptor says');
+  }
+}

@@ -1,0 +1,150 @@
+import { pipeline } from 'node:stream/promises';
+import type { RegistryClient, Manifest } from './client.ts';
+import { DigestVerifier } from './digest-verifier.ts';
+import { RegistryError } from './errors.ts';
+import { isIndex, type Descriptor, type ManifestDocument } from './media-types.ts';
+
+export interface CopyProgress {
+  bytesTotal: number;
+  bytesCopied: number;
+  blobsTotal: number;
+  blobsCopied: number;
+  blobsSkipped: number;
+  blobsMounted: number;
+  /** Blobs this copy has finished uploading: kept across retries so a resumed copy does not count them again. */
+  copiedDigests: string[];
+}
+
+export interface CopyImageRequest {
+  source: RegistryClient;
+  sourceRepository: string;
+  target: RegistryClient;
+  targetRepository: string;
+  /** Tag or digest. */
+  reference: string;
+  /** Blobs uploaded at once. */
+  concurrency: number;
+  /** Progress of an earlier attempt of the same copy (from heartbeat details). */
+  resumeFrom?: Pick<CopyProgress, 'bytesCopied' | 'copiedDigests'>;
+  onProgress?: (progress: CopyProgress) => void;
+  signal?: AbortSignal;
+}
+
+export interface CopyImageResult {
+  digest: string;
+  mediaType: string;
+  manifests: number;
+  bytesCopied: number;
+  blobsCopied: number;
+  blobsSkipped: number;
+  blobsMounted: number;
+}
+
+/**
+ * Copies one image, every platform of an index included, and checks at the end that the target resolves the
+ * reference to the source's digest. Blobs the target already has are skipped; blobs go first, then the
+ * per-platform manifests, then the top manifest, so the tag appears only once everything under it is there.
+ */
+export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult> {
+  const { source, target, sourceRepository, targetRepository, reference, signal } = req;
+  const top = await source.getManifest(sourceRepository, reference, signal);
+  const { manifests, blobs } = await collectImage(source, sourceRepository, top, signal);
+
+  const resumed = new Set(req.resumeFrom?.copiedDigests ?? []);
+  const progress: CopyProgress = {
+    bytesTotal: [...blobs.values()].reduce((n, b) => n + b.size, 0),
+    bytesCopied: req.resumeFrom?.bytesCopied ?? 0,
+    blobsTotal: blobs.size,
+    blobsCopied: 0,
+    blobsSkipped: 0,
+    blobsMounted: 0,
+    copiedDigests: [...resumed],
+  };
+  const report = () => req.onProgress?.({ ...progress, copiedDigests: [...progress.copiedDigests] });
+
+  const upToDate = (await target.headManifest(targetRepository, reference, signal)) === top.digest;
+  if (upToDate) {
+    progress.blobsSkipped = blobs.size;
+  } else {
+    const sameRegistry = source.baseUrl === target.baseUrl;
+    await forEachLimit([...blobs.values()], req.concurrency, async (blob) => {
+      if (await target.hasBlob(targetRepository, blob.digest, signal)) {
+        if (resumed.has(blob.digest)) progress.blobsCopied++;
+        else progress.blobsSkipped++;
+      } else if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
+        progress.blobsMounted++;
+      } else {
+        const content = await source.getBlob(sourceRepository, blob.digest, signal);
+        const verifier = new DigestVerifier(blob, (n) => {
+          progress.bytesCopied += n;
+        });
+        // pipeline() propagates a verifier error to the upload (which then cancels) and destroys the source.
+        await Promise.all([pipeline(content, verifier).catch(() => undefined), target.uploadBlob(targetRepository, blob, verifier, signal)]);
+        progress.blobsCopied++;
+        progress.copiedDigests.push(blob.digest);
+      }
+      report();
+    });
+    for (const m of manifests) await target.putManifest(targetRepository, m.digest, m, signal);
+    await target.putManifest(targetRepository, reference, top, signal);
+  }
+
+  const landed = await target.headManifest(targetRepository, reference, signal);
+  if (landed !== top.digest) {
+    throw new RegistryError('DigestMismatch', `${targetRepository}:${reference} on ${target.name} resolves to ${landed ?? 'nothing'}, the source has ${top.digest}`);
+  }
+  report();
+  return {
+    digest: top.digest,
+    mediaType: top.mediaType,
+    manifests: manifests.length + 1,
+    bytesCopied: progress.bytesCopied,
+    blobsCopied: progress.blobsCopied,
+    blobsSkipped: progress.blobsSkipped,
+    blobsMounted: progress.blobsMounted,
+  };
+}
+
+/** Walks an index down to its image manifests; returns child manifests (children first) and the unique blobs. */
+async function collectImage(
+  source: RegistryClient,
+  repository: string,
+  top: Manifest,
+  signal?: AbortSignal,
+): Promise<{ manifests: Manifest[]; blobs: Map<string, Descriptor> }> {
+  const manifests: Manifest[] = [];
+  const blobs = new Map<string, Descriptor>();
+  const visit = async (m: Manifest, isTop: boolean): Promise<void> => {
+    const doc = JSON.parse(m.bytes.toString('utf8')) as ManifestDocument;
+    if (isIndex(m.mediaType) || doc.manifests) {
+      for (const child of doc.manifests ?? []) await visit(await source.getManifest(repository, child.digest, signal), false);
+    } else {
+      for (const d of [doc.config, ...(doc.layers ?? [])]) {
+        // Foreign layers (urls set) live outside the registry and are not copied, as docker and skopeo do.
+        if (d && !d.urls?.length) blobs.set(d.digest, d);
+      }
+    }
+    if (!isTop) manifests.push(m);
+  };
+  await visit(top, true);
+  return { manifests, blobs };
+}
+
+async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  let failed = false;
+  const lane = async () => {
+    while (!failed && next < items.length) {
+      const item = items[next++];
+      try {
+        await fn(item);
+      } catch (err) {
+        failed = true; // stop starting new work; in-flight lanes finish their current item
+        throw err;
+      }
+    }
+  };
+  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, lane));
+  const rejected = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (rejected) throw rejected.reason;
+}

@@ -1,0 +1,15 @@
+import type { FastifyReply } from 'fastify';
+import type { z } from 'zod';
+import { formatPath } from '../config/load.ts';
+
+/** Bad input: 400 with every zod issue and the path of the field it concerns. */
+export function sendInvalid(reply: FastifyReply, issues: readonly z.core.$ZodIssue[] | { path: PropertyKey[]; message: string }[]) {
+  return reply.code(400).send({
+    error: 'invalid request',
+    issues: issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })),
+  });
+}
+
+export function sendNotFound(reply: FastifyReply, message: string, path?: string) {
+  return reply.code(404).send({ error: 'not found', message, ...(path ? { path } : {}) });
+}

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parseDocument } from 'yaml';
+import type { z } from 'zod';
+import { configSchema, type BerthConfig, type RegistryConfig } from './schema.ts';
+
+export type { BerthConfig, RegistryConfig } from './schema.ts';
+
+export class ConfigError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+  ) {
+    super(`invalid config ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** `['registries', 1, 'url']` -> `registries[1].url`: the way a person finds the spot in the YAML. */
+export function formatPath(path: readonly PropertyKey[]): string {
+  return path.reduce<string>((out, key) => (typeof key === 'number' ? `${out}[${key}]` : out ? `${out}.${String(key)}` : String(key)), '');
+}
+
+export function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
+  return issues.map((i) => `${formatPath(i.path) || '(top level)'}: ${i.message}`);
+}
+
+/** Parses and validates config text. Relative passwordFile paths are taken relative to `baseDir`. */
+export function parseConfig(text: string, file: string, baseDir = dirname(file)): BerthConfig {
+  const doc = parseDocument(text, { prettyErrors: true });
+  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => e.message));
+  const raw = doc.toJS() ?? {};
+  const env = process.env;
+  if (typeof raw === 'object' && (env.TEMPORAL_ADDRESS || env.TEMPORAL_NAMESPACE)) {
+    raw.temporal = { ...raw.temporal };
+    if (env.TEMPORAL_ADDRESS) raw.temporal.address = env.TEMPORAL_ADDRESS;
+    if (env.TEMPORAL_NAMESPACE) raw.temporal.namespace = env.TEMPORAL_NAMESPACE;
+  }
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues));
+  const config = parsed.data;
+  for (const r of config.registries) {
+    const f = r.credentials?.passwordFile;
+    if (f !== undefined && !isAbsolute(f)) r.credentials!.passwordFile = resolve(baseDir, f);
+  }
+  return config;
+}
+
+export function loadConfig(file: string): BerthConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(file, [`cannot read the file: ${(err as Error).message}`]);
+  }
+  return parseConfig(text, file);
+}
+
+export function findRegistry(config: BerthConfig, name: string): RegistryConfig | undefined {
+  return config.registries.find((r) => r.name === name);
+}
+
+/** The task queue served by the workers inside an IDC. */
+export function idcTaskQueue(config: BerthConfig, idc: string): string {
+  return `${config.taskQueues.idcPrefix}${idc}`;
+}
+
+/**
+ * Resolves a name given by a user, an IDC or a registry, to a registry. An IDC stands for its first listed
+ * registry.
+ */
+export function resolveRegistryName(config: BerthConfig, name: string): RegistryConfig | undefined {
+  return findRegistry(config, name) ?? config.registries.find((r) => r.idc === name);
+}

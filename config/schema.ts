@@ -1,0 +1,111 @@
+import { z } from 'zod';
+
+/** Names of IDCs and registries: they appear in task queues, workflow IDs and URLs. */
+const resourceName = z
+  .string()
+  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be lowercase letters, digits and dashes (1-63 chars)');
+
+const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+
+/**
+ * Credentials are references only: the secret itself lives in an env var or a file and is resolved by the
+ * activity that needs it, so it never reaches workflow arguments or history.
+ */
+export const credentialsRefSchema = z
+  .object({
+    username: z.string().min(1),
+    passwordEnv: envVarName.optional(),
+    passwordFile: z.string().min(1).optional(),
+    password: z
+      .never({ error: 'inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)' })
+      .optional(),
+  })
+  .strict()
+  .refine((c) => (c.passwordEnv === undefined) !== (c.passwordFile === undefined), {
+    error: 'set exactly one of passwordEnv or passwordFile',
+  });
+
+export const idcSchema = z.object({ name: resourceName, parent: resourceName.optional() }).strict();
+
+export const registrySchema = z
+  .object({
+    name: resourceName,
+    idc: resourceName,
+    url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).transform((u) => u.replace(/\/+$/, '')),
+    kind: z.enum(['distribution', 'harbor']).default('distribution'),
+    credentials: credentialsRefSchema.optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    temporal: z
+      .object({
+        address: z.string().min(1).default('127.0.0.1:7233'),
+        namespace: z.string().min(1).default('default'),
+        uiUrl: z.url().default('http://127.0.0.1:8233'),
+      })
+      .strict()
+      .prefault({}),
+    taskQueues: z
+      .object({
+        /** Workflows and control activities. */
+        main: z.string().min(1).default('berth-main'),
+        /** Each IDC's activities run on `${idcPrefix}${idc}`, served by a worker inside that IDC. */
+        idcPrefix: z.string().min(1).default('berth-idc-'),
+      })
+      .strict()
+      .prefault({}),
+    api: z
+      .object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) })
+      .strict()
+      .prefault({}),
+    copy: z
+      .object({
+        /** Blobs copied at once per target. */
+        blobConcurrency: z.number().int().min(1).max(32).default(4),
+        /** Blobs above this size are uploaded in chunks of this size (PATCH), smaller ones in one PUT. */
+        chunkSizeMiB: z.number().int().min(1).max(1024).default(64),
+      })
+      .strict()
+      .prefault({}),
+    idcs: z.array(idcSchema).min(1, 'at least one IDC is needed'),
+    registries: z.array(registrySchema).min(1, 'at least one registry is needed'),
+  })
+  .strict()
+  .superRefine((cfg, ctx) => {
+    const idcNames = new Set<string>();
+    cfg.idcs.forEach((idc, i) => {
+      if (idcNames.has(idc.name)) ctx.addIssue({ code: 'custom', path: ['idcs', i, 'name'], message: `duplicate IDC "${idc.name}"` });
+      idcNames.add(idc.name);
+    });
+    cfg.idcs.forEach((idc, i) => {
+      if (idc.parent === undefined) return;
+      if (!idcNames.has(idc.parent)) {
+        ctx.addIssue({ code: 'custom', path: ['idcs', i, 'parent'], message: `unknown IDC "${idc.parent}"` });
+        return;
+      }
+      // Walk up the tree: a cycle would make the IDC tree infinite.
+      const parents = new Map(cfg.idcs.map((d) => [d.name, d.parent]));
+      const seen = new Set([idc.name]);
+      for (let p: string | undefined = idc.parent; p !== undefined; p = parents.get(p)) {
+        if (seen.has(p)) {
+          ctx.addIssue({ code: 'custom', path: ['idcs', i, 'parent'], message: `IDC parents form a cycle through "${p}"` });
+          return;
+        }
+        seen.add(p);
+      }
+    });
+    const registryNames = new Set<string>();
+    cfg.registries.forEach((r, i) => {
+      if (registryNames.has(r.name) || idcNames.has(r.name)) {
+        ctx.addIssue({ code: 'custom', path: ['registries', i, 'name'], message: `name "${r.name}" is already used by another IDC or registry` });
+      }
+      registryNames.add(r.name);
+      if (!idcNames.has(r.idc)) ctx.addIssue({ code: 'custom', path: ['registries', i, 'idc'], message: `unknown IDC "${r.idc}"` });
+    });
+  });
+
+export type BerthConfig = z.infer<typeof configSchema>;
+export type RegistryConfig = BerthConfig['registries'][number];
+export type CredentialsRef = z.infer<typeof credentialsRefSchema>;

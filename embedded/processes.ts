@@ -1,0 +1,75 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { dirname } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** A server process berth started; `stop()` ends it (TERM, then KILL after a grace period). */
+export interface ManagedProcess {
+  name: string;
+  child: ChildProcess;
+  logFile: string;
+  stop(): Promise<void>;
+}
+
+const running = new Set<ManagedProcess>();
+
+export function spawnManaged(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): ManagedProcess {
+  mkdirSync(dirname(logFile), { recursive: true });
+  const log = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  child.stdout!.pipe(log);
+  child.stderr!.pipe(log);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const managed: ManagedProcess = {
+    name,
+    child,
+    logFile,
+    async stop() {
+      running.delete(managed);
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        const killed = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
+        if (!killed) child.kill('SIGKILL');
+      }
+      await exited;
+    },
+  };
+  child.once('error', (err) => log.write(`spawn failed: ${err.message}\n`));
+  running.add(managed);
+  return managed;
+}
+
+/** Ends every process still running, last started first. */
+export async function stopAll(): Promise<void> {
+  for (const p of [...running].reverse()) await p.stop();
+}
+
+// Whatever happens to this process, leave no server behind.
+process.once('exit', () => {
+  for (const p of running) p.child.kill('SIGKILL');
+});
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `probe` until it resolves true; fails with the process's name and log when it exits or time runs out. */
+export async function waitUntil(what: string, probe: () => Promise<boolean>, opts: { timeoutMs: number; process?: ManagedProcess }): Promise<void> {
+  const deadline = Date.now() + opts.timeoutMs;
+  while (Date.now() < deadline) {
+    if (opts.process && opts.process.child.exitCode !== null) {
+      throw new Error(`${what}: process exited with code ${opts.process.child.exitCode}; see ${opts.process.logFile}`);
+    }
+    if (await probe().catch(() => false)) return;
+    await sleep(100);
+  }
+  throw new Error(`${what}: not ready after ${opts.timeoutMs} ms${opts.process ? `; see ${opts.process.logFile}` : ''}`);
+}

@@ -1,0 +1,21 @@
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Client } from '@temporalio/client';
+import { historyFromJSON, historyToJSON, type History } from '@temporalio/common/lib/proto-utils.js';
+
+/** Committed histories of past workflow runs: every workflow change must keep replaying them. */
+export const historiesDir = fileURLToPath(new URL('../histories/', import.meta.url));
+
+/** With BERTH_RECORD_HISTORIES=1, keeps a finished workflow's history as a replay fixture named `name`. */
+export async function recordHistory(client: Client, workflowId: string, name: string): Promise<void> {
+  if (!process.env.BERTH_RECORD_HISTORIES) return;
+  const history = await client.workflow.getHandle(workflowId).fetchHistory();
+  mkdirSync(historiesDir, { recursive: true });
+  writeFileSync(`${historiesDir}${name}.json`, historyToJSON(history));
+}
+
+export function committedHistories(): { workflowId: string; history: History }[] {
+  return readdirSync(historiesDir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(`${historiesDir}${f}`, 'utf8'))) }));
+}

@@ -1,0 +1,65 @@
+import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { Transform } from 'node:stream';
+
+export interface RegistryProxy {
+  url: string;
+  /** Request body bytes of blob uploads that passed through: what the copier actually sent to the target. */
+  uploadedBytes: number;
+  close(): Promise<void>;
+}
+
+const isBlobUpload = (req: IncomingMessage) => (req.method === 'PUT' || req.method === 'PATCH') && /\/blobs\/uploads\//.test(req.url ?? '');
+
+/**
+ * A plain HTTP proxy in front of a registry. It keeps the Host header, so the registry's Location headers point
+ * back at the proxy. It counts uploaded blob bytes and, with `corrupt`, flips one byte of every blob upload on
+ * the way, as a faulty link would.
+ */
+export async function startRegistryProxy(targetUrl: string, opts: { corrupt?: boolean } = {}): Promise<RegistryProxy> {
+  const target = new URL(targetUrl);
+  const state = { uploadedBytes: 0 };
+  const server: Server = createServer((req, res) => {
+    const upstream = request(
+      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.on('error', () => upstream.destroy());
+    if (!isBlobUpload(req)) {
+      req.pipe(upstream);
+      return;
+    }
+    let flipped = !opts.corrupt;
+    req
+      .pipe(
+        new Transform({
+          transform(chunk: Buffer, _e, done) {
+            state.uploadedBytes += chunk.length;
+            if (!flipped && chunk.length > 0) {
+              chunk = Buffer.from(chunk);
+              chunk[Math.floor(chunk.length / 2)] ^= 0xff;
+              flipped = true;
+            }
+            done(null, chunk);
+          },
+        }),
+      )
+      .pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    get uploadedBytes() {
+      return state.uploadedBytes;
+    },
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,53 @@
+import { fileURLToPath } from 'node:url';
+import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { createActivities } from '../activities/index.ts';
+import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
+
+export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+export interface WorkerSet {
+  /** Resolves when every worker has stopped; rejects if one fails. */
+  done: Promise<void>;
+  /** Graceful: stop polling, let in-flight tasks finish, then resolve `done`. */
+  shutdown(): Promise<void>;
+  taskQueues: string[];
+}
+
+/**
+ * Starts berth's workers in this process: the main worker (workflows and control activities) and/or one worker
+ * per IDC task queue (activities that must run inside that IDC). `npm start` runs them all in one process; in
+ * production each IDC runs its own with `--idc`.
+ */
+export async function startWorkers(config: BerthConfig, opts: { main?: boolean; idcs?: string[] } = {}): Promise<WorkerSet> {
+  installRuntime();
+  const connection = await NativeConnection.connect({ address: config.temporal.address });
+  const activities = createActivities(config);
+  const namespace = config.temporal.namespace;
+  const workers: Worker[] = [];
+  if (opts.main ?? true) {
+    workers.push(await Worker.create({ connection, namespace, taskQueue: config.taskQueues.main, workflowsPath, activities }));
+  }
+  for (const idc of opts.idcs ?? config.idcs.map((d) => d.name)) {
+    workers.push(await Worker.create({ connection, namespace, taskQueue: idcTaskQueue(config, idc), activities }));
+  }
+  const done = Promise.all(workers.map((w) => w.run())).then(async () => {
+    await connection.close();
+  });
+  return {
+    done,
+    taskQueues: workers.map((w) => w.options.taskQueue),
+    async shutdown() {
+      for (const w of workers) if (w.getState() === 'RUNNING') w.shutdown();
+      await done;
+    },
+  };
+}
+
+let runtimeInstalled = false;
+
+/** The SDK's process-wide runtime, once, with the log level from BERTH_LOG_LEVEL (default INFO). */
+function installRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  Runtime.install({ logger: new DefaultLogger((process.env.BERTH_LOG_LEVEL?.toUpperCase() ?? 'INFO') as LogLevel) });
+}

@@ -1,0 +1,2 @@
+// Every workflow the main worker runs. Workflow code is deterministic: no I/O, no Node built-ins.
+export { replicateImage } from './replicate-image.ts';

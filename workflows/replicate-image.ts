@@ -1,0 +1,112 @@
+import { ActivityFailure, ApplicationFailure, defineQuery, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
+import type { Activities, CopyToRegistryResult } from '../activities/index.ts';
+
+export interface RegistryEndpoint {
+  registry: string;
+  idc: string;
+}
+
+export interface ReplicationTarget extends RegistryEndpoint {
+  /** The task queue of the target's IDC: the copy runs there, near the data it writes. */
+  taskQueue: string;
+}
+
+export interface ReplicateImageInput {
+  image: string;
+  source: RegistryEndpoint;
+  targets: ReplicationTarget[];
+}
+
+export interface TargetResult {
+  digest: string;
+  bytesCopied: number;
+  blobsCopied: number;
+  blobsSkipped: number;
+  durationMs: number;
+}
+
+export type ReplicateImageResult = Record<string, TargetResult>;
+
+export interface TargetProgress {
+  idc: string;
+  status: 'copying' | 'done' | 'failed';
+  attempt: number;
+  bytesCopied: number;
+  bytesTotal: number;
+  blobsTotal: number;
+  blobsCopied: number;
+  blobsSkipped: number;
+  digest?: string;
+  error?: string;
+}
+
+export interface CopyProgressSignal {
+  target: string;
+  attempt: number;
+  bytesCopied: number;
+  bytesTotal: number;
+  blobsTotal: number;
+  blobsCopied: number;
+  blobsSkipped: number;
+}
+
+export const progressQuery = defineQuery<Record<string, TargetProgress>>('progress');
+/** Sent by the copy activity while it runs, so `progress` shows bytes and blobs, not just a status. */
+export const copyProgressSignal = defineSignal<[CopyProgressSignal]>('copyProgress');
+
+const activityOptions = {
+  startToCloseTimeout: '2 hours',
+  // Copies heartbeat as bytes flow: a dead worker or a stalled transfer is noticed within this window.
+  heartbeatTimeout: '20 seconds',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
+} as const;
+
+/** Copies one image from a source registry to every target in parallel, verified by digest on each target. */
+export async function replicateImage({ image, source, targets }: ReplicateImageInput): Promise<ReplicateImageResult> {
+  const progress: Record<string, TargetProgress> = {};
+  for (const t of targets) {
+    progress[t.registry] = { idc: t.idc, status: 'copying', attempt: 1, bytesCopied: 0, bytesTotal: 0, blobsTotal: 0, blobsCopied: 0, blobsSkipped: 0 };
+  }
+  setHandler(progressQuery, () => progress);
+  setHandler(copyProgressSignal, ({ target, ...counts }) => {
+    const p = progress[target];
+    if (p?.status === 'copying' && counts.attempt >= p.attempt) Object.assign(p, counts);
+  });
+
+  const results: ReplicateImageResult = {};
+  const failures: string[] = [];
+  await Promise.all(
+    targets.map(async (t) => {
+      const { copyImageToRegistry } = proxyActivities<Activities>({
+        ...activityOptions,
+        taskQueue: t.taskQueue,
+        summary: `copy ${image} ${source.idc} -> ${t.idc}`,
+      });
+      const p = progress[t.registry];
+      try {
+        const r: CopyToRegistryResult = await copyImageToRegistry({ image, source: source.registry, target: t.registry });
+        results[t.registry] = { digest: r.digest, bytesCopied: r.bytesCopied, blobsCopied: r.blobsCopied, blobsSkipped: r.blobsSkipped, durationMs: r.durationMs };
+        Object.assign(p, { status: 'done', digest: r.digest, bytesCopied: r.bytesCopied, blobsCopied: r.blobsCopied, blobsSkipped: r.blobsSkipped });
+      } catch (err) {
+        const message = describeFailure(err);
+        Object.assign(p, { status: 'failed', error: message });
+        failures.push(`${t.registry}: ${message}`);
+      }
+    }),
+  );
+  if (failures.length > 0) {
+    throw ApplicationFailure.create({
+      type: 'ReplicationFailed',
+      message: `${image} did not replicate to ${failures.length} of ${targets.length} targets; ${failures.join('; ')}`,
+      nonRetryable: true,
+      details: [{ results, progress }],
+    });
+  }
+  return results;
+}
+
+function describeFailure(err: unknown): string {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
+  return cause instanceof Error ? cause.message : String(cause);
+}
