@@ -54,7 +54,7 @@ export function createReplicationActivities(config: BerthConfig) {
         ctx.heartbeat(p);
         if (!workflowId || Date.now() - lastSignal < progressSignalIntervalMs) return;
         lastSignal = Date.now();
-        const { copiedDigests: _, ...counts } = p;
+        const { copiedDigests: _, uploads: __, ...counts } = p;
         // Progress is informative: a lost signal must not fail the copy.
         ctx.client.workflow
           .getHandle(workflowId)

@@ -127,7 +127,7 @@ describe('replicateImage', () => {
 
   test('one byte corrupted on the way to the target fails fast with a digest mismatch and leaves no tag behind', async () => {
     const target = await startedRegistry('target');
-    const proxy = await startRegistryProxy(target.url, { corrupt: true });
+    const proxy = await startRegistryProxy(target.url, { corrupt: 'uploads' });
     cleanups.push(target.stop, proxy.close);
     const { config } = testConfig('corrupt', temporal.address, [
       { registry: source, idc: 'idc-a' },

@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel } from '@temporalio/worker';
+import { pino } from 'pino';
 import { createActivities } from '../activities/index.ts';
 import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
 
@@ -24,11 +25,11 @@ export async function startWorkers(config: BerthConfig, opts: { main?: boolean; 
   const activities = createActivities(config);
   const namespace = config.temporal.namespace;
   const workers: Worker[] = [];
-  if (opts.main ?? true) {
-    workers.push(await Worker.create({ connection, namespace, taskQueue: config.taskQueues.main, workflowsPath, activities }));
-  }
+  // Copies checkpoint their uploads in heartbeat details; sending them often keeps what a retry must redo small.
+  const common = { connection, namespace, activities, maxHeartbeatThrottleInterval: '2 seconds' } as const;
+  if (opts.main ?? true) workers.push(await Worker.create({ ...common, taskQueue: config.taskQueues.main, workflowsPath }));
   for (const idc of opts.idcs ?? config.idcs.map((d) => d.name)) {
-    workers.push(await Worker.create({ connection, namespace, taskQueue: idcTaskQueue(config, idc), activities }));
+    workers.push(await Worker.create({ ...common, taskQueue: idcTaskQueue(config, idc) }));
   }
   const done = Promise.all(workers.map((w) => w.run())).then(async () => {
     await connection.close();
@@ -45,9 +46,18 @@ export async function startWorkers(config: BerthConfig, opts: { main?: boolean; 
 
 let runtimeInstalled = false;
 
-/** The SDK's process-wide runtime, once, with the log level from BERTH_LOG_LEVEL (default INFO). */
+/**
+ * The SDK's process-wide runtime, once, logging JSON lines through pino at BERTH_LOG_LEVEL (default WARN).
+ * Per-IDC workers run activities only, so the SDK's warning that they have no workflows is dropped.
+ */
 function installRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
-  Runtime.install({ logger: new DefaultLogger((process.env.BERTH_LOG_LEVEL?.toUpperCase() ?? 'INFO') as LogLevel) });
+  const level = (process.env.BERTH_LOG_LEVEL?.toUpperCase() ?? 'WARN') as LogLevel;
+  const log = pino({ name: 'berth-worker', level: level.toLowerCase() });
+  const logger = new DefaultLogger(level, ({ level: l, message, meta }) => {
+    if (message.startsWith('No workflows registered')) return;
+    log[l.toLowerCase() as 'info'](meta ?? {}, message);
+  });
+  Runtime.install({ logger });
 }

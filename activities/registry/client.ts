@@ -27,6 +27,12 @@ export interface BlobRef {
   size: number;
 }
 
+/** An upload session and how many bytes of it the registry has accepted. */
+export interface UploadCheckpoint {
+  location: string;
+  offset: number;
+}
+
 export function sha256Digest(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
@@ -124,11 +130,19 @@ export class RegistryClient {
     return true;
   }
 
-  /** Streams a blob. The caller must consume or destroy the returned stream. */
-  async getBlob(repository: string, digest: string, signal?: AbortSignal): Promise<Readable> {
+  /**
+   * Streams a blob, from `offset` on when given (an HTTP range). The caller must consume or destroy the stream.
+   */
+  async getBlob(repository: string, digest: string, signal?: AbortSignal, offset = 0): Promise<Readable> {
     const what = `get blob ${repository}@${digest}`;
-    const res = await this.send({ method: 'GET', path: `/v2/${repository}/blobs/${digest}`, scopes: [pull(repository)], what, signal });
+    const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
+    const res = await this.send({ method: 'GET', path: `/v2/${repository}/blobs/${digest}`, headers, scopes: [pull(repository)], what, signal });
+    if (res.statusCode === 206 && offset > 0) return res.body;
     if (res.statusCode !== 200) throw await this.failure(res, what);
+    if (offset > 0) {
+      await res.body.dump();
+      throw new RegistryError('RegistryRejected', `${what} on ${this.name}: range requests are not supported`);
+    }
     return res.body;
   }
 
@@ -148,18 +162,50 @@ export class RegistryClient {
   }
 
   /**
-   * Uploads a blob from a stream: one PUT when it fits in a chunk, else PATCH chunks then a closing PUT. The
-   * registry commits the blob only on the final PUT with the digest, so a stream that fails (for example because
-   * its content does not match the digest) leaves nothing behind: the upload session is cancelled.
+   * Uploads a blob: one PUT when it fits in a chunk, else PATCH chunks then a closing PUT with the digest. The
+   * registry commits the blob only on that final PUT, so a stream that fails (for example because its content
+   * does not match the digest) leaves nothing behind: the upload session is cancelled.
+   *
+   * Chunked uploads report a checkpoint after every chunk the registry accepted. Given one back (from a copy
+   * that was interrupted), the upload asks the registry how much it holds and continues from there; `open` is
+   * called with the offset to read the content from. If the session cannot be continued, it starts over.
    */
-  async uploadBlob(repository: string, blob: BlobRef, content: Readable, signal?: AbortSignal): Promise<void> {
+  async uploadBlob(
+    repository: string,
+    blob: BlobRef,
+    open: (offset: number) => Promise<Readable>,
+    opts: { signal?: AbortSignal; resume?: UploadCheckpoint; onCheckpoint?: (checkpoint: UploadCheckpoint) => void } = {},
+  ): Promise<void> {
+    const resumed = opts.resume && (await this.uploadStatus(repository, opts.resume.location, opts.signal));
+    if (resumed) {
+      try {
+        return await this.sendBlob(repository, blob, resumed, open, opts);
+      } catch (err) {
+        // A session the registry no longer accepts: start over rather than fail the copy.
+        if (!(err instanceof RegistryError) || err.retryable || err.type === 'RegistryAuthError') throw err;
+      }
+    }
     const what = `upload blob ${repository}@${blob.digest}`;
-    const started = await this.send({ method: 'POST', path: `/v2/${repository}/blobs/uploads/`, scopes: [push(repository)], what, signal });
+    const started = await this.send({ method: 'POST', path: `/v2/${repository}/blobs/uploads/`, scopes: [push(repository)], what, signal: opts.signal });
     await started.body.dump();
     if (started.statusCode !== 202) throw await this.failure(started, what);
-    let location = this.location(started);
+    return this.sendBlob(repository, blob, { location: this.location(started), offset: 0 }, open, opts);
+  }
+
+  private async sendBlob(
+    repository: string,
+    blob: BlobRef,
+    from: UploadCheckpoint,
+    open: (offset: number) => Promise<Readable>,
+    opts: { signal?: AbortSignal; onCheckpoint?: (checkpoint: UploadCheckpoint) => void },
+  ): Promise<void> {
+    const what = `upload blob ${repository}@${blob.digest}`;
+    const { signal } = opts;
+    let location = from.location;
+    let content: Readable | undefined;
     try {
-      if (blob.size <= this.chunkSize) {
+      content = await open(from.offset);
+      if (from.offset === 0 && blob.size <= this.chunkSize) {
         const res = await this.send({
           method: 'PUT',
           url: withDigest(location, blob.digest),
@@ -174,7 +220,7 @@ export class RegistryClient {
         return;
       }
       const reader = new ExactReader(content);
-      for (let offset = 0; offset < blob.size; offset += this.chunkSize) {
+      for (let offset = from.offset; offset < blob.size; ) {
         const length = Math.min(this.chunkSize, blob.size - offset);
         const res = await this.send({
           method: 'PATCH',
@@ -192,16 +238,30 @@ export class RegistryClient {
         await res.body.dump();
         if (res.statusCode !== 202) throw await this.failure(res, what);
         location = this.location(res);
+        offset += length;
+        opts.onCheckpoint?.({ location, offset });
       }
       await reader.end(); // surfaces a digest or size mismatch before anything is committed
       const res = await this.send({ method: 'PUT', url: withDigest(location, blob.digest), headers: { 'content-length': '0' }, scopes: [push(repository)], what, signal });
       await res.body.dump();
       if (res.statusCode !== 201) throw await this.failure(res, what);
     } catch (err) {
-      content.destroy();
-      await this.cancelUpload(repository, location).catch(() => undefined);
+      content?.destroy();
+      // Cancelling a retryable failure would throw away chunks a retry can continue from.
+      if (!(err instanceof RegistryError && err.retryable) && !signal?.aborted) await this.cancelUpload(repository, location).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** Where an upload session stands: its current location and how many bytes the registry holds, or null. */
+  private async uploadStatus(repository: string, location: string, signal?: AbortSignal): Promise<UploadCheckpoint | null> {
+    // distribution pins the offset in the location's `_state`: if a cut-off chunk left the session at another
+    // offset, it refuses (and drops) the session, and the caller starts over.
+    const res = await this.send({ method: 'GET', url: location, scopes: [push(repository)], what: 'upload status', signal });
+    await res.body.dump();
+    const range = /^0-(-?\d+)$/.exec(header(res, 'range') ?? '');
+    if (res.statusCode !== 204 || !range) return null;
+    return { location: this.location(res), offset: Number(range[1]) + 1 };
   }
 
   private async cancelUpload(repository: string, location: string, signal?: AbortSignal): Promise<void> {

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import type { RegistryClient, Manifest } from './client.ts';
+import type { RegistryClient, Manifest, UploadCheckpoint } from './client.ts';
 import { DigestVerifier } from './digest-verifier.ts';
 import { RegistryError } from './errors.ts';
 import { isIndex, type Descriptor, type ManifestDocument } from './media-types.ts';
@@ -13,6 +13,8 @@ export interface CopyProgress {
   blobsMounted: number;
   /** Blobs this copy has finished uploading: kept across retries so a resumed copy does not count them again. */
   copiedDigests: string[];
+  /** Chunked uploads under way, by digest: a retry continues them instead of sending their bytes again. */
+  uploads: Record<string, UploadCheckpoint>;
 }
 
 export interface CopyImageRequest {
@@ -25,7 +27,7 @@ export interface CopyImageRequest {
   /** Blobs uploaded at once. */
   concurrency: number;
   /** Progress of an earlier attempt of the same copy (from heartbeat details). */
-  resumeFrom?: Pick<CopyProgress, 'bytesCopied' | 'copiedDigests'>;
+  resumeFrom?: Pick<CopyProgress, 'bytesCopied' | 'copiedDigests' | 'uploads'>;
   onProgress?: (progress: CopyProgress) => void;
   signal?: AbortSignal;
 }
@@ -59,8 +61,9 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
     blobsSkipped: 0,
     blobsMounted: 0,
     copiedDigests: [...resumed],
+    uploads: { ...req.resumeFrom?.uploads },
   };
-  const report = () => req.onProgress?.({ ...progress, copiedDigests: [...progress.copiedDigests] });
+  const report = () => req.onProgress?.({ ...progress, copiedDigests: [...progress.copiedDigests], uploads: { ...progress.uploads } });
 
   const upToDate = (await target.headManifest(targetRepository, reference, signal)) === top.digest;
   if (upToDate) {
@@ -74,12 +77,26 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
       } else if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
         progress.blobsMounted++;
       } else {
-        const content = await source.getBlob(sourceRepository, blob.digest, signal);
-        const verifier = new DigestVerifier(blob, (n) => {
-          progress.bytesCopied += n;
+        let feeding: Promise<unknown> = Promise.resolve();
+        const open = async (offset: number) => {
+          const content = await source.getBlob(sourceRepository, blob.digest, signal, offset);
+          const verifier = new DigestVerifier(blob, offset, (n) => {
+            progress.bytesCopied += n;
+          });
+          // pipeline() carries a verifier error to the upload (which then fails) and destroys the source stream.
+          feeding = pipeline(content, verifier).catch(() => undefined);
+          return verifier;
+        };
+        await target.uploadBlob(targetRepository, blob, open, {
+          signal,
+          resume: progress.uploads[blob.digest],
+          onCheckpoint: (checkpoint) => {
+            progress.uploads[blob.digest] = checkpoint;
+            report();
+          },
         });
-        // pipeline() propagates a verifier error to the upload (which then cancels) and destroys the source.
-        await Promise.all([pipeline(content, verifier).catch(() => undefined), target.uploadBlob(targetRepository, blob, verifier, signal)]);
+        await feeding;
+        delete progress.uploads[blob.digest];
         progress.blobsCopied++;
         progress.copiedDigests.push(blob.digest);
       }

@@ -6,6 +6,9 @@ import type { BlobRef } from './client.ts';
 /**
  * Passes a blob through while hashing it. At the end it fails the stream if the bytes do not match the expected
  * digest and size, which aborts the upload it feeds before the registry commits anything.
+ *
+ * A stream that starts at `offset` (a resumed upload) cannot be hashed whole here: then only its length is
+ * checked, and the digest is checked by the registry, which refuses to commit content that does not match.
  */
 export class DigestVerifier extends Transform {
   private readonly hash: Hash = createHash('sha256');
@@ -13,6 +16,7 @@ export class DigestVerifier extends Transform {
 
   constructor(
     private readonly expected: BlobRef,
+    private readonly offset: number,
     private readonly onBytes: (n: number) => void = () => undefined,
   ) {
     super({ highWaterMark: 1024 * 1024 });
@@ -27,10 +31,10 @@ export class DigestVerifier extends Transform {
 
   override _flush(done: TransformCallback): void {
     const digest = `sha256:${this.hash.digest('hex')}`;
-    if (digest !== this.expected.digest) {
+    if (this.offset === 0 && digest !== this.expected.digest) {
       done(new RegistryError('DigestMismatch', `blob ${this.expected.digest} arrived as ${digest} (${this.bytes} bytes): content corrupted`));
-    } else if (this.bytes !== this.expected.size) {
-      done(new RegistryError('DigestMismatch', `blob ${this.expected.digest} is ${this.bytes} bytes, its descriptor says ${this.expected.size}`));
+    } else if (this.offset + this.bytes !== this.expected.size) {
+      done(new RegistryError('DigestMismatch', `blob ${this.expected.digest} is ${this.offset + this.bytes} bytes, its descriptor says ${this.expected.size}`));
     } else {
       done();
     }

@@ -55,6 +55,11 @@ export function replicationRoutes(app: FastifyInstance, { config, client }: { co
       workflowIdConflictPolicy: 'USE_EXISTING',
       staticSummary: `replicate ${image} from ${src.idc} to ${resolved.map((t) => t.idc).join(', ')}`,
     });
-    return reply.code(202).send({ workflowId, runId: handle.firstExecutionRunId, uiUrl: workflowUiUrl(config, workflowId, handle.firstExecutionRunId) });
+    return reply.code(202).send({
+      workflowId,
+      runId: handle.firstExecutionRunId,
+      statusUrl: `/v1/workflows/${encodeURIComponent(workflowId)}`,
+      uiUrl: workflowUiUrl(config, workflowId, handle.firstExecutionRunId),
+    });
   });
 }

@@ -9,13 +9,33 @@ export interface RegistryProxy {
 }
 
 const isBlobUpload = (req: IncomingMessage) => (req.method === 'PUT' || req.method === 'PATCH') && /\/blobs\/uploads\//.test(req.url ?? '');
+const isBlobDownload = (req: IncomingMessage) => req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '');
+
+/** Passes bytes through, counting them, and flips one byte in the middle of the first chunk when asked. */
+function tamper(corrupt: boolean, count: (n: number) => void): Transform {
+  let flipped = !corrupt;
+  return new Transform({
+    transform(chunk: Buffer, _e, done) {
+      count(chunk.length);
+      if (!flipped && chunk.length > 0) {
+        chunk = Buffer.from(chunk);
+        chunk[Math.floor(chunk.length / 2)] ^= 0xff;
+        flipped = true;
+      }
+      done(null, chunk);
+    },
+  });
+}
 
 /**
  * A plain HTTP proxy in front of a registry. It keeps the Host header, so the registry's Location headers point
- * back at the proxy. It counts uploaded blob bytes and, with `corrupt`, flips one byte of every blob upload on
- * the way, as a faulty link would.
+ * back at the proxy. It counts uploaded blob bytes and, with `corrupt`, flips one byte of every blob upload or
+ * download on the way, as a faulty link would.
  */
-export async function startRegistryProxy(targetUrl: string, opts: { corrupt?: boolean } = {}): Promise<RegistryProxy> {
+export async function startRegistryProxy(
+  targetUrl: string,
+  opts: { corrupt?: 'uploads' | 'downloads'; /** only downloads of this blob */ onlyDigest?: string } = {},
+): Promise<RegistryProxy> {
   const target = new URL(targetUrl);
   const state = { uploadedBytes: 0 };
   const server: Server = createServer((req, res) => {
@@ -23,7 +43,12 @@ export async function startRegistryProxy(targetUrl: string, opts: { corrupt?: bo
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
         res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
+        if (isBlobDownload(req)) {
+          const chosen = opts.corrupt === 'downloads' && (!opts.onlyDigest || req.url!.endsWith(opts.onlyDigest));
+          up.pipe(tamper(chosen, () => undefined)).pipe(res);
+        } else {
+          up.pipe(res);
+        }
       },
     );
     upstream.on('error', () => res.destroy());
@@ -32,22 +57,7 @@ export async function startRegistryProxy(targetUrl: string, opts: { corrupt?: bo
       req.pipe(upstream);
       return;
     }
-    let flipped = !opts.corrupt;
-    req
-      .pipe(
-        new Transform({
-          transform(chunk: Buffer, _e, done) {
-            state.uploadedBytes += chunk.length;
-            if (!flipped && chunk.length > 0) {
-              chunk = Buffer.from(chunk);
-              chunk[Math.floor(chunk.length / 2)] ^= 0xff;
-              flipped = true;
-            }
-            done(null, chunk);
-          },
-        }),
-      )
-      .pipe(upstream);
+    req.pipe(tamper(opts.corrupt === 'uploads', (n) => (state.uploadedBytes += n))).pipe(upstream);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs what berth needs, idempotently; `npm start`, `npm test` and `npm run bench` run it first.
+#  - node_modules, with `npm ci`, when missing or older than package-lock.json
+#  - Debian packages: docker-registry (registries), skopeo (tests, bench), apache2-utils (htpasswd), openssl
+#  - the Temporal CLI (dev server): `temporal` on PATH, else built with `go install` into .tools/bin
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+lock_hash=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -d node_modules ] || [ "$(cat node_modules/.berth-lock-sha256 2>/dev/null)" != "$lock_hash" ]; then
+  echo "setup: npm ci" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+  echo "$lock_hash" > node_modules/.berth-lock-sha256
+fi
+
+missing=()
+for pair in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl; do
+  command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: apt-get install ${missing[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "setup: berth needs these Debian packages: ${missing[*]}" >&2
+    echo "       install them as root: apt-get install ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v temporal >/dev/null 2>&1 && [ ! -x .tools/bin/temporal ]; then
+  if ! command -v go >/dev/null 2>&1; then
+    echo "setup: the Temporal CLI is missing and Go is not installed to build it;" >&2
+    echo "       install Go, or put a 'temporal' binary (CLI v1.5.1) on PATH" >&2
+    exit 1
+  fi
+  mkdir -p .tools/bin
+  # Later CLI tags carry a replace directive in go.mod and cannot be `go install`ed; v1.4.1 is the fallback.
+  for version in v1.5.1 v1.4.1; do
+    echo "setup: go install github.com/temporalio/cli/cmd/temporal@$version (first time only)" >&2
+    if GOBIN="$PWD/.tools/bin" go install "github.com/temporalio/cli/cmd/temporal@$version"; then break; fi
+  done
+  [ -x .tools/bin/temporal ] || { echo "setup: could not build the Temporal CLI" >&2; exit 1; }
+fi

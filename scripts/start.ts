@@ -1,0 +1,99 @@
+// `npm start`: the platform on the embedded default. Starts, unless told otherwise:
+//  - a Temporal dev server (state in .berth/temporal.db, UI on :8233)   -- not when TEMPORAL_ADDRESS is set
+//  - the demo registries of berth.example.yaml (data in .berth/)      -- not when BERTH_CONFIG is set
+//  - berth's workers and API. Ctrl-C stops everything it started.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Client, Connection } from '@temporalio/client';
+import { buildApi } from '../api/server.ts';
+import { loadConfig } from '../config/load.ts';
+import { configPath } from '../config/path.ts';
+import { startDockerRegistry } from '../embedded/docker-registry.ts';
+import { stopAll } from '../embedded/processes.ts';
+import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
+import { startWorkers } from '../workers/run.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const stateDir = join(root, '.berth');
+const demo = !process.env.BERTH_CONFIG;
+const config = loadConfig(configPath());
+
+async function startDemoRegistries(): Promise<void> {
+  // The demo registries require a login, like real ones; the password is generated once and kept in a file
+  // that berth.example.yaml references (never inline).
+  const passwordFile = config.registries[0].credentials?.passwordFile ?? join(stateDir, 'secrets', 'registry-password');
+  if (!existsSync(passwordFile)) {
+    mkdirSync(dirname(passwordFile), { recursive: true, mode: 0o700 });
+    writeFileSync(passwordFile, randomBytes(18).toString('base64url'), { mode: 0o600 });
+  }
+  const password = readFileSync(passwordFile, 'utf8').trim();
+  for (const r of config.registries) {
+    const port = Number(new URL(r.url).port);
+    await startDockerRegistry({
+      name: r.name,
+      port,
+      dataDir: join(stateDir, 'registries', r.name),
+      auth: { htpasswd: { username: r.credentials?.username ?? 'berth', password } },
+    });
+    console.log(`  registry ${r.name} (${r.idc}) on ${r.url}`);
+  }
+}
+
+async function main(): Promise<void> {
+  mkdirSync(stateDir, { recursive: true });
+  if (!process.env.TEMPORAL_ADDRESS) {
+    const port = Number(config.temporal.address.split(':').pop());
+    const uiPort = Number(new URL(config.temporal.uiUrl).port);
+    console.log(`starting Temporal dev server on ${config.temporal.address} (first start can take a while)`);
+    await startTemporalDevServer({ port, uiPort, dbFile: join(stateDir, 'temporal.db'), logFile: join(stateDir, 'logs', 'temporal.log') });
+  }
+  if (demo) await startDemoRegistries();
+
+  const workers = await startWorkers(config);
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace });
+  const api = buildApi({ config, client, logger: true });
+  await api.listen({ host: config.api.host, port: config.api.port });
+  const apiUrl = `http://${config.api.host}:${config.api.port}`;
+
+  console.log(`
+berth is running
+  Temporal UI   ${config.temporal.uiUrl}
+  berth API     ${apiUrl}
+  workers       ${workers.taskQueues.join(', ')}
+  config        ${configPath()}
+`);
+  if (demo) {
+    const reg = config.registries[0];
+    console.log(`Try it: push an image to ${reg.idc}, then replicate it to the other IDCs
+  skopeo copy --all --dest-tls-verify=false --dest-creds berth:$(cat .berth/secrets/registry-password) \\
+      oci:<layout>:<tag> docker://${new URL(reg.url).host}/lib/app:1.0
+  curl -s -XPOST ${apiUrl}/v1/replications -H 'content-type: application/json' \\
+      -d '{"image":"lib/app:1.0","source":"idc-a","targets":["idc-b","idc-c"]}'
+  curl -s ${apiUrl}/v1/workflows/<workflowId>
+`);
+  }
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`\n${signal}: stopping berth`);
+    await api.close();
+    await workers.shutdown();
+    await connection.close();
+    await stopAll();
+    process.exit(0);
+  };
+  process.on('SIGINT', () => void stop('SIGINT'));
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  await workers.done;
+}
+
+main().catch(async (err) => {
+  console.error(`berth failed to start: ${err instanceof Error ? err.message : err}`);
+  await stopAll();
+  process.exit(1);
+});

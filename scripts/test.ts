@@ -1,0 +1,28 @@
+// `npm test`: one Temporal dev server for the whole run, then every test file under node's test runner.
+// Each file starts the registries and workers it needs; files run two at a time (the machine has 2 cores).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, stopAll } from '../embedded/processes.ts';
+import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
+
+const files = process.argv.slice(2).length
+  ? process.argv.slice(2)
+  : readdirSync('test')
+      .filter((f) => f.endsWith('.test.ts'))
+      .map((f) => join('test', f));
+
+const dir = mkdtempSync(join(tmpdir(), 'berth-test-'));
+const server = await startTemporalDevServer({ port: await freePort(), headless: true, dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'temporal.log') });
+console.log(`Temporal dev server for this run: ${server.address} (log: ${server.logFile})`);
+
+const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter', 'spec', '--test-concurrency', '2', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, BERTH_TEST_TEMPORAL_ADDRESS: server.address, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'WARN' },
+});
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
+const code = await new Promise<number>((resolve) => child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+await stopAll();
+if (code === 0) rmSync(dir, { recursive: true, force: true });
+process.exit(code);

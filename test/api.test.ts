@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { FastifyInstance } from 'fastify';
+import { buildApi } from '../api/server.ts';
+import type { BerthConfig } from '../config/load.ts';
+import { startWorkers, type WorkerSet } from '../workers/run.ts';
+import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
+import { startedRegistry, tempDir, testConfig, testRegistry, type TestRegistry } from './harness/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+
+let temporal: TestTemporal;
+let config: BerthConfig;
+let api: FastifyInstance;
+let workers: WorkerSet;
+let source: TestRegistry;
+let late: TestRegistry;
+let image: BuiltImage;
+
+/** Workflows this test's API has started, as Temporal's visibility sees them. */
+async function startedWorkflows(): Promise<number> {
+  return (await temporal.client.workflow.count(`TaskQueue = '${config.taskQueues.main}'`)).count;
+}
+
+before(async () => {
+  temporal = await connectTestTemporal();
+  source = await startedRegistry('source');
+  late = await testRegistry('late');
+  ({ config } = testConfig('api', temporal.address, [
+    { registry: source, idc: 'idc-a' },
+    { registry: late, idc: 'idc-b' },
+  ]));
+  image = await buildOciLayout(tempDir('layout'), '2.1', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 1 << 20, gzip: true }] }]);
+  await pushWithSkopeo(image, source, 'lib/web');
+  workers = await startWorkers(config);
+  api = buildApi({ config, client: temporal.client });
+});
+
+after(async () => {
+  await api?.close();
+  await workers?.shutdown();
+  await Promise.all([source?.stop(), late?.stop()]);
+  await temporal?.close();
+});
+
+const post = (body: unknown) => api.inject({ method: 'POST', url: '/v1/replications', payload: body as object });
+
+describe('POST /v1/replications', () => {
+  test('a malformed body answers 400 naming each bad field, and starts nothing', async () => {
+    const cases: [unknown, string[]][] = [
+      [{}, ['image', 'source', 'targets']],
+      [{ image: 'Lib/App:1.0', source: 'idc-a', targets: ['idc-b'] }, ['image']],
+      [{ image: 'lib/web:2.1', source: 'idc-a', targets: [] }, ['targets']],
+      [{ image: 'lib/web:2.1', source: 'idc-a', targets: ['idc-b', 7] }, ['targets[1]']],
+      [{ image: 'lib/web:2.1', source: 'idc-a', targets: ['idc-b'], force: true }, ['']],
+      [{ image: 'lib/web:2.1', source: 'idc-a', targets: ['idc-a'] }, ['targets[0]']],
+    ];
+    for (const [body, paths] of cases) {
+      const res = await post(body);
+      assert.equal(res.statusCode, 400, JSON.stringify(body));
+      assert.deepEqual(res.json().issues.map((i: { path: string }) => i.path), paths, JSON.stringify(res.json()));
+    }
+    const notJson = await api.inject({ method: 'POST', url: '/v1/replications', headers: { 'content-type': 'application/json' }, payload: '{"image":' });
+    assert.equal(notJson.statusCode, 400);
+    assert.equal(await startedWorkflows(), 0);
+  });
+
+  test('an unknown IDC or registry answers 404 naming it, and starts nothing', async () => {
+    const res = await post({ image: 'lib/web:2.1', source: 'idc-a', targets: ['idc-b', 'idc-mars'] });
+    assert.equal(res.statusCode, 404);
+    assert.deepEqual(res.json(), { error: 'not found', message: 'unknown IDC or registry "idc-mars"', path: 'targets[1]' });
+    assert.equal((await post({ image: 'lib/web:2.1', source: 'nowhere', targets: ['idc-b'] })).statusCode, 404);
+    assert.equal(await startedWorkflows(), 0);
+  });
+
+  test('a valid request answers 202; the same request again joins the running workflow; the status shows the result', async () => {
+    // The target is down, so the workflow is still running when the request is repeated.
+    const body = { image: 'lib/web:2.1', source: 'idc-a', targets: ['idc-b'] };
+    const first = await post(body);
+    assert.equal(first.statusCode, 202, first.body);
+    const { workflowId, runId, uiUrl, statusUrl } = first.json();
+    assert.match(uiUrl, /^http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\//);
+    const again = await post(body);
+    assert.equal(again.statusCode, 202);
+    assert.equal(again.json().runId, runId, 'joined, not started twice');
+
+    const running = (await api.inject({ url: statusUrl })).json();
+    assert.equal(running.status, 'RUNNING');
+    assert.equal(running.progress.late.status, 'copying');
+
+    await late.start();
+    let status;
+    for (let i = 0; i < 300; i++) {
+      status = (await api.inject({ url: `/v1/workflows/${encodeURIComponent(workflowId)}` })).json();
+      if (status.status !== 'RUNNING') break;
+      await sleep(100);
+    }
+    assert.equal(status.status, 'COMPLETED', JSON.stringify(status));
+    assert.equal(status.result.late.digest, image.digest);
+    assert.equal(status.progress.late.status, 'done');
+    assert.equal(await digestWithSkopeo(late, 'lib/web:2.1'), image.digest);
+    assert.equal(await startedWorkflows(), 1);
+  });
+
+  test('an unknown workflow answers 404', async () => {
+    const res = await api.inject({ url: '/v1/workflows/no-such-workflow' });
+    assert.equal(res.statusCode, 404);
+  });
+});

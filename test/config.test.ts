@@ -1,0 +1,75 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { ConfigError, loadConfig, parseConfig } from '../config/load.ts';
+import { exampleConfigPath } from '../config/path.ts';
+
+function problems(yaml: string): string[] {
+  try {
+    parseConfig(yaml, 'berth.yaml', '/etc/berth');
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.problems;
+  }
+  return assert.fail('the config should be rejected');
+}
+
+const base = `
+idcs: [{ name: idc-a }, { name: idc-b, parent: idc-a }]
+registries:
+  - { name: reg-a, idc: idc-a, url: "http://127.0.0.1:5001/", credentials: { username: u, passwordFile: secrets/a } }
+  - { name: reg-b, idc: idc-b, url: "https://registry.example:5000", credentials: { username: u, passwordEnv: REG_B_PASSWORD } }
+`;
+
+describe('berth.yaml', () => {
+  test('the example config loads, with defaults filled in', () => {
+    const config = loadConfig(exampleConfigPath);
+    assert.deepEqual(config.idcs.map((i) => [i.name, i.parent]), [['idc-a', undefined], ['idc-b', undefined], ['idc-c', 'idc-b']]);
+    assert.deepEqual(config.registries.map((r) => r.url), ['http://127.0.0.1:5001', 'http://127.0.0.1:5002', 'http://127.0.0.1:5003']);
+    assert.equal(config.taskQueues.main, 'berth-main');
+  });
+
+  test('relative password files resolve against the config file, URLs lose trailing slashes', () => {
+    const config = parseConfig(base, 'berth.yaml', '/etc/berth');
+    assert.equal(config.registries[0].credentials?.passwordFile, '/etc/berth/secrets/a');
+    assert.equal(config.registries[0].url, 'http://127.0.0.1:5001');
+    assert.equal(config.api.port, 8080);
+  });
+
+  test('an inline password is refused, with its YAML path', () => {
+    assert.deepEqual(problems(base.replace('passwordEnv: REG_B_PASSWORD', 'password: hunter2')), [
+      'registries[1].credentials.password: inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)',
+    ]);
+  });
+
+  test('each problem names its path', () => {
+    assert.deepEqual(problems(base.replace('"http://127.0.0.1:5001/"', 'ftp://x').replace('parent: idc-a', 'parent: 7')), [
+      'idcs[1].parent: Invalid input: expected string, received number',
+      'registries[0].url: must be an http:// or https:// URL',
+    ]);
+    assert.deepEqual(problems('idcs: []\nregistries: []\nextra: 1'), [
+      'idcs: at least one IDC is needed',
+      'registries: at least one registry is needed',
+      '(top level): Unrecognized key: "extra"',
+    ]);
+    assert.deepEqual(problems(base.replace('passwordFile: secrets/a', 'passwordFile: secrets/a, passwordEnv: A')), [
+      'registries[0].credentials: set exactly one of passwordEnv or passwordFile',
+    ]);
+  });
+
+  test('the IDC tree and registry references are checked', () => {
+    assert.deepEqual(problems(base.replace('parent: idc-a', 'parent: idc-z').replace('idc: idc-b,', 'idc: idc-q,')), [
+      'idcs[1].parent: unknown IDC "idc-z"',
+      'registries[1].idc: unknown IDC "idc-q"',
+    ]);
+    assert.deepEqual(problems(base.replace('{ name: idc-a }', '{ name: idc-a, parent: idc-b }')), [
+      'idcs[0].parent: IDC parents form a cycle through "idc-a"',
+      'idcs[1].parent: IDC parents form a cycle through "idc-b"',
+    ]);
+    assert.deepEqual(problems(base.replace('name: reg-b', 'name: reg-a')), ['registries[1].name: name "reg-a" is already used by another IDC or registry']);
+  });
+
+  test('YAML syntax errors are reported with their line', () => {
+    const [problem] = problems('idcs: [ { name: a ]\n');
+    assert.match(problem, /line 1/);
+  });
+});

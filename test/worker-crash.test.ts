@@ -1,0 +1,87 @@
+// Kill -9 the worker in the middle of a ~300 MB copy, start another: the workflow completes, and only the blobs
+// that were in flight are sent again (finished blobs are found on the target and skipped).
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { after, before, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { replicateImage } from '../workflows/replicate-image.ts';
+import { idcTaskQueue } from '../config/load.ts';
+import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
+import { recordHistory } from './harness/histories.ts';
+
+const workerMain = fileURLToPath(new URL('../workers/main.ts', import.meta.url));
+let temporal: TestTemporal;
+let source: TestRegistry;
+let target: TestRegistry;
+let proxy: RegistryProxy;
+let image: BuiltImage;
+const workers: ChildProcess[] = [];
+
+/** A worker as its own OS process, as in production, so that it can really be killed. */
+async function spawnWorker(configFile: string, env: Record<string, string>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', workerMain], { env: { ...process.env, ...env, BERTH_CONFIG: configFile }, stdio: ['ignore', 'pipe', 'inherit'] });
+  workers.push(child);
+  let out = '';
+  child.stdout!.on('data', (d) => (out += d));
+  while (!out.includes('berth worker polling')) {
+    if (child.exitCode !== null) throw new Error(`worker exited early: ${out}`);
+    await sleep(100);
+  }
+  return child;
+}
+
+before(async () => {
+  temporal = await connectTestTemporal();
+  [source, target] = await Promise.all([startedRegistry('source'), startedRegistry('target')]);
+  proxy = await startRegistryProxy(target.url);
+  // Ten 30 MiB layers: with two copied at a time, a kill leaves at most two blobs half done.
+  image = await buildOciLayout(tempDir('big'), 'big', [{ os: 'linux', architecture: 'amd64', layers: Array.from({ length: 10 }, () => ({ size: 30 << 20 })) }]);
+  await pushWithSkopeo(image, source, 'lib/big');
+});
+
+after(async () => {
+  for (const w of workers) w.kill('SIGKILL');
+  await proxy?.close();
+  await Promise.all([source?.stop(), target?.stop()]);
+  await temporal?.close();
+});
+
+test('a worker killed mid-copy is replaced and the copy completes without re-sending finished blobs', async () => {
+  const concurrency = 2;
+  const { config, file, env } = testConfig('crash', temporal.address, [
+    { registry: source, idc: 'idc-a' },
+    { registry: target, idc: 'idc-b', url: proxy.url },
+  ], { blobConcurrency: concurrency, chunkSizeMiB: 8 });
+  const first = await spawnWorker(file, env);
+  const handle = await temporal.client.workflow.start(replicateImage, {
+    taskQueue: config.taskQueues.main,
+    workflowId: `crash-${Date.now()}`,
+    args: [{ image: 'lib/big:big', source: { registry: 'source', idc: 'idc-a' }, targets: [{ registry: 'target', idc: 'idc-b', taskQueue: idcTaskQueue(config, 'idc-b') }] }],
+  });
+
+  // Kill mid-way through the second pair of blobs (pairs of equal blobs finish together).
+  while (proxy.uploadedBytes < image.blobBytes * 0.3) await sleep(20);
+  first.kill('SIGKILL');
+  await once(first, 'exit');
+  const sentBeforeKill = proxy.uploadedBytes;
+  assert.ok(sentBeforeKill < image.blobBytes, 'killed before the copy finished');
+
+  await spawnWorker(file, env);
+  const result = await handle.result();
+  await recordHistory(temporal.client, handle.workflowId, 'worker-crash');
+
+  assert.equal(result.target.digest, image.digest);
+  assert.equal(await digestWithSkopeo(target, 'lib/big:big'), image.digest);
+  const sentAgain = proxy.uploadedBytes - image.blobBytes;
+  console.log(`killed after ${sentBeforeKill} bytes; sent again after the restart: ${sentAgain} bytes`);
+  assert.ok(sentAgain >= 0, 'every blob byte reached the target');
+  assert.ok(sentAgain < image.largestBlob * concurrency, `re-sent ${sentAgain} bytes; bound ${image.largestBlob * concurrency}`);
+  const history = await handle.fetchHistory();
+  const started = history.events!.find((e) => e.activityTaskStartedEventAttributes)!.activityTaskStartedEventAttributes!;
+  assert.ok(started.attempt! >= 2, 'the copy was retried after the worker died');
+});
