@@ -16,6 +16,7 @@ import { recordHistory } from './harness/histories.ts';
 import proto from '@temporalio/proto';
 
 let temporal: TestTemporal;
+const tsMs = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t!.seconds) * 1000 + (t!.nanos ?? 0) / 1e6;
 const cleanups: (() => Promise<unknown>)[] = [];
 let source: TestRegistry;
 let image: BuiltImage;
@@ -123,6 +124,27 @@ describe('replicateImage', () => {
     assert.equal(failedAttempts, 1, 'one activity, retried by Temporal rather than rescheduled');
     const progress = await handle.query<Record<string, { attempt: number }>>('progress');
     assert.ok(progress.late.attempt >= 1);
+  });
+
+  test('a registry answering 429 with Retry-After is retried when it asks, not sooner', async () => {
+    const busy = await startedRegistry('busy');
+    const proxy = await startRegistryProxy(busy.url, { refuseFirst: { requests: 1, status: 429, headers: { 'retry-after': '4' } } });
+    cleanups.push(busy.stop, proxy.close);
+    const { config } = testConfig('busy', temporal.address, [
+      { registry: source, idc: 'idc-a' },
+      { registry: busy, idc: 'idc-busy', url: proxy.url },
+    ]);
+    await workersFor(config);
+    const handle = await temporal.client.workflow.start(replicateImage, { taskQueue: config.taskQueues.main, workflowId: `busy-${Date.now()}`, args: [inputFor(config, 'source', ['busy'])] });
+    const result = await handle.result();
+    assert.equal(result.busy.digest, image.digest);
+    const events = (await handle.fetchHistory()).events!;
+    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes)!;
+    const started = events.find((e) => e.activityTaskStartedEventAttributes)!;
+    assert.equal(started.activityTaskStartedEventAttributes!.attempt, 2);
+    assert.match(started.activityTaskStartedEventAttributes!.lastFailure!.message!, /head manifest lib\/app:1.0 on busy: HTTP 429/);
+    const waitedMs = tsMs(started.eventTime) - tsMs(scheduled.eventTime);
+    assert.ok(waitedMs >= 3900, `second attempt after ${waitedMs} ms; the registry asked for 4 s (default backoff: 1 s)`);
   });
 
   test('one byte corrupted on the way to the target fails fast with a digest mismatch and leaves no tag behind', async () => {

@@ -69,8 +69,7 @@ export class RegistryClient {
   /** GET /v2/: reachable, speaks the API, and accepts our credentials. */
   async ping(signal?: AbortSignal): Promise<void> {
     const res = await this.send({ method: 'GET', path: '/v2/', scopes: [], what: 'ping', signal });
-    if (res.statusCode !== 200) throw await this.failure(res, 'ping');
-    await res.body.dump();
+    await this.expect(res, [200], 'ping');
   }
 
   async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<Manifest> {
@@ -96,9 +95,11 @@ export class RegistryClient {
   async headManifest(repository: string, reference: string, signal?: AbortSignal): Promise<string | null> {
     const what = `head manifest ${repository}:${reference}`;
     const res = await this.send({ method: 'HEAD', path: `/v2/${repository}/manifests/${reference}`, headers: { accept: manifestAccept }, scopes: [pull(repository)], what, signal });
-    await res.body.dump();
-    if (res.statusCode === 404) return null;
-    if (res.statusCode !== 200) throw await this.failure(res, what);
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      return null;
+    }
+    await this.expect(res, [200], what);
     const digest = header(res, 'docker-content-digest');
     if (digest) return digest;
     // Not every registry sends the digest on HEAD: fall back to fetching and hashing the manifest.
@@ -116,17 +117,18 @@ export class RegistryClient {
       what,
       signal,
     });
-    if (res.statusCode !== 201 && res.statusCode !== 200) throw await this.failure(res, what);
-    await res.body.dump();
+    await this.expect(res, [200, 201], what);
     return header(res, 'docker-content-digest') ?? manifest.digest;
   }
 
   async hasBlob(repository: string, digest: string, signal?: AbortSignal): Promise<boolean> {
     const what = `head blob ${repository}@${digest}`;
     const res = await this.send({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, scopes: [pull(repository)], what, signal });
-    await res.body.dump();
-    if (res.statusCode === 404) return false;
-    if (res.statusCode !== 200) throw await this.failure(res, what);
+    if (res.statusCode === 404) {
+      await res.body.dump();
+      return false;
+    }
+    await this.expect(res, [200], what);
     return true;
   }
 
@@ -154,9 +156,8 @@ export class RegistryClient {
     const what = `mount blob ${digest} from ${fromRepository} into ${repository}`;
     const query = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepository)}`;
     const res = await this.send({ method: 'POST', path: `/v2/${repository}/blobs/uploads/${query}`, scopes: [push(repository), pull(fromRepository)], what, signal });
-    await res.body.dump();
+    await this.expect(res, [201, 202], what);
     if (res.statusCode === 201) return true;
-    if (res.statusCode !== 202) throw await this.failure(res, what);
     await this.cancelUpload(repository, this.location(res), signal);
     return false;
   }
@@ -187,8 +188,7 @@ export class RegistryClient {
     }
     const what = `upload blob ${repository}@${blob.digest}`;
     const started = await this.send({ method: 'POST', path: `/v2/${repository}/blobs/uploads/`, scopes: [push(repository)], what, signal: opts.signal });
-    await started.body.dump();
-    if (started.statusCode !== 202) throw await this.failure(started, what);
+    await this.expect(started, [202], what);
     return this.sendBlob(repository, blob, { location: this.location(started), offset: 0 }, open, opts);
   }
 
@@ -215,8 +215,7 @@ export class RegistryClient {
           what,
           signal,
         });
-        if (res.statusCode !== 201) throw await this.failure(res, what);
-        await res.body.dump();
+        await this.expect(res, [201], what);
         return;
       }
       const reader = new ExactReader(content);
@@ -235,16 +234,14 @@ export class RegistryClient {
           what,
           signal,
         });
-        await res.body.dump();
-        if (res.statusCode !== 202) throw await this.failure(res, what);
+        await this.expect(res, [202], what);
         location = this.location(res);
         offset += length;
         opts.onCheckpoint?.({ location, offset });
       }
       await reader.end(); // surfaces a digest or size mismatch before anything is committed
       const res = await this.send({ method: 'PUT', url: withDigest(location, blob.digest), headers: { 'content-length': '0' }, scopes: [push(repository)], what, signal });
-      await res.body.dump();
-      if (res.statusCode !== 201) throw await this.failure(res, what);
+      await this.expect(res, [201], what);
     } catch (err) {
       content?.destroy();
       // Cancelling a retryable failure would throw away chunks a retry can continue from.
@@ -366,6 +363,12 @@ export class RegistryClient {
     const lifetime = (body.expires_in ?? 60) * 1000;
     this.tokens.set(scopes.join(' '), { token, expiresAt: Date.now() + lifetime - Math.min(10_000, lifetime / 4) });
     this.scheme = 'bearer';
+  }
+
+  /** Consumes the body of an expected response; turns any other into a classified error. */
+  private async expect(res: Response, ok: number[], what: string): Promise<void> {
+    if (!ok.includes(res.statusCode)) throw await this.failure(res, what);
+    await res.body.dump();
   }
 
   /** Turns an unexpected response into a classified error with the registry's own error code and message. */

@@ -32,6 +32,9 @@ export interface CopyImageRequest {
   signal?: AbortSignal;
 }
 
+/** How often a copy reports progress while bytes flow. */
+const progressIntervalMs = 1000;
+
 export interface CopyImageResult {
   digest: string;
   mediaType: string;
@@ -63,7 +66,11 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
     copiedDigests: [...resumed],
     uploads: { ...req.resumeFrom?.uploads },
   };
-  const report = () => req.onProgress?.({ ...progress, copiedDigests: [...progress.copiedDigests], uploads: { ...progress.uploads } });
+  let lastReport = 0;
+  const report = () => {
+    lastReport = Date.now();
+    req.onProgress?.({ ...progress, copiedDigests: [...progress.copiedDigests], uploads: { ...progress.uploads } });
+  };
 
   const upToDate = (await target.headManifest(targetRepository, reference, signal)) === top.digest;
   if (upToDate) {
@@ -82,6 +89,8 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
           const content = await source.getBlob(sourceRepository, blob.digest, signal, offset);
           const verifier = new DigestVerifier(blob, offset, (n) => {
             progress.bytesCopied += n;
+            // Report while bytes flow, not only per blob: a large blob on a slow link must keep heartbeating.
+            if (Date.now() - lastReport >= progressIntervalMs) report();
           });
           // pipeline() carries a verifier error to the upload (which then fails) and destroys the source stream.
           feeding = pipeline(content, verifier).catch(() => undefined);

@@ -34,11 +34,24 @@ function tamper(corrupt: boolean, count: (n: number) => void): Transform {
  */
 export async function startRegistryProxy(
   targetUrl: string,
-  opts: { corrupt?: 'uploads' | 'downloads'; /** only downloads of this blob */ onlyDigest?: string } = {},
+  opts: {
+    corrupt?: 'uploads' | 'downloads';
+    /** only downloads of this blob */
+    onlyDigest?: string;
+    /** answer the first requests with this status and headers instead of passing them on */
+    refuseFirst?: { requests: number; status: number; headers?: Record<string, string> };
+  } = {},
 ): Promise<RegistryProxy> {
   const target = new URL(targetUrl);
-  const state = { uploadedBytes: 0 };
+  const state = { uploadedBytes: 0, refused: 0 };
   const server: Server = createServer((req, res) => {
+    if (opts.refuseFirst && state.refused < opts.refuseFirst.requests) {
+      state.refused++;
+      req.resume();
+      res.writeHead(opts.refuseFirst.status, { 'content-type': 'application/json', ...opts.refuseFirst.headers });
+      res.end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }));
+      return;
+    }
     const upstream = request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
       (up) => {
