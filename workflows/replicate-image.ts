@@ -1,5 +1,9 @@
 import { ActivityFailure, ApplicationFailure, defineQuery, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities, CopyToRegistryResult } from '../activities/index.ts';
+import type { CopyProgress } from '../activities/registry/copy-image.ts';
+
+/** Bytes and blobs of a copy, done and in total, as the copy activity counts them. */
+export type CopyCounts = Omit<CopyProgress, 'copiedDigests' | 'uploads'>;
 
 export interface RegistryEndpoint {
   registry: string;
@@ -27,27 +31,17 @@ export interface TargetResult {
 
 export type ReplicateImageResult = Record<string, TargetResult>;
 
-export interface TargetProgress {
+export interface TargetProgress extends CopyCounts {
   idc: string;
   status: 'copying' | 'done' | 'failed';
   attempt: number;
-  bytesCopied: number;
-  bytesTotal: number;
-  blobsTotal: number;
-  blobsCopied: number;
-  blobsSkipped: number;
   digest?: string;
   error?: string;
 }
 
-export interface CopyProgressSignal {
+export interface CopyProgressSignal extends CopyCounts {
   target: string;
   attempt: number;
-  bytesCopied: number;
-  bytesTotal: number;
-  blobsTotal: number;
-  blobsCopied: number;
-  blobsSkipped: number;
 }
 
 export const progressQuery = defineQuery<Record<string, TargetProgress>>('progress');
@@ -65,7 +59,7 @@ const activityOptions = {
 export async function replicateImage({ image, source, targets }: ReplicateImageInput): Promise<ReplicateImageResult> {
   const progress: Record<string, TargetProgress> = {};
   for (const t of targets) {
-    progress[t.registry] = { idc: t.idc, status: 'copying', attempt: 1, bytesCopied: 0, bytesTotal: 0, blobsTotal: 0, blobsCopied: 0, blobsSkipped: 0 };
+    progress[t.registry] = { idc: t.idc, status: 'copying', attempt: 1, bytesCopied: 0, bytesTotal: 0, blobsTotal: 0, blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0 };
   }
   setHandler(progressQuery, () => progress);
   setHandler(copyProgressSignal, ({ target, ...counts }) => {

@@ -35,10 +35,13 @@ export function parseRetryAfter(value: string | undefined): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - Date.now());
 }
 
-/** Network-level failures (refused, reset, timed out) are transient by nature. */
-export function asRegistryError(err: unknown, what: string): RegistryError {
+/**
+ * Network-level failures (refused, reset, timed out) are transient by nature. An abort (the activity was
+ * cancelled) passes through unchanged, so that Temporal reports a cancellation.
+ */
+export function asRegistryError(err: unknown, what: string): unknown {
   if (err instanceof RegistryError) return err;
   const e = err as { code?: string; message?: string; name?: string };
-  if (e?.name === 'AbortError') throw err;
+  if (e?.name === 'AbortError') return err;
   return new RegistryError('RegistryUnavailable', `${what}: ${e?.code ?? e?.name ?? 'error'} ${e?.message ?? String(err)}`.trim(), { cause: err });
 }
