@@ -7,4 +7,4 @@ export function createActivities(config: BerthConfig) {
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-export type { CopyToRegistryInput, CopyToRegistryResult } from './replication.ts';
+export type { CopyToRegistryInput, CopyToRegistryResult, ResolveImageInput } from './replication.ts';

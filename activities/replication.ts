@@ -7,18 +7,28 @@ import { RegistryError } from './registry/errors.ts';
 import { parseImageReference } from './registry/reference.ts';
 import { copyProgressSignal } from '../workflows/replicate-image.ts';
 
-export interface CopyToRegistryInput {
+export interface ResolveImageInput {
   image: string;
+  registry: string;
+}
+
+export interface CopyToRegistryInput {
+  /** As the user named it: the tag (if any) is what the target gets. */
+  image: string;
+  /** What the source resolved the image to when the replication began: every target gets exactly this. */
+  digest: string;
   source: string;
   target: string;
+  /** How often to tell the workflow how far the copy got (its `progress` query reads it). */
+  progressSignalMs: number;
 }
 
 export interface CopyToRegistryResult extends CopyImageResult {
   durationMs: number;
 }
 
-/** How often a running copy tells its workflow how far it got (the `progress` query reads it). */
-const progressSignalIntervalMs = 2000;
+/** Heartbeats go out at least this often, also while waiting on a slow registry (a commit of a huge blob). */
+const heartbeatEveryMs = 5000;
 
 /**
  * Activities that move images between registries. They receive registry names only; URLs and credentials come
@@ -43,44 +53,67 @@ export function createReplicationActivities(config: BerthConfig) {
   };
 
   return {
+    /** The digest an image reference points to on a registry, so that every target gets the same image. */
+    async resolveImage({ image, registry }: ResolveImageInput): Promise<{ digest: string }> {
+      const { repository, reference } = parseImageReference(image);
+      return asTemporalFailure(async () => ({ digest: (await clientFor(registry).getManifest(repository, reference, Context.current().cancellationSignal)).digest }));
+    },
+
     /** Copies one image (all platforms) from one registry to another and verifies the digest on the target. */
     async copyImageToRegistry(input: CopyToRegistryInput): Promise<CopyToRegistryResult> {
       const ctx = Context.current();
       const started = Date.now();
       const { repository, reference } = parseImageReference(input.image);
       const workflowId = ctx.info.workflowExecution?.workflowId;
+      let latest = ctx.info.heartbeatDetails as CopyProgress | undefined;
+      const heartbeat = setInterval(() => ctx.heartbeat(latest), heartbeatEveryMs);
       let lastSignal = 0;
+      let signalling: Promise<void> | undefined;
       const onProgress = (p: CopyProgress) => {
+        latest = p;
         ctx.heartbeat(p);
-        if (!workflowId || Date.now() - lastSignal < progressSignalIntervalMs) return;
+        // One signal at a time, so they arrive in order; paced, so a long copy keeps its workflow history small.
+        if (!workflowId || signalling || Date.now() - lastSignal < input.progressSignalMs) return;
         lastSignal = Date.now();
         const { copiedDigests: _, uploads: __, ...counts } = p;
-        // Progress is informative: a lost signal must not fail the copy.
-        ctx.client.workflow
+        signalling = ctx.client.workflow
           .getHandle(workflowId)
-          .signal(copyProgressSignal, { target: input.target, attempt: ctx.info.attempt, ...counts }).catch((err) => ctx.log.warn('progress signal failed', { err }));
+          .signal(copyProgressSignal, { target: input.target, attempt: ctx.info.attempt, ...counts })
+          // Progress is informative: a lost signal must not fail the copy.
+          .catch((err) => ctx.log.warn('progress signal failed', { err }))
+          .finally(() => (signalling = undefined));
       };
       try {
-        const source = clientFor(input.source);
-        const target = clientFor(input.target);
-        const result = await copyImage({
-          source,
-          sourceRepository: repository,
-          target,
-          targetRepository: repository,
-          reference,
-          concurrency: config.copy.blobConcurrency,
-          resumeFrom: ctx.info.heartbeatDetails as CopyProgress | undefined,
-          onProgress,
-          signal: ctx.cancellationSignal,
-        });
+        const result = await asTemporalFailure(() =>
+          copyImage({
+            source: clientFor(input.source),
+            sourceRepository: repository,
+            target: clientFor(input.target),
+            targetRepository: repository,
+            reference: input.digest,
+            targetReference: reference,
+            concurrency: config.copy.blobConcurrency,
+            resumeFrom: latest,
+            onProgress,
+            signal: ctx.cancellationSignal,
+          }),
+        );
         return { ...result, durationMs: Date.now() - started };
-      } catch (err) {
-        if (err instanceof RegistryError) {
-          throw ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: !err.retryable, nextRetryDelay: err.opts.retryAfterMs });
-        }
-        throw err;
+      } finally {
+        clearInterval(heartbeat);
       }
     },
   };
+}
+
+/** Registry errors become Temporal failures of the same type; the permanent ones are not retried. */
+async function asTemporalFailure<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof RegistryError) {
+      throw ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: !err.retryable, nextRetryDelay: err.opts.retryAfterMs });
+    }
+    throw err;
+  }
 }

@@ -31,7 +31,10 @@ export const registrySchema = z
   .object({
     name: resourceName,
     idc: resourceName,
-    url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).transform((u) => u.replace(/\/+$/, '')),
+    url: z
+      .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
+      .refine((u) => !new URL(u).username && !new URL(u).password, { error: 'credentials in the URL are not accepted: use credentials (passwordEnv or passwordFile)' })
+      .transform((u) => u.replace(/\/+$/, '')),
     kind: z.enum(['distribution', 'harbor']).default('distribution'),
     credentials: credentialsRefSchema.optional(),
   })

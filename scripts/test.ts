@@ -19,7 +19,7 @@ console.log(`Temporal dev server for this run: ${server.address} (log: ${server.
 
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter', 'spec', '--test-concurrency', '2', ...files], {
   stdio: 'inherit',
-  env: { ...process.env, BERTH_TEST_TEMPORAL_ADDRESS: server.address, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'WARN' },
+  env: { ...process.env, BERTH_TEST_TEMPORAL_ADDRESS: server.address, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' },
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
 const code = await new Promise<number>((resolve) => child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))));

@@ -16,6 +16,9 @@ let workers: WorkerSet;
 let source: TestRegistry;
 let late: TestRegistry;
 let image: BuiltImage;
+// A long name, as real ones are: the workflow ID derived from it must still work in URLs.
+const repository = 'platform/infrastructure/networking/edge-gateway-service-canary-eu-west-1';
+const ref = `${repository}:2.1.0-rc.1`;
 
 /** Workflows this test's API has started, as Temporal's visibility sees them. */
 async function startedWorkflows(): Promise<number> {
@@ -30,8 +33,8 @@ before(async () => {
     { registry: source, idc: 'idc-a' },
     { registry: late, idc: 'idc-b' },
   ]));
-  image = await buildOciLayout(tempDir('layout'), '2.1', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 1 << 20, gzip: true }] }]);
-  await pushWithSkopeo(image, source, 'lib/web');
+  image = await buildOciLayout(tempDir('layout'), '2.1.0-rc.1', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 1 << 20, gzip: true }] }]);
+  await pushWithSkopeo(image, source, repository);
   workers = await startWorkers(config);
   api = buildApi({ config, client: temporal.client });
 });
@@ -50,10 +53,10 @@ describe('POST /v1/replications', () => {
     const cases: [unknown, string[]][] = [
       [{}, ['image', 'source', 'targets']],
       [{ image: 'Lib/App:1.0', source: 'idc-a', targets: ['idc-b'] }, ['image']],
-      [{ image: 'lib/web:2.1', source: 'idc-a', targets: [] }, ['targets']],
-      [{ image: 'lib/web:2.1', source: 'idc-a', targets: ['idc-b', 7] }, ['targets[1]']],
-      [{ image: 'lib/web:2.1', source: 'idc-a', targets: ['idc-b'], force: true }, ['']],
-      [{ image: 'lib/web:2.1', source: 'idc-a', targets: ['idc-a'] }, ['targets[0]']],
+      [{ image: ref, source: 'idc-a', targets: [] }, ['targets']],
+      [{ image: ref, source: 'idc-a', targets: ['idc-b', 7] }, ['targets[1]']],
+      [{ image: ref, source: 'idc-a', targets: ['idc-b'], force: true }, ['']],
+      [{ image: ref, source: 'idc-a', targets: ['idc-a'] }, ['targets[0]']],
     ];
     for (const [body, paths] of cases) {
       const res = await post(body);
@@ -66,19 +69,20 @@ describe('POST /v1/replications', () => {
   });
 
   test('an unknown IDC or registry answers 404 naming it, and starts nothing', async () => {
-    const res = await post({ image: 'lib/web:2.1', source: 'idc-a', targets: ['idc-b', 'idc-mars'] });
+    const res = await post({ image: ref, source: 'idc-a', targets: ['idc-b', 'idc-mars'] });
     assert.equal(res.statusCode, 404);
     assert.deepEqual(res.json(), { error: 'not found', message: 'unknown IDC or registry "idc-mars"', path: 'targets[1]' });
-    assert.equal((await post({ image: 'lib/web:2.1', source: 'nowhere', targets: ['idc-b'] })).statusCode, 404);
+    assert.equal((await post({ image: ref, source: 'nowhere', targets: ['idc-b'] })).statusCode, 404);
     assert.equal(await startedWorkflows(), 0);
   });
 
   test('a valid request answers 202; the same request again joins the running workflow; the status shows the result', async () => {
     // The target is down, so the workflow is still running when the request is repeated.
-    const body = { image: 'lib/web:2.1', source: 'idc-a', targets: ['idc-b'] };
+    const body = { image: ref, source: 'idc-a', targets: ['idc-b'] };
     const first = await post(body);
     assert.equal(first.statusCode, 202, first.body);
     const { workflowId, runId, uiUrl, statusUrl } = first.json();
+    assert.ok(workflowId.length > 100, 'a workflow ID longer than a URL parameter may be by default');
     assert.match(uiUrl, /^http:\/\/127\.0\.0\.1:8233\/namespaces\/default\/workflows\//);
     const again = await post(body);
     assert.equal(again.statusCode, 202);
@@ -98,7 +102,7 @@ describe('POST /v1/replications', () => {
     assert.equal(status.status, 'COMPLETED', JSON.stringify(status));
     assert.equal(status.result.late.digest, image.digest);
     assert.equal(status.progress.late.status, 'done');
-    assert.equal(await digestWithSkopeo(late, 'lib/web:2.1'), image.digest);
+    assert.equal(await digestWithSkopeo(late, ref), image.digest);
     assert.equal(await startedWorkflows(), 1);
   });
 

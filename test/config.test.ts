@@ -41,6 +41,12 @@ describe('berth.yaml', () => {
     ]);
   });
 
+  test('a password inside a registry URL is refused too', () => {
+    assert.deepEqual(problems(base.replace('"http://127.0.0.1:5001/"', '"https://robot:hunter2@registry.example"')), [
+      'registries[0].url: credentials in the URL are not accepted: use credentials (passwordEnv or passwordFile)',
+    ]);
+  });
+
   test('each problem names its path', () => {
     assert.deepEqual(problems(base.replace('"http://127.0.0.1:5001/"', 'ftp://x').replace('parent: idc-a', 'parent: 7')), [
       'idcs[1].parent: Invalid input: expected string, received number',

@@ -12,7 +12,7 @@ import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } fro
 import { startRegistryProxy } from './harness/proxy.ts';
 import { startTokenIssuer } from './harness/token-issuer.ts';
 import { RegistryClient } from '../activities/registry/client.ts';
-import { recordHistory } from './harness/histories.ts';
+import { activityEvents, recordHistory } from './harness/histories.ts';
 import proto from '@temporalio/proto';
 
 let temporal: TestTemporal;
@@ -33,7 +33,7 @@ function inputFor(config: BerthConfig, sourceName: string, targets: string[], im
   const idcOf = (name: string) => config.registries.find((r) => r.name === name)!.idc;
   return {
     image: img,
-    source: { registry: sourceName, idc: idcOf(sourceName) },
+    source: { registry: sourceName, idc: idcOf(sourceName), taskQueue: idcTaskQueue(config, idcOf(sourceName)) },
     targets: targets.map((t) => ({ registry: t, idc: idcOf(t), taskQueue: idcTaskQueue(config, idcOf(t)) })),
   };
 }
@@ -120,8 +120,9 @@ describe('replicateImage', () => {
     assert.equal(result.late.digest, image.digest);
     assert.equal(await digestWithSkopeo(late, `${repo}:1.0`), image.digest);
     const history = await handle.fetchHistory();
-    const failedAttempts = history.events!.filter((e) => e.activityTaskScheduledEventAttributes).length;
-    assert.equal(failedAttempts, 1, 'one activity, retried by Temporal rather than rescheduled');
+    const copies = activityEvents(history, 'copyImageToRegistry');
+    assert.equal(copies.scheduled.length, 1, 'one copy, retried by Temporal rather than rescheduled');
+    assert.ok(copies.started[0].activityTaskStartedEventAttributes!.attempt! >= 2, 'it took more than one attempt');
     const progress = await handle.query<Record<string, { attempt: number }>>('progress');
     assert.ok(progress.late.attempt >= 1);
   });
@@ -137,14 +138,32 @@ describe('replicateImage', () => {
     await workersFor(config);
     const handle = await temporal.client.workflow.start(replicateImage, { taskQueue: config.taskQueues.main, workflowId: `busy-${Date.now()}`, args: [inputFor(config, 'source', ['busy'])] });
     const result = await handle.result();
+    await recordHistory(temporal.client, handle.workflowId, 'retry-after');
     assert.equal(result.busy.digest, image.digest);
-    const events = (await handle.fetchHistory()).events!;
-    const scheduled = events.find((e) => e.activityTaskScheduledEventAttributes)!;
-    const started = events.find((e) => e.activityTaskStartedEventAttributes)!;
+    const copies = activityEvents(await handle.fetchHistory(), 'copyImageToRegistry');
+    const [scheduled] = copies.scheduled;
+    const [started] = copies.started;
     assert.equal(started.activityTaskStartedEventAttributes!.attempt, 2);
     assert.match(started.activityTaskStartedEventAttributes!.lastFailure!.message!, /head manifest lib\/app:1.0 on busy: HTTP 429/);
     const waitedMs = tsMs(started.eventTime) - tsMs(scheduled.eventTime);
     assert.ok(waitedMs >= 3900, `second attempt after ${waitedMs} ms; the registry asked for 4 s (default backoff: 1 s)`);
+  });
+
+  test('cancelling a replication cancels its copies and ends CANCELLED, not FAILED', async () => {
+    const down = await testRegistry('down');
+    const { config } = testConfig('cancel', temporal.address, [
+      { registry: source, idc: 'idc-a' },
+      { registry: down, idc: 'idc-down' },
+    ]);
+    await workersFor(config);
+    const handle = await temporal.client.workflow.start(replicateImage, { taskQueue: config.taskQueues.main, workflowId: `cancel-${Date.now()}`, args: [inputFor(config, 'source', ['down'])] });
+    await sleep(1500); // the copy is failing against the down target and waiting for its next attempt
+    await handle.cancel();
+    const err = await handle.result().then(() => assert.fail('a cancelled replication has no result'), (e) => e);
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.equal(err.cause?.name, 'CancelledFailure');
+    assert.equal((await handle.describe()).status.name, 'CANCELLED');
+    await recordHistory(temporal.client, handle.workflowId, 'cancelled');
   });
 
   test('one byte corrupted on the way to the target fails fast with a digest mismatch and leaves no tag behind', async () => {
@@ -201,10 +220,9 @@ describe('replicateImage', () => {
       (e) => e,
     );
     assert.match(err.cause.message, /secured: RegistryAuthError: the token service of secured .* rejected the credentials of user "robot" \(HTTP 401\)/);
-    const history = await handle.fetchHistory();
-    const failed = history.events!.find((e) => e.activityTaskFailedEventAttributes)!.activityTaskFailedEventAttributes!;
-    assert.equal(failed.retryState, proto.temporal.api.enums.v1.RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE);
-    assert.equal(history.events!.filter((e) => e.activityTaskStartedEventAttributes)[0].activityTaskStartedEventAttributes!.attempt, 1, 'failed on the first attempt');
+    const copies = activityEvents(await handle.fetchHistory(), 'copyImageToRegistry');
+    assert.equal(copies.failed[0].activityTaskFailedEventAttributes!.retryState, proto.temporal.api.enums.v1.RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE);
+    assert.equal(copies.started[0].activityTaskStartedEventAttributes!.attempt, 1, 'failed on the first attempt');
   });
 
   test('recorded histories replay without nondeterminism', async () => {

@@ -12,7 +12,7 @@ import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
-import { recordHistory } from './harness/histories.ts';
+import { activityEvents, recordHistory } from './harness/histories.ts';
 
 const workerMain = fileURLToPath(new URL('../workers/main.ts', import.meta.url));
 let temporal: TestTemporal;
@@ -61,7 +61,7 @@ test('a worker killed mid-copy is replaced and the copy completes without re-sen
   const handle = await temporal.client.workflow.start(replicateImage, {
     taskQueue: config.taskQueues.main,
     workflowId: `crash-${Date.now()}`,
-    args: [{ image: 'lib/big:big', source: { registry: 'source', idc: 'idc-a' }, targets: [{ registry: 'target', idc: 'idc-b', taskQueue: idcTaskQueue(config, 'idc-b') }] }],
+    args: [{ image: 'lib/big:big', source: { registry: 'source', idc: 'idc-a', taskQueue: idcTaskQueue(config, 'idc-a') }, targets: [{ registry: 'target', idc: 'idc-b', taskQueue: idcTaskQueue(config, 'idc-b') }] }],
   });
 
   // Kill mid-way through the second pair of blobs (pairs of equal blobs finish together).
@@ -81,7 +81,6 @@ test('a worker killed mid-copy is replaced and the copy completes without re-sen
   console.log(`killed after ${sentBeforeKill} bytes; sent again after the restart: ${sentAgain} bytes`);
   assert.ok(sentAgain >= 0, 'every blob byte reached the target');
   assert.ok(sentAgain < image.largestBlob * concurrency, `re-sent ${sentAgain} bytes; bound ${image.largestBlob * concurrency}`);
-  const history = await handle.fetchHistory();
-  const started = history.events!.find((e) => e.activityTaskStartedEventAttributes)!.activityTaskStartedEventAttributes!;
+  const started = activityEvents(await handle.fetchHistory(), 'copyImageToRegistry').started[0].activityTaskStartedEventAttributes!;
   assert.ok(started.attempt! >= 2, 'the copy was retried after the worker died');
 });

@@ -31,8 +31,18 @@ export async function startWorkers(config: BerthConfig, opts: { main?: boolean; 
   for (const idc of opts.idcs ?? config.idcs.map((d) => d.name)) {
     workers.push(await Worker.create({ ...common, taskQueue: idcTaskQueue(config, idc) }));
   }
-  const done = Promise.all(workers.map((w) => w.run())).then(async () => {
+  // If one worker fails, stop the others too: a process that serves only some of its queues is worse than none.
+  const done = Promise.allSettled(
+    workers.map((w) =>
+      w.run().catch((err) => {
+        for (const other of workers) if (other.getState() === 'RUNNING') other.shutdown();
+        throw err;
+      }),
+    ),
+  ).then(async (results) => {
     await connection.close();
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
   });
   return {
     done,

@@ -1,4 +1,4 @@
-import { ActivityFailure, ApplicationFailure, defineQuery, defineSignal, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, defineQuery, defineSignal, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities, CopyToRegistryResult } from '../activities/index.ts';
 import type { CopyProgress } from '../activities/registry/copy-image.ts';
 
@@ -8,17 +8,14 @@ export type CopyCounts = Omit<CopyProgress, 'copiedDigests' | 'uploads'>;
 export interface RegistryEndpoint {
   registry: string;
   idc: string;
-}
-
-export interface ReplicationTarget extends RegistryEndpoint {
-  /** The task queue of the target's IDC: the copy runs there, near the data it writes. */
+  /** The task queue of the registry's IDC: activities that work on this registry run there, near its data. */
   taskQueue: string;
 }
 
 export interface ReplicateImageInput {
   image: string;
   source: RegistryEndpoint;
-  targets: ReplicationTarget[];
+  targets: RegistryEndpoint[];
 }
 
 export interface TargetResult {
@@ -55,7 +52,10 @@ const activityOptions = {
   retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
 } as const;
 
-/** Copies one image from a source registry to every target in parallel, verified by digest on each target. */
+/**
+ * Copies one image from a source registry to every target in parallel, verified by digest on each target. The
+ * source's tag is resolved once, first, so every target gets the same image even if the tag moves meanwhile.
+ */
 export async function replicateImage({ image, source, targets }: ReplicateImageInput): Promise<ReplicateImageResult> {
   const progress: Record<string, TargetProgress> = {};
   for (const t of targets) {
@@ -66,6 +66,19 @@ export async function replicateImage({ image, source, targets }: ReplicateImageI
     const p = progress[target];
     if (p?.status === 'copying' && counts.attempt >= p.attempt) Object.assign(p, counts);
   });
+
+  const { resolveImage } = proxyActivities<Activities>({ ...activityOptions, startToCloseTimeout: '1 minute', taskQueue: source.taskQueue, summary: `resolve ${image} on ${source.idc}` });
+  let digest: string;
+  try {
+    ({ digest } = await resolveImage({ image, registry: source.registry }));
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    throw ApplicationFailure.create({ type: 'ReplicationFailed', message: `${image} cannot be read on ${source.registry}: ${describeFailure(err)}`, nonRetryable: true });
+  }
+  for (const p of Object.values(progress)) p.digest = digest;
+  // Each target's signals are paced so that all of them together send at most one every 2 s: a long copy to many
+  // targets keeps its history far below Temporal's limits.
+  const progressSignalMs = Math.max(5000, 2000 * targets.length);
 
   const results: ReplicateImageResult = {};
   const failures: string[] = [];
@@ -78,10 +91,11 @@ export async function replicateImage({ image, source, targets }: ReplicateImageI
       });
       const p = progress[t.registry];
       try {
-        const r: CopyToRegistryResult = await copyImageToRegistry({ image, source: source.registry, target: t.registry });
+        const r: CopyToRegistryResult = await copyImageToRegistry({ image, digest, source: source.registry, target: t.registry, progressSignalMs });
         results[t.registry] = { digest: r.digest, bytesCopied: r.bytesCopied, blobsCopied: r.blobsCopied, blobsSkipped: r.blobsSkipped, durationMs: r.durationMs };
         Object.assign(p, { status: 'done', digest: r.digest, bytesCopied: r.bytesCopied, blobsCopied: r.blobsCopied, blobsSkipped: r.blobsSkipped });
       } catch (err) {
+        if (isCancellation(err)) throw err;
         const message = describeFailure(err);
         Object.assign(p, { status: 'failed', error: message });
         failures.push(`${t.registry}: ${message}`);

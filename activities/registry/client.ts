@@ -57,7 +57,7 @@ export class RegistryClient {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.credentials = opts.credentials;
     this.chunkSize = opts.chunkSize ?? 64 * 1024 * 1024;
-    this.dispatcher = new Agent({ connectTimeout: 10_000, headersTimeout: 60_000, bodyTimeout: 120_000, connections: 16 }).compose(
+    this.dispatcher = new Agent({ connectTimeout: 10_000, headersTimeout: 120_000, bodyTimeout: 120_000, connections: 16 }).compose(
       interceptors.redirect({ maxRedirections: 3 }),
     );
   }
@@ -204,6 +204,11 @@ export class RegistryClient {
     let location = from.location;
     let content: Readable | undefined;
     try {
+      if (from.offset === blob.size) {
+        // Every byte arrived before the interruption: only the commit is left.
+        await this.commitUpload(repository, blob, location, signal);
+        return;
+      }
       content = await open(from.offset);
       if (from.offset === 0 && blob.size <= this.chunkSize) {
         const res = await this.send({
@@ -240,14 +245,19 @@ export class RegistryClient {
         opts.onCheckpoint?.({ location, offset });
       }
       await reader.end(); // surfaces a digest or size mismatch before anything is committed
-      const res = await this.send({ method: 'PUT', url: withDigest(location, blob.digest), headers: { 'content-length': '0' }, scopes: [push(repository)], what, signal });
-      await this.expect(res, [201], what);
+      await this.commitUpload(repository, blob, location, signal);
     } catch (err) {
       content?.destroy();
       // Cancelling a retryable failure would throw away chunks a retry can continue from.
       if (!(err instanceof RegistryError && err.retryable) && !signal?.aborted) await this.cancelUpload(repository, location).catch(() => undefined);
       throw err;
     }
+  }
+
+  private async commitUpload(repository: string, blob: BlobRef, location: string, signal?: AbortSignal): Promise<void> {
+    const what = `commit blob ${repository}@${blob.digest}`;
+    const res = await this.send({ method: 'PUT', url: withDigest(location, blob.digest), headers: { 'content-length': '0' }, scopes: [push(repository)], what, signal });
+    await this.expect(res, [201], what);
   }
 
   /** Where an upload session stands: its current location and how many bytes the registry holds, or null. */
@@ -303,6 +313,8 @@ export class RegistryClient {
           dispatcher: this.dispatcher,
         });
       } catch (err) {
+        // Cancelled: let the activity's own cancellation surface, not a registry error.
+        if (req.signal?.aborted) throw err;
         throw asRegistryError(err, `${req.what} on ${this.name}`);
       }
       const challenge = header(res, 'www-authenticate');
@@ -391,7 +403,9 @@ export class RegistryClient {
       return new RegistryError('RegistryAuthError', `${message} — ${this.name} refused ${who}`, { status, code });
     }
     if (code === 'DIGEST_INVALID' || code === 'SIZE_INVALID') return new RegistryError('DigestMismatch', message, { status, code });
-    if (status === 429 || status >= 500 || status === 408) {
+    // An upload session the registry lost or refuses (expired, restarted) is fixed by a fresh upload on retry.
+    const lostUpload = code === 'BLOB_UPLOAD_UNKNOWN' || code === 'BLOB_UPLOAD_INVALID' || status === 416;
+    if (lostUpload || status === 429 || status >= 500 || status === 408) {
       return new RegistryError('RegistryUnavailable', message, { status, code, retryAfterMs: parseRetryAfter(header(res, 'retry-after')) });
     }
     return new RegistryError('RegistryRejected', message, { status, code });

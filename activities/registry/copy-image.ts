@@ -22,12 +22,14 @@ export interface CopyImageRequest {
   sourceRepository: string;
   target: RegistryClient;
   targetRepository: string;
-  /** Tag or digest. */
+  /** Tag or digest to copy from the source. */
   reference: string;
+  /** Tag or digest to store it under on the target; `reference` when not given. */
+  targetReference?: string;
   /** Blobs uploaded at once. */
   concurrency: number;
   /** Progress of an earlier attempt of the same copy (from heartbeat details). */
-  resumeFrom?: Pick<CopyProgress, 'bytesCopied' | 'copiedDigests' | 'uploads'>;
+  resumeFrom?: Pick<CopyProgress, 'copiedDigests' | 'uploads'>;
   onProgress?: (progress: CopyProgress) => void;
   signal?: AbortSignal;
 }
@@ -52,13 +54,15 @@ export interface CopyImageResult {
  */
 export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult> {
   const { source, target, sourceRepository, targetRepository, reference, signal } = req;
+  const targetReference = req.targetReference ?? reference;
   const top = await source.getManifest(sourceRepository, reference, signal);
   const { manifests, blobs } = await collectImage(source, sourceRepository, top, signal);
 
   const resumed = new Set(req.resumeFrom?.copiedDigests ?? []);
   const progress: CopyProgress = {
     bytesTotal: [...blobs.values()].reduce((n, b) => n + b.size, 0),
-    bytesCopied: req.resumeFrom?.bytesCopied ?? 0,
+    // Bytes of blob content put on the target, each blob counted once however many attempts it took.
+    bytesCopied: [...resumed].reduce((n, d) => n + (blobs.get(d)?.size ?? 0), 0),
     blobsTotal: blobs.size,
     blobsCopied: 0,
     blobsSkipped: 0,
@@ -72,7 +76,7 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
     req.onProgress?.({ ...progress, copiedDigests: [...progress.copiedDigests], uploads: { ...progress.uploads } });
   };
 
-  const upToDate = (await target.headManifest(targetRepository, reference, signal)) === top.digest;
+  const upToDate = (await target.headManifest(targetRepository, targetReference, signal)) === top.digest;
   if (upToDate) {
     progress.blobsSkipped = blobs.size;
   } else {
@@ -87,6 +91,7 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
         let feeding: Promise<unknown> = Promise.resolve();
         const open = async (offset: number) => {
           const content = await source.getBlob(sourceRepository, blob.digest, signal, offset);
+          progress.bytesCopied += offset; // sent by an earlier attempt, continued now
           const verifier = new DigestVerifier(blob, offset, (n) => {
             progress.bytesCopied += n;
             // Report while bytes flow, not only per blob: a large blob on a slow link must keep heartbeating.
@@ -112,19 +117,21 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
       report();
     });
     for (const m of manifests) await target.putManifest(targetRepository, m.digest, m, signal);
-    await target.putManifest(targetRepository, reference, top, signal);
+    await target.putManifest(targetRepository, targetReference, top, signal);
   }
 
-  const landed = await target.headManifest(targetRepository, reference, signal);
+  const landed = await target.headManifest(targetRepository, targetReference, signal);
   if (landed !== top.digest) {
-    throw new RegistryError('DigestMismatch', `${targetRepository}:${reference} on ${target.name} resolves to ${landed ?? 'nothing'}, the source has ${top.digest}`);
+    throw new RegistryError('DigestMismatch', `${targetRepository}:${targetReference} on ${target.name} resolves to ${landed ?? 'nothing'}, the source has ${top.digest}`);
   }
   report();
   return {
     digest: top.digest,
     mediaType: top.mediaType,
     manifests: manifests.length + 1,
-    bytesCopied: progress.bytesCopied,
+    // Blobs this copy put on the target, each counted once across attempts. A blob finished just before a crash,
+    // after the last heartbeat, is found on the target by the next attempt and counted as skipped.
+    bytesCopied: progress.copiedDigests.reduce((n, d) => n + blobs.get(d)!.size, 0),
     blobsCopied: progress.blobsCopied,
     blobsSkipped: progress.blobsSkipped,
     blobsMounted: progress.blobsMounted,

@@ -36,12 +36,14 @@ export function parseRetryAfter(value: string | undefined): number | undefined {
 }
 
 /**
- * Network-level failures (refused, reset, timed out) are transient by nature. An abort (the activity was
- * cancelled) passes through unchanged, so that Temporal reports a cancellation.
+ * Network-level failures (refused, reset, timed out) are transient by nature. A request body longer or shorter
+ * than its declared length is not: the blob does not match its descriptor.
  */
-export function asRegistryError(err: unknown, what: string): unknown {
+export function asRegistryError(err: unknown, what: string): RegistryError {
   if (err instanceof RegistryError) return err;
   const e = err as { code?: string; message?: string; name?: string };
-  if (e?.name === 'AbortError') return err;
+  if (e?.code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') {
+    return new RegistryError('DigestMismatch', `${what}: the blob's length differs from its descriptor (${e.message})`, { cause: err });
+  }
   return new RegistryError('RegistryUnavailable', `${what}: ${e?.code ?? e?.name ?? 'error'} ${e?.message ?? String(err)}`.trim(), { cause: err });
 }

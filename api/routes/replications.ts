@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -43,11 +44,14 @@ export function replicationRoutes(app: FastifyInstance, { config, client }: { co
 
     const input: ReplicateImageInput = {
       image,
-      source: { registry: src.name, idc: src.idc },
+      source: { registry: src.name, idc: src.idc, taskQueue: idcTaskQueue(config, src.idc) },
       targets: resolved.map((t) => ({ registry: t.name, idc: t.idc, taskQueue: idcTaskQueue(config, t.idc) })),
     };
-    // Derived from the request: the same request while one runs joins it instead of copying twice.
-    const workflowId = `replicate:${image}:${src.name}->${resolved.map((t) => t.name).sort().join(',')}`;
+    // Derived from the request: the same request while one runs joins it instead of copying twice. A long list
+    // of targets is replaced by its hash, which keeps the ID within Temporal's limits.
+    const targetList = resolved.map((t) => t.name).sort().join(',');
+    const targetKey = targetList.length <= 200 ? targetList : `${resolved.length}-targets-${createHash('sha256').update(targetList).digest('hex').slice(0, 16)}`;
+    const workflowId = `replicate:${image}:${src.name}->${targetKey}`;
     const handle = await client.workflow.start(replicateImage, {
       taskQueue: config.taskQueues.main,
       workflowId,

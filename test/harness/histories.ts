@@ -19,3 +19,19 @@ export function committedHistories(): { workflowId: string; history: History }[]
     .filter((f) => f.endsWith('.json'))
     .map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(`${historiesDir}${f}`, 'utf8'))) }));
 }
+
+type HistoryEvent = NonNullable<History['events']>[number];
+
+/** The events of one activity type in a history: scheduled, and the started/failed events that belong to them. */
+export function activityEvents(history: History, activityType: string) {
+  const events = history.events ?? [];
+  const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activityType);
+  const ids = new Set(scheduled.map((e) => String(e.eventId)));
+  const belonging = (attrs: (e: HistoryEvent) => { scheduledEventId?: unknown } | null | undefined) =>
+    events.filter((e) => attrs(e) && ids.has(String(attrs(e)!.scheduledEventId)));
+  return {
+    scheduled,
+    started: belonging((e) => e.activityTaskStartedEventAttributes),
+    failed: belonging((e) => e.activityTaskFailedEventAttributes),
+  };
+}
