@@ -1,6 +1,6 @@
 // `npm run bench` (replicate): copy a >= 400 MB image of 5 layers from one local registry to another, 5 runs of
-// each copier, interleaved, each into a fresh empty registry: berth's copier, `skopeo copy --all`, and a raw
-// streaming GET|PUT of the same blobs (the floor). Prints medians and ratios; writes bench/results/replicate.json.
+// each copier, interleaved, each into a fresh empty registry and from a fresh process: berth's copier,
+// `skopeo copy --all`, and a raw streaming GET|PUT of the same blobs (the floor). Prints medians and ratios; writes bench/results/replicate.json.
 import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -10,7 +10,8 @@ import { configSchema } from '../config/schema.ts';
 import { stopAll } from '../embedded/processes.ts';
 import { startedRegistry, tempDir, type TestRegistry } from '../test/harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo } from '../test/harness/oci-layout.ts';
-import { rawCopyBlobs, type RawEndpoint } from './raw-copy.ts';
+import type { CopyJob } from './copy-process.ts';
+import type { RawEndpoint } from './raw-copy.ts';
 
 const run = promisify(execFile);
 const runs = Number(process.env.BENCH_RUNS ?? 5);
@@ -23,14 +24,15 @@ const { blobConcurrency: concurrency, chunkSizeMiB } = configSchema.shape.copy.p
 const endpoint = (r: TestRegistry): RawEndpoint => ({ url: r.url, username: r.username!, password: r.password! });
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-async function berth(source: TestRegistry, target: TestRegistry) {
-  const args = JSON.stringify({ source: endpoint(source), target: endpoint(target), repository, reference: tag, concurrency, chunkSize: chunkSizeMiB << 20 });
-  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./berth-copy-process.ts', import.meta.url)), args], { stdio: ['ignore', 'pipe', 'inherit'] });
+/** Runs berth's copier or the raw copy in a fresh process, as skopeo runs in one. */
+async function inProcess(copier: CopyJob['copier'], source: TestRegistry, target: TestRegistry, blobs: string[]) {
+  const job: CopyJob = { copier, source: endpoint(source), target: endpoint(target), repository, reference: tag, blobs, concurrency, chunkSize: chunkSizeMiB << 20 };
+  const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./copy-process.ts', import.meta.url)), JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   const code = await new Promise((resolve) => child.once('exit', resolve));
-  if (code !== 0) throw new Error(`berth copy exited with ${code}`);
-  return JSON.parse(out) as { ms: number; rssGrowth: number; rssPeak: number };
+  if (code !== 0) throw new Error(`${copier} copy exited with ${code}`);
+  return JSON.parse(out) as { ms: number; rssGrowth: number };
 }
 
 async function skopeo(source: TestRegistry, target: TestRegistry) {
@@ -57,16 +59,12 @@ async function main() {
     for (const tool of ['berth', 'skopeo', 'raw'] as const) {
       const target = await startedRegistry(`bench-target-${tool}-${i}`);
       try {
-        if (tool === 'berth') {
-          const r = await berth(source, target);
-          times.berth.push(r.ms);
-          rss.push(r.rssGrowth);
-        } else if (tool === 'skopeo') {
+        if (tool === 'skopeo') {
           times.skopeo.push((await skopeo(source, target)).ms);
         } else {
-          const started = performance.now();
-          await rawCopyBlobs(endpoint(source), endpoint(target), repository, blobs, concurrency);
-          times.raw.push(performance.now() - started);
+          const r = await inProcess(tool, source, target, blobs);
+          times[tool].push(r.ms);
+          if (tool === 'berth') rss.push(r.rssGrowth);
         }
         if (tool !== 'raw' && (await digestWithSkopeo(target, `${repository}:${tag}`)) !== image.digest) throw new Error(`${tool}: digest mismatch on the target`);
       } finally {
