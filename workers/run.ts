@@ -69,5 +69,6 @@ function installRuntime(): void {
     if (message.startsWith('No workflows registered')) return;
     log[l.toLowerCase() as 'info'](meta ?? {}, message);
   });
-  Runtime.install({ logger });
+  // The SDK's native core logs through the same logger, so every line a worker prints is JSON.
+  Runtime.install({ logger, telemetryOptions: { logging: { filter: { core: level, other: 'ERROR' }, forward: {} } } });
 }
