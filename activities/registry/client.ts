@@ -33,7 +33,7 @@ export interface UploadCheckpoint {
   offset: number;
 }
 
-export function sha256Digest(bytes: Uint8Array): string {
+function sha256Digest(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 

@@ -24,8 +24,6 @@ export class RegistryError extends Error {
   }
 }
 
-export const nonRetryableRegistryErrorTypes: RegistryErrorType[] = ['RegistryAuthError', 'ImageNotFound', 'DigestMismatch', 'RegistryRejected'];
-
 /** Parses Retry-After (seconds or an HTTP date) into milliseconds. */
 export function parseRetryAfter(value: string | undefined): number | undefined {
   if (!value) return undefined;

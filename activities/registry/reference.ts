@@ -8,7 +8,7 @@ export interface ImageReference {
 const component = '[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*';
 const repositoryPattern = new RegExp(`^${component}(?:/${component})*$`);
 const tagPattern = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
-export const digestPattern = /^sha256:[a-f0-9]{64}$/;
+const digestPattern = /^sha256:[a-f0-9]{64}$/;
 
 export function parseImageReference(text: string): ImageReference {
   let repository = text;
@@ -30,12 +30,4 @@ export function parseImageReference(text: string): ImageReference {
     throw new Error(`"${repository}" is not a valid repository name (lowercase path components separated by /)`);
   }
   return { repository, reference };
-}
-
-export function isDigest(reference: string): boolean {
-  return digestPattern.test(reference);
-}
-
-export function formatImageReference({ repository, reference }: ImageReference): string {
-  return `${repository}${isDigest(reference) ? '@' : ':'}${reference}`;
 }
