@@ -67,7 +67,8 @@ export function createReplicationActivities(config: BerthConfig) {
       const workflowId = ctx.info.workflowExecution?.workflowId;
       let latest = ctx.info.heartbeatDetails as CopyProgress | undefined;
       const heartbeat = setInterval(() => ctx.heartbeat(latest), heartbeatEveryMs);
-      let lastSignal = 0;
+      // The first signal goes out only after one interval: a short copy reports through its result alone.
+      let lastSignal = Date.now();
       let signalling: Promise<void> | undefined;
       const onProgress = (p: CopyProgress) => {
         latest = p;

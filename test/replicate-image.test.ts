@@ -3,7 +3,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import { replicateImage, type ReplicateImageInput } from '../workflows/replicate-image.ts';
+import { progressQuery, replicateImage, type ReplicateImageInput, type TargetProgress } from '../workflows/replicate-image.ts';
 import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
 import { startWorkers, workflowsPath, type WorkerSet } from '../workers/run.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
@@ -98,6 +98,37 @@ describe('replicateImage', () => {
       assert.equal(second[name].blobsCopied, 0);
       assert.equal(second[name].digest, image.digest);
     }
+  });
+
+  test('while a copy runs, the progress query shows its bytes', async () => {
+    // A slow link from the source: 48 MiB at 6 MiB/s takes about 8 s.
+    const slowLink = await startRegistryProxy(source.url, { downloadBytesPerSecond: 6 << 20 });
+    const target = await startedRegistry('watched');
+    cleanups.push(slowLink.close, target.stop);
+    const big = await buildOciLayout(tempDir('watched'), 'big', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 48 << 20 }] }]);
+    await pushWithSkopeo(big, source, 'lib/watched');
+    const { config } = testConfig('progress', temporal.address, [
+      { registry: source, idc: 'idc-a', url: slowLink.url },
+      { registry: target, idc: 'idc-w' },
+    ]);
+    await workersFor(config);
+    const handle = await temporal.client.workflow.start(replicateImage, {
+      taskQueue: config.taskQueues.main,
+      workflowId: `progress-${Date.now()}`,
+      args: [inputFor(config, 'source', ['watched'], 'lib/watched:big')],
+    });
+    let seen: TargetProgress | undefined;
+    for (let i = 0; i < 100 && !(seen && seen.bytesCopied > 0); i++) {
+      await sleep(200);
+      seen = (await handle.query(progressQuery)).watched;
+    }
+    assert.equal(seen?.status, 'copying');
+    assert.ok(seen!.bytesCopied > 0 && seen!.bytesCopied < big.blobBytes, `mid-copy bytes: ${seen!.bytesCopied}`);
+    assert.equal(seen!.bytesTotal, big.blobBytes);
+    const result = await handle.result();
+    await recordHistory(temporal.client, handle.workflowId, 'progress-signals');
+    assert.equal(result.watched.digest, big.digest);
+    assert.equal((await handle.query(progressQuery)).watched.status, 'done');
   });
 
   test('a target that is down at the start and comes up a few seconds later is completed without help', async () => {

@@ -27,6 +27,18 @@ function tamper(corrupt: boolean, count: (n: number) => void): Transform {
   });
 }
 
+/** Delays each chunk so that the stream averages `bytesPerSecond`. */
+function pace(bytesPerSecond: number): Transform {
+  const started = Date.now();
+  let sent = 0;
+  return new Transform({
+    transform(chunk: Buffer, _e, done) {
+      sent += chunk.length;
+      setTimeout(() => done(null, chunk), Math.max(0, started + (sent / bytesPerSecond) * 1000 - Date.now()));
+    },
+  });
+}
+
 /**
  * A plain HTTP proxy in front of a registry. It keeps the Host header, so the registry's Location headers point
  * back at the proxy. It counts uploaded blob bytes and, with `corrupt`, flips one byte of every blob upload or
@@ -40,6 +52,8 @@ export async function startRegistryProxy(
     onlyDigest?: string;
     /** answer the first requests with this status and headers instead of passing them on */
     refuseFirst?: { requests: number; status: number; headers?: Record<string, string> };
+    /** a slow link: blob downloads are paced to this rate */
+    downloadBytesPerSecond?: number;
   } = {},
 ): Promise<RegistryProxy> {
   const target = new URL(targetUrl);
@@ -58,7 +72,8 @@ export async function startRegistryProxy(
         res.writeHead(up.statusCode ?? 502, up.headers);
         if (isBlobDownload(req)) {
           const chosen = opts.corrupt === 'downloads' && (!opts.onlyDigest || req.url!.endsWith(opts.onlyDigest));
-          up.pipe(tamper(chosen, () => undefined)).pipe(res);
+          const tampered = up.pipe(tamper(chosen, () => undefined));
+          (opts.downloadBytesPerSecond ? tampered.pipe(pace(opts.downloadBytesPerSecond)) : tampered).pipe(res);
         } else {
           up.pipe(res);
         }
