@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { buildApi } from '../api/server.ts';
-import { loadConfig } from '../config/load.ts';
+import { loadConfig, type BerthConfig } from '../config/load.ts';
 import { configPath } from '../config/path.ts';
 import { startDockerRegistry } from '../embedded/docker-registry.ts';
 import { stopAll } from '../embedded/processes.ts';
@@ -18,9 +18,8 @@ import { startWorkers } from '../workers/run.ts';
 const root = fileURLToPath(new URL('..', import.meta.url));
 const stateDir = join(root, '.berth');
 const demo = !process.env.BERTH_CONFIG;
-const config = loadConfig(configPath());
 
-async function startDemoRegistries(): Promise<void> {
+async function startDemoRegistries(config: BerthConfig): Promise<void> {
   // The demo registries require a login, like real ones; the password is generated once and kept in a file
   // that berth.example.yaml references (never inline).
   const passwordFile = config.registries[0].credentials?.passwordFile ?? join(stateDir, 'secrets', 'registry-password');
@@ -42,6 +41,7 @@ async function startDemoRegistries(): Promise<void> {
 }
 
 async function main(): Promise<void> {
+  const config = loadConfig(configPath());
   mkdirSync(stateDir, { recursive: true });
   if (!process.env.TEMPORAL_ADDRESS) {
     const port = Number(config.temporal.address.split(':').pop());
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     console.log(`starting Temporal dev server on ${config.temporal.address} (first start can take a while)`);
     await startTemporalDevServer({ port, uiPort, dbFile: join(stateDir, 'temporal.db'), logFile: join(stateDir, 'logs', 'temporal.log') });
   }
-  if (demo) await startDemoRegistries();
+  if (demo) await startDemoRegistries(config);
 
   const workers = await startWorkers(config);
   const connection = await Connection.connect({ address: config.temporal.address });
