@@ -45,10 +45,19 @@ export async function stopAll(): Promise<void> {
   for (const p of [...running].reverse()) await p.stop();
 }
 
-// Whatever happens to this process, leave no server behind.
-process.once('exit', () => {
+// Whatever happens to this process, leave no server behind: on exit, and on a signal that nothing else in the
+// process handles (a test runner killing a test file; npm start installs its own graceful handlers).
+const killRunning = () => {
   for (const p of running) p.child.kill('SIGKILL');
-});
+};
+process.once('exit', killRunning);
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(signal, () => {
+    if (process.listenerCount(signal) > 1) return;
+    killRunning();
+    process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const)[signal]);
+  });
+}
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

@@ -1,12 +1,14 @@
 // Kill -9 the worker in the middle of a ~300 MB copy, start another: the workflow completes, and only the blobs
 // that were in flight are sent again (finished blobs are found on the target and skipped).
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { replicateImage } from '../workflows/replicate-image.ts';
+import { spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import { idcTaskQueue } from '../config/load.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
@@ -20,19 +22,15 @@ let source: TestRegistry;
 let target: TestRegistry;
 let proxy: RegistryProxy;
 let image: BuiltImage;
-const workers: ChildProcess[] = [];
+const workers: ManagedProcess[] = [];
 
 /** A worker as its own OS process, as in production, so that it can really be killed. */
-async function spawnWorker(configFile: string, env: Record<string, string>): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', workerMain], { env: { ...process.env, ...env, BERTH_CONFIG: configFile }, stdio: ['ignore', 'pipe', 'inherit'] });
-  workers.push(child);
-  let out = '';
-  child.stdout!.on('data', (d) => (out += d));
-  while (!out.includes('berth worker polling')) {
-    if (child.exitCode !== null) throw new Error(`worker exited early: ${out}`);
-    await sleep(100);
-  }
-  return child;
+async function spawnWorker(configFile: string, env: Record<string, string>): Promise<ManagedProcess> {
+  const logFile = join(tempDir('worker'), 'worker.log');
+  const worker = spawnManaged('worker', process.execPath, ['--import', 'tsx', workerMain], logFile, { ...process.env, ...env, BERTH_CONFIG: configFile });
+  workers.push(worker);
+  await waitUntil('berth worker', async () => readFileSync(logFile, 'utf8').includes('berth worker polling'), { timeoutMs: 30_000, process: worker });
+  return worker;
 }
 
 before(async () => {
@@ -45,7 +43,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const w of workers) w.kill('SIGKILL');
+  for (const w of workers) await w.stop();
   await proxy?.close();
   await Promise.all([source?.stop(), target?.stop()]);
   await temporal?.close();
@@ -66,8 +64,8 @@ test('a worker killed mid-copy is replaced and the copy completes without re-sen
 
   // Kill mid-way through the second pair of blobs (pairs of equal blobs finish together).
   while (proxy.uploadedBytes < image.blobBytes * 0.3) await sleep(20);
-  first.kill('SIGKILL');
-  await once(first, 'exit');
+  first.child.kill('SIGKILL');
+  await once(first.child, 'exit');
   const sentBeforeKill = proxy.uploadedBytes;
   assert.ok(sentBeforeKill < image.blobBytes, 'killed before the copy finished');
 
