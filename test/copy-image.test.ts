@@ -43,6 +43,23 @@ describe('copyImage', () => {
     assert.equal(await digestWithSkopeo(source, 'team/derived:v2'), image.digest);
   });
 
+  test('a Docker manifest list of Docker v2 schema 2 manifests arrives byte for byte', async () => {
+    const index = await buildOciLayout(tempDir('docker-list'), 'multi', [
+      { os: 'linux', architecture: 'amd64', layers: [{ size: 256 << 10, gzip: true }] },
+      { os: 'linux', architecture: 'arm64', layers: [{ size: 128 << 10, gzip: true }] },
+    ]);
+    await pushWithSkopeo(index, source, 'team/docker', { dockerFormat: true });
+    const result = await copyImage({ source: clientFor(source), sourceRepository: 'team/docker', target: clientFor(target), targetRepository: 'team/docker', reference: 'multi', concurrency: 2 });
+    assert.equal(result.mediaType, 'application/vnd.docker.distribution.manifest.list.v2+json');
+    assert.equal(result.manifests, 3, 'the list and both platform manifests');
+    const onSource = await digestWithSkopeo(source, 'team/docker:multi');
+    assert.equal(result.digest, onSource);
+    assert.equal(await digestWithSkopeo(target, 'team/docker:multi'), onSource);
+    const child = JSON.parse((await clientFor(target).getManifest('team/docker', 'multi')).bytes.toString()).manifests[1];
+    const arm = await clientFor(target).getManifest('team/docker', child.digest);
+    assert.equal(arm.mediaType, 'application/vnd.docker.distribution.manifest.v2+json');
+  });
+
   test('blobs larger than the chunk size go up in PATCH chunks and arrive intact', async () => {
     const proxy: RegistryProxy = await startRegistryProxy(target.url);
     try {

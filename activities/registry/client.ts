@@ -341,6 +341,10 @@ export class RegistryClient {
     if (scheme !== 'bearer' || !params.realm) {
       throw new RegistryError('RegistryAuthError', `${this.name} asks for an unsupported authentication scheme: ${headerValue}`, { status: 401 });
     }
+    if (this.credentials && this.baseUrl.startsWith('https:') && params.realm.startsWith('http:')) {
+      // The password would travel in clear to a service the registry named: refuse rather than leak it.
+      throw new RegistryError('RegistryAuthError', `${this.name} (https) names a token service over plain http (${params.realm}); refusing to send credentials there`);
+    }
     this.tokenService = { realm: params.realm, service: params.service };
     await this.fetchToken(scopes, params.scope, signal);
   }

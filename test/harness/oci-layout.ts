@@ -154,10 +154,14 @@ function creds(flag: string, reg: RegistryLogin): string[] {
   return reg.username ? [flag, `${reg.username}:${reg.password}`] : [];
 }
 
-/** Pushes a layout to a registry the way a user would: `skopeo copy --all`, digests preserved. */
-export async function pushWithSkopeo(image: BuiltImage, reg: RegistryLogin, repository: string): Promise<void> {
+/**
+ * Pushes a layout to a registry the way a user would: `skopeo copy --all`, digests preserved; or, with
+ * `dockerFormat`, converted to a Docker manifest list of Docker v2 schema 2 manifests (new digests).
+ */
+export async function pushWithSkopeo(image: BuiltImage, reg: RegistryLogin, repository: string, opts: { dockerFormat?: boolean } = {}): Promise<void> {
   await run('skopeo', [
-    'copy', '--all', '--preserve-digests', '--quiet', '--dest-tls-verify=false',
+    'copy', '--all', '--quiet', '--dest-tls-verify=false',
+    ...(opts.dockerFormat ? ['--format', 'v2s2'] : ['--preserve-digests']),
     ...creds('--dest-creds', reg),
     `oci:${image.layoutDir}:${image.tag}`,
     skopeoTarget(reg, `${repository}:${image.tag}`),
