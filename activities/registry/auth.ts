@@ -24,3 +24,11 @@ export interface Credentials {
 export function basicAuthorization({ username, password }: Credentials): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 }
+
+/**
+ * The token realm comes from the registry's challenge: credentials for an https registry must not travel in
+ * clear to an http realm it names.
+ */
+export function realmKeepsCredentialsSafe(registryUrl: string, realm: string): boolean {
+  return !(new URL(registryUrl).protocol === 'https:' && new URL(realm).protocol === 'http:');
+}

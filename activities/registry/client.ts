@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
-import { basicAuthorization, parseChallenge, type Credentials } from './auth.ts';
+import { basicAuthorization, parseChallenge, realmKeepsCredentialsSafe, type Credentials } from './auth.ts';
 import { asRegistryError, parseRetryAfter, RegistryError } from './errors.ts';
 import { manifestAccept } from './media-types.ts';
 
@@ -341,8 +341,7 @@ export class RegistryClient {
     if (scheme !== 'bearer' || !params.realm) {
       throw new RegistryError('RegistryAuthError', `${this.name} asks for an unsupported authentication scheme: ${headerValue}`, { status: 401 });
     }
-    if (this.credentials && this.baseUrl.startsWith('https:') && params.realm.startsWith('http:')) {
-      // The password would travel in clear to a service the registry named: refuse rather than leak it.
+    if (this.credentials && !realmKeepsCredentialsSafe(this.baseUrl, params.realm)) {
       throw new RegistryError('RegistryAuthError', `${this.name} (https) names a token service over plain http (${params.realm}); refusing to send credentials there`);
     }
     this.tokenService = { realm: params.realm, service: params.service };

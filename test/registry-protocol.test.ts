@@ -1,7 +1,8 @@
+// Pure pieces of the registry protocol: image references, auth challenges, Retry-After, token realms.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseImageReference } from '../activities/registry/reference.ts';
-import { parseChallenge } from '../activities/registry/auth.ts';
+import { parseChallenge, realmKeepsCredentialsSafe } from '../activities/registry/auth.ts';
 import { parseRetryAfter } from '../activities/registry/errors.ts';
 
 const digest = `sha256:${'a'.repeat(64)}`;
@@ -28,4 +29,10 @@ test('Retry-After in seconds or as an HTTP date', () => {
   assert.equal(parseRetryAfter(undefined), undefined);
   const inTenSeconds = new Date(Date.now() + 10_000).toUTCString();
   assert.ok(Math.abs(parseRetryAfter(inTenSeconds)! - 10_000) < 1500);
+});
+
+test('credentials of an https registry never go to an http token realm', () => {
+  assert.equal(realmKeepsCredentialsSafe('https://registry.example', 'http://auth.example/token'), false);
+  assert.equal(realmKeepsCredentialsSafe('https://registry.example', 'https://auth.example/token'), true);
+  assert.equal(realmKeepsCredentialsSafe('http://127.0.0.1:5000', 'http://127.0.0.1:5001/token'), true);
 });
