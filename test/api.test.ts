@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { buildApi } from '../api/server.ts';
 import type { BerthConfig } from '../config/load.ts';
@@ -104,6 +105,20 @@ describe('POST /v1/replications', () => {
     assert.equal(status.progress.late.status, 'done');
     assert.equal(await digestWithSkopeo(late, ref), image.digest);
     assert.equal(await startedWorkflows(), 1);
+  });
+
+  test('with Temporal out of reach, a request answers 503 saying so', async () => {
+    // The SDK retries an unreachable server for about 20 s by default; two attempts keep this test short.
+    const interceptors = [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 2 }))];
+    const unreachable = new Client({ connection: Connection.lazy({ address: '127.0.0.1:1', connectTimeout: 1000, interceptors }) });
+    const offline = buildApi({ config: { ...config, temporal: { ...config.temporal, address: '127.0.0.1:1' } }, client: unreachable });
+    try {
+      const res = await offline.inject({ method: 'POST', url: '/v1/replications', payload: { image: ref, source: 'idc-a', targets: ['idc-b'] } });
+      assert.equal(res.statusCode, 503, res.body);
+      assert.match(res.json().message, /^Temporal at 127\.0\.0\.1:1 did not answer/);
+    } finally {
+      await offline.close();
+    }
   });
 
   test('an unknown workflow answers 404', async () => {
