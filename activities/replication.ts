@@ -64,7 +64,7 @@ export function createReplicationActivities(config: BerthConfig) {
       const ctx = Context.current();
       const started = Date.now();
       const { repository, reference } = parseImageReference(input.image);
-      const workflowId = ctx.info.workflowExecution?.workflowId;
+      const workflow = ctx.info.workflowExecution;
       let latest = ctx.info.heartbeatDetails as CopyProgress | undefined;
       const heartbeat = setInterval(() => ctx.heartbeat(latest), heartbeatEveryMs);
       // The first signal goes out only after one interval: a short copy reports through its result alone.
@@ -74,11 +74,11 @@ export function createReplicationActivities(config: BerthConfig) {
         latest = p;
         ctx.heartbeat(p);
         // One signal at a time, so they arrive in order; paced, so a long copy keeps its workflow history small.
-        if (!workflowId || signalling || Date.now() - lastSignal < input.progressSignalMs) return;
+        if (!workflow || signalling || Date.now() - lastSignal < input.progressSignalMs) return;
         lastSignal = Date.now();
         const { copiedDigests: _, uploads: __, ...counts } = p;
         signalling = ctx.client.workflow
-          .getHandle(workflowId)
+          .getHandle(workflow.workflowId, workflow.runId)
           .signal(copyProgressSignal, { target: input.target, attempt: ctx.info.attempt, ...counts })
           // Progress is informative: a lost signal must not fail the copy.
           .catch((err) => ctx.log.warn('progress signal failed', { err }))

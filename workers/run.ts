@@ -70,5 +70,7 @@ function installRuntime(): void {
     log[l.toLowerCase() as 'info'](meta ?? {}, message);
   });
   // The SDK's native core logs through the same logger, so every line a worker prints is JSON.
-  Runtime.install({ logger, telemetryOptions: { logging: { filter: { core: level, other: 'ERROR' }, forward: {} } } });
+  // berth's processes handle their own signals (npm start and workers/main.ts shut down gracefully, test
+  // processes stop their servers), so the SDK must not install handlers of its own.
+  Runtime.install({ logger, shutdownSignals: [], telemetryOptions: { logging: { filter: { core: level, other: 'ERROR' }, forward: {} } } });
 }

@@ -67,7 +67,12 @@ export async function replicateImage({ image, source, targets }: ReplicateImageI
     if (p?.status === 'copying' && counts.attempt >= p.attempt) Object.assign(p, counts);
   });
 
-  const { resolveImage } = proxyActivities<Activities>({ ...activityOptions, startToCloseTimeout: '1 minute', taskQueue: source.taskQueue, summary: `resolve ${image} on ${source.idc}` });
+  const { resolveImage } = proxyActivities<Activities>({
+    startToCloseTimeout: '1 minute', // one manifest read: no heartbeats needed
+    retry: activityOptions.retry,
+    taskQueue: source.taskQueue,
+    summary: `resolve ${image} on ${source.idc}`,
+  });
   let digest: string;
   try {
     ({ digest } = await resolveImage({ image, registry: source.registry }));

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { basicAuthorization, parseChallenge, realmKeepsCredentialsSafe, type Credentials } from './auth.ts';
-import { asRegistryError, parseRetryAfter, RegistryError } from './errors.ts';
+import { asRegistryError, isLostUpload, parseRetryAfter, RegistryError } from './errors.ts';
 import { manifestAccept } from './media-types.ts';
 
 type Response = Dispatcher.ResponseData;
@@ -57,7 +57,10 @@ export class RegistryClient {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.credentials = opts.credentials;
     this.chunkSize = opts.chunkSize ?? 64 * 1024 * 1024;
-    this.dispatcher = new Agent({ connectTimeout: 10_000, headersTimeout: 120_000, bodyTimeout: 120_000, connections: 16 }).compose(
+    // No cap on connections per registry: a copy holds a read on one registry while it writes to another, and
+    // copies in opposite directions in one worker would otherwise wait on each other's connections forever.
+    // Concurrency is bounded by the workers' activity slots times copy.blobConcurrency.
+    this.dispatcher = new Agent({ connectTimeout: 10_000, headersTimeout: 120_000, bodyTimeout: 120_000 }).compose(
       interceptors.redirect({ maxRedirections: 3 }),
     );
   }
@@ -182,8 +185,10 @@ export class RegistryClient {
       try {
         return await this.sendBlob(repository, blob, resumed, open, opts);
       } catch (err) {
-        // A session the registry no longer accepts: start over rather than fail the copy.
-        if (!(err instanceof RegistryError) || err.retryable || err.type === 'RegistryAuthError') throw err;
+        // A session the registry no longer accepts: start over now. Other transient faults go to the activity's
+        // retry, which can still continue the session.
+        const refused = err instanceof RegistryError && err.type !== 'RegistryAuthError' && (!err.retryable || isLostUpload(err.opts.status ?? 0, err.opts.code));
+        if (!refused) throw err;
       }
     }
     const what = `upload blob ${repository}@${blob.digest}`;
@@ -318,6 +323,12 @@ export class RegistryClient {
         throw asRegistryError(err, `${req.what} on ${this.name}`);
       }
       const challenge = header(res, 'www-authenticate');
+      if (res.statusCode === 401 && !replayable && this.scheme === 'bearer') {
+        // Our token was refused before its time (clock skew, revocation): forget it; a retry fetches a new one.
+        await res.body.dump();
+        this.tokens.delete(req.scopes.join(' '));
+        throw new RegistryError('RegistryUnavailable', `${req.what} on ${this.name}: the registry refused a token mid-transfer`, { status: 401 });
+      }
       if (res.statusCode !== 401 || !challenge || attempt > 0 || !replayable) return res;
       await res.body.dump();
       await this.answerChallenge(challenge, req.scopes, req.signal);
@@ -407,8 +418,7 @@ export class RegistryClient {
     }
     if (code === 'DIGEST_INVALID' || code === 'SIZE_INVALID') return new RegistryError('DigestMismatch', message, { status, code });
     // An upload session the registry lost or refuses (expired, restarted) is fixed by a fresh upload on retry.
-    const lostUpload = code === 'BLOB_UPLOAD_UNKNOWN' || code === 'BLOB_UPLOAD_INVALID' || status === 416;
-    if (lostUpload || status === 429 || status >= 500 || status === 408) {
+    if (isLostUpload(status, code) || status === 429 || status >= 500 || status === 408) {
       return new RegistryError('RegistryUnavailable', message, { status, code, retryAfterMs: parseRetryAfter(header(res, 'retry-after')) });
     }
     return new RegistryError('RegistryRejected', message, { status, code });

@@ -78,7 +78,9 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
 
   const upToDate = (await target.headManifest(targetRepository, targetReference, signal)) === top.digest;
   if (upToDate) {
-    progress.blobsSkipped = blobs.size;
+    // Blobs an earlier attempt uploaded (it stopped before it could report the tag) count as copied.
+    progress.blobsCopied = [...blobs.keys()].filter((d) => resumed.has(d)).length;
+    progress.blobsSkipped = blobs.size - progress.blobsCopied;
   } else {
     const sameRegistry = source.baseUrl === target.baseUrl;
     await forEachLimit([...blobs.values()], req.concurrency, async (blob) => {
@@ -89,10 +91,13 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
         progress.blobsMounted++;
       } else {
         let feeding: Promise<unknown> = Promise.resolve();
+        let counted = 0; // this blob's share of bytesCopied, taken back if its upload starts over
         const open = async (offset: number) => {
           const content = await source.getBlob(sourceRepository, blob.digest, signal, offset);
-          progress.bytesCopied += offset; // sent by an earlier attempt, continued now
+          progress.bytesCopied += offset - counted; // up to offset: sent by an earlier attempt, continued now
+          counted = offset;
           const verifier = new DigestVerifier(blob, offset, (n) => {
+            counted += n;
             progress.bytesCopied += n;
             // Report while bytes flow, not only per blob: a large blob on a slow link must keep heartbeating.
             if (Date.now() - lastReport >= progressIntervalMs) report();

@@ -24,6 +24,11 @@ export class RegistryError extends Error {
   }
 }
 
+/** The registry lost or refuses an upload session (expired, restarted, or at another offset than we thought). */
+export function isLostUpload(status: number, code: string | undefined): boolean {
+  return code === 'BLOB_UPLOAD_UNKNOWN' || code === 'BLOB_UPLOAD_INVALID' || status === 416;
+}
+
 /** Parses Retry-After (seconds or an HTTP date) into milliseconds. */
 export function parseRetryAfter(value: string | undefined): number | undefined {
   if (!value) return undefined;

@@ -12,14 +12,15 @@ export function workflowUiUrl(config: BerthConfig, workflowId: string, runId: st
 /** Status of any berth workflow: its state, its `progress` query, and its result or failure once closed. */
 export function workflowRoutes(app: FastifyInstance, { config, client }: { config: BerthConfig; client: Client }) {
   app.get<{ Params: { workflowId: string } }>('/v1/workflows/:workflowId', async (req, reply) => {
-    const handle = client.workflow.getHandle(req.params.workflowId);
     let description;
     try {
-      description = await handle.describe();
+      description = await client.workflow.getHandle(req.params.workflowId).describe();
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return sendNotFound(reply, `no workflow "${req.params.workflowId}"`);
       throw err;
     }
+    // Pinned to the run described, so that a new run under the same ID cannot mix into this answer.
+    const handle = client.workflow.getHandle(description.workflowId, description.runId);
     const status = description.status.name;
     const progress = await handle.query('progress').catch(() => null);
     const body: Record<string, unknown> = {
