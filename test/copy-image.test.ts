@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { RegistryClient, type UploadCheckpoint } from '../activities/registry/client.ts';
+import type { RegistryClient, UploadCheckpoint } from '../activities/registry/client.ts';
 import { copyImage } from '../activities/registry/copy-image.ts';
 import { RegistryError } from '../activities/registry/errors.ts';
-import { startedRegistry, tempDir, type TestRegistry } from './harness/berth.ts';
+import { registryClient, startedRegistry, tempDir, type TestRegistry } from './harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
 
@@ -16,7 +16,7 @@ let image: BuiltImage;
 const clients: RegistryClient[] = [];
 
 function clientFor(reg: TestRegistry, opts: { url?: string; chunkSize?: number } = {}): RegistryClient {
-  const c = new RegistryClient({ name: reg.name, baseUrl: opts.url ?? reg.url, credentials: { username: reg.username!, password: reg.password! }, chunkSize: opts.chunkSize });
+  const c = registryClient(reg, opts);
   clients.push(c);
   return c;
 }

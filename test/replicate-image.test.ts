@@ -7,11 +7,10 @@ import { progressQuery, replicateImage, type ReplicateImageInput, type TargetPro
 import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
 import { startWorkers, workflowsPath, type WorkerSet } from '../workers/run.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
-import { startedRegistry, tempDir, testConfig, testRegistry, type TestRegistry } from './harness/berth.ts';
+import { registryClient, startedRegistry, tempDir, testConfig, testRegistry, type TestRegistry } from './harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 import { startRegistryProxy } from './harness/proxy.ts';
 import { startTokenIssuer } from './harness/token-issuer.ts';
-import { RegistryClient } from '../activities/registry/client.ts';
 import { activityEvents, recordHistory } from './harness/histories.ts';
 import proto from '@temporalio/proto';
 
@@ -84,7 +83,7 @@ describe('replicateImage', () => {
       assert.equal(first[name].blobsSkipped, 0);
       // Every platform arrived, not only the one the machine runs.
       for (const arch of ['amd64', 'arm64']) {
-        const client = new RegistryClient({ name, baseUrl: reg.url, credentials: { username: reg.username!, password: reg.password! } });
+        const client = registryClient(reg);
         const index = JSON.parse((await client.getManifest(repo, '1.0')).bytes.toString());
         const child = index.manifests.find((m: { platform: { architecture: string } }) => m.platform.architecture === arch);
         assert.ok(await client.headManifest(repo, child.digest), `${arch} manifest on ${name}`);
@@ -154,8 +153,6 @@ describe('replicateImage', () => {
     const copies = activityEvents(history, 'copyImageToRegistry');
     assert.equal(copies.scheduled.length, 1, 'one copy, retried by Temporal rather than rescheduled');
     assert.ok(copies.started[0].activityTaskStartedEventAttributes!.attempt! >= 2, 'it took more than one attempt');
-    const progress = await handle.query<Record<string, { attempt: number }>>('progress');
-    assert.ok(progress.late.attempt >= 1);
   });
 
   test('a registry answering 429 with Retry-After is retried when it asks, not sooner', async () => {
@@ -212,7 +209,7 @@ describe('replicateImage', () => {
     );
     assert.ok(err instanceof WorkflowFailedError);
     assert.match(err.cause!.message, /target: DigestMismatch: .*DIGEST_INVALID/);
-    const direct = new RegistryClient({ name: 'target', baseUrl: target.url, credentials: { username: target.username!, password: target.password! } });
+    const direct = registryClient(target);
     assert.equal(await direct.headManifest(repo, '1.0'), null, 'no manifest under the tag');
     await direct.close();
     assert.ok(proxy.uploadedBytes > 0, 'the upload went through the corrupting proxy');

@@ -59,10 +59,11 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
   const { manifests, blobs } = await collectImage(source, sourceRepository, top, signal);
 
   const resumed = new Set(req.resumeFrom?.copiedDigests ?? []);
+  const sizeOf = (digests: Iterable<string>) => [...digests].reduce((n, d) => n + (blobs.get(d)?.size ?? 0), 0);
   const progress: CopyProgress = {
-    bytesTotal: [...blobs.values()].reduce((n, b) => n + b.size, 0),
+    bytesTotal: sizeOf(blobs.keys()),
     // Bytes of blob content put on the target, each blob counted once however many attempts it took.
-    bytesCopied: [...resumed].reduce((n, d) => n + (blobs.get(d)?.size ?? 0), 0),
+    bytesCopied: sizeOf(resumed),
     blobsTotal: blobs.size,
     blobsCopied: 0,
     blobsSkipped: 0,
@@ -123,11 +124,11 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
     });
     for (const m of manifests) await target.putManifest(targetRepository, m.digest, m, signal);
     await target.putManifest(targetRepository, targetReference, top, signal);
-  }
-
-  const landed = await target.headManifest(targetRepository, targetReference, signal);
-  if (landed !== top.digest) {
-    throw new RegistryError('DigestMismatch', `${targetRepository}:${targetReference} on ${target.name} resolves to ${landed ?? 'nothing'}, the source has ${top.digest}`);
+    // Only the target's own answer counts: read the tag back.
+    const landed = await target.headManifest(targetRepository, targetReference, signal);
+    if (landed !== top.digest) {
+      throw new RegistryError('DigestMismatch', `${targetRepository}:${targetReference} on ${target.name} resolves to ${landed ?? 'nothing'}, the source has ${top.digest}`);
+    }
   }
   report();
   return {
@@ -136,7 +137,7 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
     manifests: manifests.length + 1,
     // Blobs this copy put on the target, each counted once across attempts. A blob finished just before a crash,
     // after the last heartbeat, is found on the target by the next attempt and counted as skipped.
-    bytesCopied: progress.copiedDigests.reduce((n, d) => n + blobs.get(d)!.size, 0),
+    bytesCopied: sizeOf(progress.copiedDigests),
     blobsCopied: progress.blobsCopied,
     blobsSkipped: progress.blobsSkipped,
     blobsMounted: progress.blobsMounted,

@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { RegistryClient } from '../../activities/registry/client.ts';
 import { parseConfig, type BerthConfig } from '../../config/load.ts';
 import { startDockerRegistry, type DockerRegistry, type RegistryAuth } from '../../embedded/docker-registry.ts';
 import { freePort } from '../../embedded/processes.ts';
@@ -93,4 +94,10 @@ export function testConfig(id: string, temporalAddress: string, entries: ConfigE
   const file = join(tempDir(`config-${id}`), 'berth.yaml');
   writeFileSync(file, stringify(raw));
   return { config: parseConfig(stringify(raw), file), file, env };
+}
+
+/** berth's registry client logged in to a test registry, directly or through `url` (a proxy). Close it after use. */
+export function registryClient(reg: TestRegistry, opts: { url?: string; chunkSize?: number } = {}): RegistryClient {
+  const credentials = reg.username ? { username: reg.username, password: reg.password! } : undefined;
+  return new RegistryClient({ name: reg.name, baseUrl: opts.url ?? reg.url, credentials, chunkSize: opts.chunkSize });
 }
