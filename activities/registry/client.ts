@@ -124,6 +124,35 @@ export class RegistryClient {
     return header(res, 'docker-content-digest') ?? manifest.digest;
   }
 
+  /** Deletes a manifest by digest (the registry must allow deletes; docker-registry: storage.delete.enabled). */
+  async deleteManifest(repository: string, digest: string, signal?: AbortSignal): Promise<void> {
+    const what = `delete manifest ${repository}@${digest}`;
+    const res = await this.send({ method: 'DELETE', path: `/v2/${repository}/manifests/${digest}`, scopes: [`repository:${repository}:delete`], what, signal });
+    if (res.statusCode === 404) return void (await res.body.dump());
+    await this.expect(res, [202, 200], what);
+  }
+
+  /** Every repository in the catalog, page by page (`n`, then the `Link` header's `last`). */
+  listRepositories(pageSize = 1000, signal?: AbortSignal): AsyncGenerator<string[]> {
+    return this.pages(`/v2/_catalog?n=${pageSize}`, 'repositories', ['registry:catalog:*'], 'list catalog', signal);
+  }
+
+  /** Every tag of a repository, page by page; none when the repository does not exist. */
+  listTags(repository: string, pageSize = 1000, signal?: AbortSignal): AsyncGenerator<string[]> {
+    return this.pages(`/v2/${repository}/tags/list?n=${pageSize}`, 'tags', [pull(repository)], `list tags of ${repository}`, signal);
+  }
+
+  private async *pages(first: string, field: 'repositories' | 'tags', scopes: string[], what: string, signal?: AbortSignal): AsyncGenerator<string[]> {
+    for (let path: string | undefined = first; path !== undefined; ) {
+      const res = await this.send({ method: 'GET', path, scopes, what, signal });
+      if (res.statusCode === 404 && field === 'tags') return void (await res.body.dump());
+      if (res.statusCode !== 200) throw await this.failure(res, what);
+      const body = (await res.body.json()) as Record<string, string[] | null | undefined>;
+      yield body[field] ?? [];
+      path = nextPage(header(res, 'link'), this.baseUrl);
+    }
+  }
+
   async hasBlob(repository: string, digest: string, signal?: AbortSignal): Promise<boolean> {
     const what = `head blob ${repository}@${digest}`;
     const res = await this.send({ method: 'HEAD', path: `/v2/${repository}/blobs/${digest}`, scopes: [pull(repository)], what, signal });
@@ -436,6 +465,14 @@ function push(repository: string): string {
 function header(res: Response, name: string): string | undefined {
   const v = res.headers[name];
   return Array.isArray(v) ? v[0] : v;
+}
+
+/** The path of the next page from an RFC 5988 `Link: </v2/...?last=x&n=y>; rel="next"` header, if any. */
+export function nextPage(link: string | undefined, baseUrl: string): string | undefined {
+  const match = link?.match(/<([^>]+)>\s*;\s*rel="?next"?/);
+  if (!match) return undefined;
+  const url = new URL(match[1], baseUrl);
+  return `${url.pathname}${url.search}`;
 }
 
 function withDigest(location: string, digest: string): string {
