@@ -1,6 +1,7 @@
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { BerthConfig } from '../config/load.ts';
+import { distributionRoutes } from './routes/distributions.ts';
 import { replicationRoutes } from './routes/replications.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 
@@ -20,6 +21,7 @@ export function buildApi(deps: { config: BerthConfig; client: Client; logger?: b
   });
   app.get('/healthz', async () => ({ ok: true }));
   replicationRoutes(app, deps);
+  distributionRoutes(app, deps);
   workflowRoutes(app, deps);
   return app;
 }

@@ -69,6 +69,8 @@ export const configSchema = z
         blobConcurrency: z.number().int().min(1).max(32).default(4),
         /** Blobs above this size are uploaded in chunks of this size (PATCH), smaller ones in one PUT. */
         chunkSizeMiB: z.number().int().min(1).max(1024).default(64),
+        /** Attempts per copy (retryable faults only: an unreachable registry, 5xx, 429) before a target fails. */
+        maxAttempts: z.number().int().min(1).max(100).default(10),
       })
       .strict()
       .prefault({}),

@@ -126,3 +126,25 @@ describe('POST /v1/replications', () => {
     assert.equal(res.statusCode, 404);
   });
 });
+
+describe('POST /v1/distributions', () => {
+  test('bad input answers 400 or 404 naming the field, and starts nothing', async () => {
+    const cases: [unknown, number, string][] = [
+      [{}, 400, 'image'],
+      [{ image: ref, from: 'idc-a', to: 'idc-b' }, 400, ''],
+      // This test's config has two root IDCs: which one to start from must be said.
+      [{ image: ref }, 400, 'from'],
+      [{ image: ref, from: 'idc-mars' }, 404, 'from'],
+      // idc-a has no child IDC and no second registry.
+      [{ image: ref, from: 'idc-a' }, 400, 'from'],
+    ];
+    const before = await startedWorkflows();
+    for (const [body, status, path] of cases) {
+      const res = await api.inject({ method: 'POST', url: '/v1/distributions', payload: body as object });
+      assert.equal(res.statusCode, status, res.body);
+      const paths = status === 400 ? res.json().issues.map((i: { path: string }) => i.path) : [res.json().path];
+      assert.ok(paths.includes(path), `${JSON.stringify(body)} -> ${res.body}`);
+    }
+    assert.equal(await startedWorkflows(), before);
+  });
+});

@@ -1,2 +1,3 @@
 // Every workflow the main worker runs. Workflow code is deterministic: no I/O, no Node built-ins.
 export { replicateImage } from './replicate-image.ts';
+export { distributeImage } from './distribute-image.ts';

@@ -14,8 +14,12 @@ export interface RegistryEndpoint {
 
 export interface ReplicateImageInput {
   image: string;
+  /** The digest to copy, when the caller has resolved the image already (a distribution, a sync). */
+  digest?: string;
   source: RegistryEndpoint;
   targets: RegistryEndpoint[];
+  /** Attempts per copy before a target is reported failed (berth.yaml copy.maxAttempts); 10 when not given. */
+  maxAttempts?: number;
 }
 
 export interface TargetResult {
@@ -56,7 +60,8 @@ const activityOptions = {
  * Copies one image from a source registry to every target in parallel, verified by digest on each target. The
  * source's tag is resolved once, first, so every target gets the same image even if the tag moves meanwhile.
  */
-export async function replicateImage({ image, source, targets }: ReplicateImageInput): Promise<ReplicateImageResult> {
+export async function replicateImage(input: ReplicateImageInput): Promise<ReplicateImageResult> {
+  const { image, source, targets } = input;
   const progress: Record<string, TargetProgress> = {};
   for (const t of targets) {
     progress[t.registry] = { idc: t.idc, status: 'copying', attempt: 1, bytesCopied: 0, bytesTotal: 0, blobsTotal: 0, blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0 };
@@ -67,18 +72,17 @@ export async function replicateImage({ image, source, targets }: ReplicateImageI
     if (p?.status === 'copying' && counts.attempt >= p.attempt) Object.assign(p, counts);
   });
 
-  const { resolveImage } = proxyActivities<Activities>({
-    startToCloseTimeout: '1 minute', // one manifest read: no heartbeats needed
-    retry: activityOptions.retry,
-    taskQueue: source.taskQueue,
-    summary: `resolve ${image} on ${source.idc}`,
-  });
   let digest: string;
-  try {
-    ({ digest } = await resolveImage({ image, registry: source.registry }));
-  } catch (err) {
-    if (isCancellation(err)) throw err;
-    throw ApplicationFailure.create({ type: 'ReplicationFailed', message: `${image} cannot be read on ${source.registry}: ${describeFailure(err)}`, nonRetryable: true });
+  if (input.digest !== undefined) {
+    digest = input.digest;
+  } else {
+    const { resolveImage } = proxyActivities<Activities>(resolveOptions(image, source));
+    try {
+      ({ digest } = await resolveImage({ image, registry: source.registry }));
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      throw ApplicationFailure.create({ type: 'ReplicationFailed', message: `${image} cannot be read on ${source.registry}: ${describeFailure(err)}`, nonRetryable: true });
+    }
   }
   for (const p of Object.values(progress)) p.digest = digest;
   // Each target's signals are paced so that all of them together send at most one every 2 s: a long copy to many
@@ -91,6 +95,7 @@ export async function replicateImage({ image, source, targets }: ReplicateImageI
     targets.map(async (t) => {
       const { copyImageToRegistry } = proxyActivities<Activities>({
         ...activityOptions,
+        retry: { ...activityOptions.retry, maximumAttempts: input.maxAttempts ?? activityOptions.retry.maximumAttempts },
         taskQueue: t.taskQueue,
         summary: `copy ${image} ${source.idc} -> ${t.idc}`,
       });
@@ -118,7 +123,12 @@ export async function replicateImage({ image, source, targets }: ReplicateImageI
   return results;
 }
 
-function describeFailure(err: unknown): string {
+/** Options of the activity that reads an image's digest on its source: one manifest read, no heartbeats needed. */
+export function resolveOptions(image: string, source: RegistryEndpoint) {
+  return { startToCloseTimeout: '1 minute', retry: activityOptions.retry, taskQueue: source.taskQueue, summary: `resolve ${image} on ${source.idc}` } as const;
+}
+
+export function describeFailure(err: unknown): string {
   const cause = err instanceof ActivityFailure ? err.cause : err;
   if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
   return cause instanceof Error ? cause.message : String(cause);

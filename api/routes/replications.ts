@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -6,9 +5,9 @@ import { idcTaskQueue, resolveRegistryName, type BerthConfig, type RegistryConfi
 import { parseImageReference } from '../../activities/registry/reference.ts';
 import { replicateImage, type ReplicateImageInput } from '../../workflows/replicate-image.ts';
 import { sendInvalid, sendNotFound } from '../http-errors.ts';
-import { workflowUiUrl } from './workflows.ts';
+import { idPart, startAndReply } from '../start-workflow.ts';
 
-const imageField = z.string().superRefine((value, ctx) => {
+export const imageField = z.string().superRefine((value, ctx) => {
   try {
     parseImageReference(value);
   } catch (err) {
@@ -46,24 +45,12 @@ export function replicationRoutes(app: FastifyInstance, { config, client }: { co
       image,
       source: { registry: src.name, idc: src.idc, taskQueue: idcTaskQueue(config, src.idc) },
       targets: resolved.map((t) => ({ registry: t.name, idc: t.idc, taskQueue: idcTaskQueue(config, t.idc) })),
+      maxAttempts: config.copy.maxAttempts,
     };
-    // Derived from the request: the same request while one runs joins it instead of copying twice. A long list
-    // of targets is replaced by its hash, which keeps the ID within Temporal's limits.
-    const targetList = resolved.map((t) => t.name).sort().join(',');
-    const targetKey = targetList.length <= 200 ? targetList : `${resolved.length}-targets-${createHash('sha256').update(targetList).digest('hex').slice(0, 16)}`;
-    const workflowId = `replicate:${image}:${src.name}->${targetKey}`;
-    const handle = await client.workflow.start(replicateImage, {
-      taskQueue: config.taskQueues.main,
-      workflowId,
+    return startAndReply(reply, { config, client }, replicateImage, {
+      workflowId: `replicate:${image}:${src.name}->${idPart(resolved.map((t) => t.name).sort(), 'targets')}`,
       args: [input],
-      workflowIdConflictPolicy: 'USE_EXISTING',
-      staticSummary: `replicate ${image} from ${src.idc} to ${resolved.map((t) => t.idc).join(', ')}`,
-    });
-    return reply.code(202).send({
-      workflowId,
-      runId: handle.firstExecutionRunId,
-      statusUrl: `/v1/workflows/${encodeURIComponent(workflowId)}`,
-      uiUrl: workflowUiUrl(config, workflowId, handle.firstExecutionRunId),
+      summary: `replicate ${image} from ${src.idc} to ${resolved.map((t) => t.idc).join(', ')}`,
     });
   });
 }

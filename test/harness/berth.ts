@@ -77,7 +77,8 @@ export function testConfig(id: string, temporalAddress: string, entries: ConfigE
     temporal: { address: temporalAddress },
     taskQueues: { main: `berth-main-${id}`, idcPrefix: `berth-idc-${id}-` },
     copy,
-    idcs: entries.map((e) => ({ name: e.idc, ...(e.parent ? { parent: e.parent } : {}) })),
+    // Several registries may share an IDC: the first entry of an IDC names its parent.
+    idcs: entries.filter((e, i) => entries.findIndex((o) => o.idc === e.idc) === i).map((e) => ({ name: e.idc, ...(e.parent ? { parent: e.parent } : {}) })),
     registries: entries.map((e) => {
       const envVar = `BERTH_TEST_PASSWORD_${id}_${e.registry.name}`.toUpperCase().replace(/[^A-Z0-9_]/g, '_');
       const password = e.password ?? e.registry.password;

@@ -5,6 +5,8 @@ export interface RegistryProxy {
   url: string;
   /** Request body bytes of blob uploads that passed through: what the copier actually sent to the target. */
   uploadedBytes: number;
+  /** Body bytes of blob downloads that passed through: what readers pulled from this registry. */
+  downloadedBytes: number;
   close(): Promise<void>;
 }
 
@@ -57,7 +59,7 @@ export async function startRegistryProxy(
   } = {},
 ): Promise<RegistryProxy> {
   const target = new URL(targetUrl);
-  const state = { uploadedBytes: 0, refused: 0 };
+  const state = { uploadedBytes: 0, downloadedBytes: 0, refused: 0 };
   const server: Server = createServer((req, res) => {
     if (opts.refuseFirst && state.refused < opts.refuseFirst.requests) {
       state.refused++;
@@ -72,7 +74,7 @@ export async function startRegistryProxy(
         res.writeHead(up.statusCode ?? 502, up.headers);
         if (isBlobDownload(req)) {
           const chosen = opts.corrupt === 'downloads' && (!opts.onlyDigest || req.url!.endsWith(opts.onlyDigest));
-          const tampered = up.pipe(tamper(chosen, () => undefined));
+          const tampered = up.pipe(tamper(chosen, (n) => (state.downloadedBytes += n)));
           (opts.downloadBytesPerSecond ? tampered.pipe(pace(opts.downloadBytesPerSecond)) : tampered).pipe(res);
         } else {
           up.pipe(res);
@@ -93,6 +95,9 @@ export async function startRegistryProxy(
     url: `http://127.0.0.1:${port}`,
     get uploadedBytes() {
       return state.uploadedBytes;
+    },
+    get downloadedBytes() {
+      return state.downloadedBytes;
     },
     close: () =>
       new Promise((resolve) => {
