@@ -1,8 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { findRegistry, type BerthConfig } from '../config/load.ts';
-import { RegistryClient } from './registry/client.ts';
+import type { BerthConfig } from '../config/load.ts';
+import { registryClients, type ClientLimits } from './registry/clients.ts';
 import { copyImage, type CopyImageResult, type CopyProgress } from './registry/copy-image.ts';
-import { resolveCredentials } from './registry/credentials.ts';
 import { RegistryError } from './registry/errors.ts';
 import { parseImageReference } from './registry/reference.ts';
 import { copyProgressSignal } from '../workflows/replicate-image.ts';
@@ -19,8 +18,10 @@ export interface CopyToRegistryInput {
   digest: string;
   source: string;
   target: string;
-  /** How often to tell the workflow how far the copy got (its `progress` query reads it). */
-  progressSignalMs: number;
+  /** How often to tell the workflow how far the copy got (its `progress` query reads it); never when not given. */
+  progressSignalMs?: number;
+  /** A sync rule's limits: requests per second per registry, blob bytes per second over this link. */
+  limits?: Pick<ClientLimits, 'requestsPerSecond' | 'bytesPerSecond'>;
 }
 
 export interface CopyToRegistryResult extends CopyImageResult {
@@ -35,22 +36,7 @@ const heartbeatEveryMs = 5000;
  * from this worker's config, so no secret travels through Temporal.
  */
 export function createReplicationActivities(config: BerthConfig) {
-  const clients = new Map<string, RegistryClient>();
-  const clientFor = (name: string): RegistryClient => {
-    let client = clients.get(name);
-    if (!client) {
-      const registry = findRegistry(config, name);
-      if (!registry) throw ApplicationFailure.nonRetryable(`registry "${name}" is not in this worker's config`, 'UnknownRegistry');
-      client = new RegistryClient({
-        name,
-        baseUrl: registry.url,
-        credentials: resolveCredentials(name, registry.credentials),
-        chunkSize: config.copy.chunkSizeMiB * 1024 * 1024,
-      });
-      clients.set(name, client);
-    }
-    return client;
-  };
+  const clientFor = registryClients(config);
 
   return {
     /** The digest an image reference points to on a registry, so that every target gets the same image. */
@@ -74,7 +60,7 @@ export function createReplicationActivities(config: BerthConfig) {
         latest = p;
         ctx.heartbeat(p);
         // One signal at a time, so they arrive in order; paced, so a long copy keeps its workflow history small.
-        if (!workflow || signalling || Date.now() - lastSignal < input.progressSignalMs) return;
+        if (!workflow || input.progressSignalMs === undefined || signalling || Date.now() - lastSignal < input.progressSignalMs) return;
         lastSignal = Date.now();
         const { copiedDigests: _, uploads: __, ...counts } = p;
         signalling = ctx.client.workflow
@@ -87,9 +73,9 @@ export function createReplicationActivities(config: BerthConfig) {
       try {
         const result = await asTemporalFailure(() =>
           copyImage({
-            source: clientFor(input.source),
+            source: clientFor(input.source, { ...input.limits, link: `${input.source}->${input.target}` }),
             sourceRepository: repository,
-            target: clientFor(input.target),
+            target: clientFor(input.target, { requestsPerSecond: input.limits?.requestsPerSecond }),
             targetRepository: repository,
             reference: input.digest,
             targetReference: reference,
@@ -108,7 +94,7 @@ export function createReplicationActivities(config: BerthConfig) {
 }
 
 /** Registry errors become Temporal failures of the same type; the permanent ones are not retried. */
-async function asTemporalFailure<T>(fn: () => Promise<T>): Promise<T> {
+export async function asTemporalFailure<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {

@@ -2,6 +2,7 @@ import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/clien
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { BerthConfig } from '../config/load.ts';
 import { distributionRoutes } from './routes/distributions.ts';
+import { syncRuleRoutes } from './routes/sync-rules.ts';
 import { replicationRoutes } from './routes/replications.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 
@@ -22,6 +23,7 @@ export function buildApi(deps: { config: BerthConfig; client: Client; logger?: b
   app.get('/healthz', async () => ({ ok: true }));
   replicationRoutes(app, deps);
   distributionRoutes(app, deps);
+  syncRuleRoutes(app, deps);
   workflowRoutes(app, deps);
   return app;
 }

@@ -4,7 +4,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type BerthConfig, type RegistryConfig } from './schema.ts';
 
-export type { BerthConfig, RegistryConfig } from './schema.ts';
+export type { BerthConfig, RegistryConfig, SyncFilter, SyncRule } from './schema.ts';
 
 export class ConfigError extends Error {
   constructor(

@@ -40,6 +40,50 @@ export const registrySchema = z
   })
   .strict();
 
+/** Glob patterns: `*` and `?` stay within a path segment, `**` crosses them. */
+const globList = z.array(z.string().min(1).max(256)).max(100);
+
+export const filterSchema = z
+  .object({ include: globList.default(['**']), exclude: globList.default([]) })
+  .strict()
+  .prefault({});
+
+export const syncRuleSchema = z
+  .object({
+    name: resourceName,
+    /** A registry, or an IDC (its first registry). */
+    source: z.string().min(1),
+    /** Registries or IDCs to keep in sync with the source; when left out, the IDC tree below the source. */
+    targets: z.array(z.string().min(1)).min(1).max(100).optional(),
+    repositories: filterSchema,
+    tags: filterSchema,
+    schedule: z.union([
+      z.object({ every: z.string().regex(/^\d+(s|m|h|d)$/, 'must be a number and a unit: 30s, 10m, 6h, 1d') }).strict(),
+      z.object({ cron: z.string().regex(/^(\S+\s+){4}\S+$/, 'must be a cron expression of five fields') }).strict(),
+    ]),
+    /** direct: berth's copier; harbor: the source Harbor's own replication, verified by berth afterwards. */
+    mode: z.enum(['direct', 'harbor']).default('direct'),
+    /** Delete tags on targets that the source no longer has (matching the filters). Off unless asked for. */
+    deleteExtra: z.boolean().default(false),
+    /** Requests per second to each registry, per worker. */
+    requestsPerSecond: z.number().positive().max(10_000).optional(),
+    /** Blob bytes per second over each source -> target link, per worker. */
+    bytesPerSecond: z.number().int().min(1024).optional(),
+    /** Whether the schedule starts paused; pause/unpause through the API afterwards. */
+    paused: z.boolean().default(false),
+  })
+  .strict();
+
+/** What a rule names that the registries do not have; shared by berth.yaml and the sync-rules API. */
+export function syncRuleIssues(registries: { name: string; idc: string }[], rule: z.infer<typeof syncRuleSchema>): { path: (string | number)[]; message: string }[] {
+  const known = (name: string) => registries.some((r) => r.name === name || r.idc === name);
+  const issues: { path: (string | number)[]; message: string }[] = known(rule.source) ? [] : [{ path: ['source'], message: `unknown IDC or registry "${rule.source}"` }];
+  rule.targets?.forEach((t, j) => {
+    if (!known(t)) issues.push({ path: ['targets', j], message: `unknown IDC or registry "${t}"` });
+  });
+  return issues;
+}
+
 export const configSchema = z
   .object({
     temporal: z
@@ -74,8 +118,18 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    sync: z
+      .object({
+        /** Catalog and tag list page size (`n`). */
+        pageSize: z.number().int().min(1).max(10_000).default(1000),
+        /** Repositories per child workflow of a sync: keeps each workflow's history small on large catalogs. */
+        repositoriesPerBatch: z.number().int().min(1).max(1000).default(50),
+      })
+      .strict()
+      .prefault({}),
     idcs: z.array(idcSchema).min(1, 'at least one IDC is needed'),
     registries: z.array(registrySchema).min(1, 'at least one registry is needed'),
+    syncRules: z.array(syncRuleSchema).default([]),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -109,8 +163,16 @@ export const configSchema = z
       registryNames.add(r.name);
       if (!idcNames.has(r.idc)) ctx.addIssue({ code: 'custom', path: ['registries', i, 'idc'], message: `unknown IDC "${r.idc}"` });
     });
+    const ruleNames = new Set<string>();
+    cfg.syncRules.forEach((rule, i) => {
+      if (ruleNames.has(rule.name)) ctx.addIssue({ code: 'custom', path: ['syncRules', i, 'name'], message: `duplicate sync rule "${rule.name}"` });
+      ruleNames.add(rule.name);
+      for (const issue of syncRuleIssues(cfg.registries, rule)) ctx.addIssue({ code: 'custom', path: ['syncRules', i, ...issue.path], message: issue.message });
+    });
   });
 
 export type BerthConfig = z.infer<typeof configSchema>;
 export type RegistryConfig = BerthConfig['registries'][number];
+export type SyncRule = z.infer<typeof syncRuleSchema>;
+export type SyncFilter = z.infer<typeof filterSchema>;
 export type CredentialsRef = z.infer<typeof credentialsRefSchema>;

@@ -1,3 +1,4 @@
 // Every workflow the main worker runs. Workflow code is deterministic: no I/O, no Node built-ins.
 export { replicateImage } from './replicate-image.ts';
 export { distributeImage } from './distribute-image.ts';
+export { syncRegistries, syncRepositories } from './sync-registries.ts';

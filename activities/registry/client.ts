@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { basicAuthorization, parseChallenge, realmKeepsCredentialsSafe, type Credentials } from './auth.ts';
 import { asRegistryError, isLostUpload, parseRetryAfter, RegistryError } from './errors.ts';
 import { manifestAccept } from './media-types.ts';
+import { throttled, type TokenBucket } from './throttle.ts';
 
 type Response = Dispatcher.ResponseData;
 
@@ -14,6 +16,10 @@ export interface RegistryClientOptions {
   credentials?: Credentials;
   /** Blobs larger than this are uploaded in PATCH chunks of this size; smaller ones in a single PUT. */
   chunkSize?: number;
+  /** One token per request sent: a requests-per-second limit on this registry. */
+  requests?: TokenBucket;
+  /** One token per blob byte read: a bandwidth limit on the link this client reads over. */
+  downloads?: TokenBucket;
 }
 
 export interface Manifest {
@@ -48,6 +54,7 @@ export class RegistryClient {
   private readonly credentials?: Credentials;
   private readonly chunkSize: number;
   private readonly dispatcher: Dispatcher;
+  private readonly limits: Pick<RegistryClientOptions, 'requests' | 'downloads'>;
   private scheme: 'none' | 'basic' | 'bearer' = 'none';
   private tokenService?: { realm: string; service?: string };
   private readonly tokens = new Map<string, { token: string; expiresAt: number }>();
@@ -57,6 +64,7 @@ export class RegistryClient {
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.credentials = opts.credentials;
     this.chunkSize = opts.chunkSize ?? 64 * 1024 * 1024;
+    this.limits = { requests: opts.requests, downloads: opts.downloads };
     // No cap on connections per registry: a copy holds a read on one registry while it writes to another, and
     // copies in opposite directions in one worker would otherwise wait on each other's connections forever.
     // Concurrency is bounded by the workers' activity slots times copy.blobConcurrency.
@@ -171,13 +179,16 @@ export class RegistryClient {
     const what = `get blob ${repository}@${digest}`;
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
     const res = await this.send({ method: 'GET', path: `/v2/${repository}/blobs/${digest}`, headers, scopes: [pull(repository)], what, signal });
-    if (res.statusCode === 206 && offset > 0) return res.body;
-    if (res.statusCode !== 200) throw await this.failure(res, what);
-    if (offset > 0) {
+    if (res.statusCode !== 200 && !(res.statusCode === 206 && offset > 0)) throw await this.failure(res, what);
+    if (res.statusCode === 200 && offset > 0) {
       await res.body.dump();
       throw new RegistryError('RegistryRejected', `${what} on ${this.name}: range requests are not supported`);
     }
-    return res.body;
+    if (!this.limits.downloads) return res.body;
+    const paced = throttled(this.limits.downloads, signal);
+    // pipeline passes errors both ways: a failed read fails the paced stream, a destroyed reader stops the read.
+    pipeline(res.body, paced).catch(() => undefined);
+    return paced;
   }
 
   /**
@@ -336,6 +347,7 @@ export class RegistryClient {
     // A streamed body cannot be sent twice, so renew an expired token before sending it rather than after a 401.
     if (!replayable && this.scheme === 'bearer' && !this.authorization(req.scopes)) await this.fetchToken(req.scopes, undefined, req.signal);
     for (let attempt = 0; ; attempt++) {
+      await this.limits.requests?.take(1, req.signal);
       const authorization = this.authorization(req.scopes);
       let res: Response;
       try {

@@ -71,7 +71,14 @@ export interface ConfigEntry {
  * A berth config for a test: one IDC per entry, task queues unique to this test so parallel test files sharing a
  * Temporal server never steal each other's tasks. Passwords go by env var reference, as in production.
  */
-export function testConfig(id: string, temporalAddress: string, entries: ConfigEntry[], copy: Partial<BerthConfig['copy']> = {}): { config: BerthConfig; file: string; env: Record<string, string> } {
+export function testConfig(
+  id: string,
+  temporalAddress: string,
+  entries: ConfigEntry[],
+  copy: Partial<BerthConfig['copy']> = {},
+  /** More of berth.yaml, as written there (syncRules, sync). */
+  more: Record<string, unknown> = {},
+): { config: BerthConfig; file: string; env: Record<string, string> } {
   const env: Record<string, string> = {};
   const raw = {
     temporal: { address: temporalAddress },
@@ -90,6 +97,7 @@ export function testConfig(id: string, temporalAddress: string, entries: ConfigE
         ...(e.registry.username ? { credentials: { username: e.registry.username, passwordEnv: envVar } } : {}),
       };
     }),
+    ...more,
   };
   Object.assign(process.env, env);
   const file = join(tempDir(`config-${id}`), 'berth.yaml');

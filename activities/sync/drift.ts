@@ -1,0 +1,54 @@
+import type { RegistryClient } from '../registry/client.ts';
+
+export interface TagDigest {
+  tag: string;
+  digest: string;
+}
+
+/** How a target's repository differs from the source's, over the tags the rule covers. */
+export interface RepositoryDrift {
+  repository: string;
+  inSync: number;
+  /** On the source, not on the target. */
+  missing: TagDigest[];
+  /** On both, at different digests: `digest` is the source's. */
+  different: (TagDigest & { targetDigest: string })[];
+  /** On the target only; `sharedWith` names a kept tag at the same digest (deleting it would delete that too). */
+  extra: (TagDigest & { sharedWith?: string })[];
+}
+
+/** Every tag of a repository that passes the filter, with its digest (a HEAD per tag). */
+export async function taggedDigests(client: RegistryClient, repository: string, pageSize: number, keep: (tag: string) => boolean, signal?: AbortSignal, onPage?: () => void): Promise<Map<string, string>> {
+  const digests = new Map<string, string>();
+  for await (const page of client.listTags(repository, pageSize, signal)) {
+    for (const tag of page.filter(keep)) {
+      // A tag listed a moment ago may be gone now: nothing to compare then.
+      const digest = await client.headManifest(repository, tag, signal);
+      if (digest) digests.set(tag, digest);
+    }
+    onPage?.();
+  }
+  return digests;
+}
+
+/**
+ * Compares a repository's tags over the ones a rule covers. `target` may hold tags the rule does not cover: they
+ * are never reported, but they protect their digests from deletion.
+ */
+export function compareTags(repository: string, source: Map<string, string>, target: Map<string, string>, covered: (tag: string) => boolean): RepositoryDrift {
+  const drift: RepositoryDrift = { repository, inSync: 0, missing: [], different: [], extra: [] };
+  for (const [tag, digest] of source) {
+    const targetDigest = target.get(tag);
+    if (targetDigest === undefined) drift.missing.push({ tag, digest });
+    else if (targetDigest !== digest) drift.different.push({ tag, digest, targetDigest });
+    else drift.inSync++;
+  }
+  // Registries delete manifests, not tags: a digest that a tag staying after the sync points to must stay.
+  const stays = (tag: string, digest: string) => !covered(tag) || source.get(tag) === digest;
+  for (const [tag, digest] of target) {
+    if (!covered(tag) || source.has(tag)) continue;
+    const sharedWith = [...target].find(([t, d]) => d === digest && t !== tag && stays(t, d))?.[0];
+    drift.extra.push({ tag, digest, ...(sharedWith ? { sharedWith } : {}) });
+  }
+  return drift;
+}

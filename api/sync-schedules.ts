@@ -1,0 +1,96 @@
+import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleSpec } from '@temporalio/client';
+import type { BerthConfig, SyncRule } from '../config/load.ts';
+import { syncPlan } from '../config/sync-plan.ts';
+import { syncRegistries } from '../workflows/sync-registries.ts';
+
+/** Where a rule came from: config rules follow berth.yaml on every start; API rules live in their schedule. */
+export type RuleOrigin = 'config' | 'api';
+
+export const scheduleId = (rule: string) => `sync-rule:${rule}`;
+const prefix = 'sync-rule:';
+
+function spec(rule: SyncRule): ScheduleSpec {
+  return 'every' in rule.schedule ? { intervals: [{ every: rule.schedule.every as `${number}${'s' | 'm' | 'h' | 'd'}` }] } : { cronExpressions: [rule.schedule.cron] };
+}
+
+function action(config: BerthConfig, rule: SyncRule, origin: RuleOrigin) {
+  return {
+    type: 'startWorkflow' as const,
+    workflowType: syncRegistries,
+    // Temporal appends each run's time, so every run has its own ID under this one.
+    workflowId: `sync:${rule.name}`,
+    taskQueue: config.taskQueues.main,
+    args: [syncPlan(config, rule)] as [ReturnType<typeof syncPlan>],
+    staticSummary: `sync rule ${rule.name}`,
+    // The rule as written lives here, where an update can change it (a schedule's own memo cannot be).
+    memo: { rule, origin },
+  };
+}
+
+/** Creates a rule's schedule: overlapping runs are skipped, not queued. Throws if it exists. */
+export async function createSyncSchedule(client: Client, config: BerthConfig, rule: SyncRule, origin: RuleOrigin): Promise<void> {
+  await client.schedule.create({
+    scheduleId: scheduleId(rule.name),
+    spec: spec(rule),
+    action: action(config, rule, origin),
+    policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
+    state: { paused: rule.paused, note: rule.paused ? 'paused in its rule' : undefined },
+  });
+}
+
+/** Points an existing schedule at a rule's new version; its pause state and its record of runs stay. */
+export async function updateSyncSchedule(client: Client, config: BerthConfig, rule: SyncRule, origin: RuleOrigin): Promise<void> {
+  await client.schedule.getHandle(scheduleId(rule.name)).update((prev) => ({ ...prev, spec: spec(rule), action: action(config, rule, origin) }));
+}
+
+export interface StoredRule {
+  rule: SyncRule;
+  origin: RuleOrigin;
+}
+
+export async function describeSyncSchedule(client: Client, name: string) {
+  try {
+    const description = await client.schedule.getHandle(scheduleId(name)).describe();
+    return { description, ...(description.action.memo as unknown as StoredRule) };
+  } catch (err) {
+    if (err instanceof ScheduleNotFoundError) return undefined;
+    throw err;
+  }
+}
+
+/** Names of every sync rule berth has a schedule for (Temporal's list can lag a write by a moment). */
+export async function syncScheduleNames(client: Client): Promise<string[]> {
+  const names: string[] = [];
+  for await (const s of client.schedule.list()) if (s.scheduleId.startsWith(prefix)) names.push(s.scheduleId.slice(prefix.length));
+  return names.sort();
+}
+
+/**
+ * On start: one schedule per rule in berth.yaml, created or brought up to date; schedules of config rules that
+ * left the file are deleted. Rules created through the API are kept, their plans re-resolved against this config.
+ */
+export async function reconcileSyncSchedules(client: Client, config: BerthConfig): Promise<{ created: string[]; updated: string[]; deleted: string[] }> {
+  const result = { created: [] as string[], updated: [] as string[], deleted: [] as string[] };
+  for (const rule of config.syncRules) {
+    if (!(await describeSyncSchedule(client, rule.name))) {
+      await createSyncSchedule(client, config, rule, 'config');
+      result.created.push(rule.name);
+    } else {
+      await updateSyncSchedule(client, config, rule, 'config');
+      result.updated.push(rule.name);
+    }
+  }
+  for (const name of await syncScheduleNames(client)) {
+    if (config.syncRules.some((r) => r.name === name)) continue;
+    const stored = await describeSyncSchedule(client, name);
+    if (!stored) continue;
+    if (stored.origin === 'config') {
+      await client.schedule.getHandle(scheduleId(name)).delete();
+      result.deleted.push(name);
+    } else {
+      await updateSyncSchedule(client, config, stored.rule, 'api');
+      result.updated.push(name);
+    }
+  }
+  return result;
+}

@@ -1,0 +1,44 @@
+import type { SyncPair, SyncPlan } from '../workflows/sync-registries.ts';
+import type { DistributionNode } from '../workflows/distribute-image.ts';
+import { distributionPlan } from './idc-tree.ts';
+import { idcTaskQueue, resolveRegistryName, type BerthConfig, type SyncRule } from './load.ts';
+
+/**
+ * What one run of a sync rule does, resolved from berth.yaml: the source -> target pairs in the order they must
+ * run (a sub-IDC syncs from its IDC after that IDC has synced from its parent), filters, mode and limits.
+ */
+export function syncPlan(config: BerthConfig, rule: SyncRule): SyncPlan {
+  const endpoint = (name: string) => {
+    const r = resolveRegistryName(config, name);
+    if (!r) throw new Error(`unknown IDC or registry "${name}"`);
+    return { registry: r.name, idc: r.idc, taskQueue: idcTaskQueue(config, r.idc) };
+  };
+  const source = endpoint(rule.source);
+  let pairs: SyncPair[];
+  if (rule.targets) {
+    pairs = rule.targets.map((t) => ({ from: source, to: endpoint(t), level: 1 }));
+  } else {
+    pairs = treePairs(distributionPlan(config, source.registry), 1);
+  }
+  return {
+    rule: rule.name,
+    pairs: pairs.filter((p) => p.from.registry !== p.to.registry),
+    repositories: rule.repositories,
+    tags: rule.tags,
+    mode: rule.mode,
+    deleteExtra: rule.deleteExtra,
+    requestsPerSecond: rule.requestsPerSecond,
+    bytesPerSecond: rule.bytesPerSecond,
+    maxAttempts: config.copy.maxAttempts,
+    repositoriesPerBatch: config.sync.repositoriesPerBatch,
+  };
+}
+
+/** The tree's edges: each IDC's entry registry from its parent's, then its other registries from its entry. */
+function treePairs(node: DistributionNode, level: number): SyncPair[] {
+  const [entry, ...others] = node.registries;
+  return [
+    ...others.map((o) => ({ from: entry, to: o, level })),
+    ...node.children.flatMap((c) => [{ from: entry, to: c.registries[0], level }, ...treePairs(c, level + 1)]),
+  ];
+}
