@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { buildApi } from '../api/server.ts';
+import { reconcileSyncSchedules } from '../api/sync-schedules.ts';
 import { loadConfig, type BerthConfig } from '../config/load.ts';
 import { configPath } from '../config/path.ts';
 import { startDockerRegistry } from '../embedded/docker-registry.ts';
@@ -54,6 +55,7 @@ async function main(): Promise<void> {
   const workers = await startWorkers(config);
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
+  const schedules = await reconcileSyncSchedules(client, config);
   const api = buildApi({ config, client, logger: true });
   await api.listen({ host: config.api.host, port: config.api.port });
   const apiUrl = `http://${config.api.host}:${config.api.port}`;
@@ -63,6 +65,7 @@ berth is running
   Temporal UI   ${config.temporal.uiUrl}
   berth API     ${apiUrl}
   workers       ${workers.taskQueues.join(', ')}
+  sync rules    ${config.syncRules.map((r) => r.name).join(', ') || 'none'} (schedules created ${schedules.created.length}, updated ${schedules.updated.length}, deleted ${schedules.deleted.length})
   config        ${configPath()}
 `);
   if (demo) {
@@ -72,6 +75,8 @@ berth is running
       oci:<layout>:<tag> docker://${new URL(reg.url).host}/lib/app:1.0
   curl -s -XPOST ${apiUrl}/v1/replications -H 'content-type: application/json' \\
       -d '{"image":"lib/app:1.0","source":"idc-a","targets":["idc-b","idc-c"]}'
+  curl -s -XPOST ${apiUrl}/v1/distributions -H 'content-type: application/json' -d '{"image":"lib/app:1.0"}'
+  curl -s ${apiUrl}/v1/sync-rules
   curl -s ${apiUrl}/v1/workflows/<workflowId>
 `);
   }

@@ -23,9 +23,10 @@ registries:
 describe('berth.yaml', () => {
   test('the example config loads, with defaults filled in', () => {
     const config = loadConfig(exampleConfigPath);
-    assert.deepEqual(config.idcs.map((i) => [i.name, i.parent]), [['idc-a', undefined], ['idc-b', undefined], ['idc-c', 'idc-b']]);
+    assert.deepEqual(config.idcs.map((i) => [i.name, i.parent]), [['idc-a', undefined], ['idc-b', 'idc-a'], ['idc-c', 'idc-b']]);
     assert.deepEqual(config.registries.map((r) => r.url), ['http://127.0.0.1:5001', 'http://127.0.0.1:5002', 'http://127.0.0.1:5003']);
     assert.equal(config.taskQueues.main, 'berth-main');
+    assert.deepEqual(config.syncRules.map((r) => [r.name, r.repositories.include, r.tags.include]), [['mirror-library', ['library/**'], ['**']]]);
   });
 
   test('relative password files resolve against the config file, URLs lose trailing slashes', () => {
@@ -77,5 +78,13 @@ describe('berth.yaml', () => {
   test('YAML syntax errors are reported with their line', () => {
     const [problem] = problems('idcs: [ { name: a ]\n');
     assert.match(problem, /line 1/);
+  });
+
+  test('sync rules: unknown registries, bad schedules and duplicate names are refused with their YAML paths', () => {
+    const rule = (extra: string, every = '10m') => `${base}syncRules:\n  - { name: r1, source: idc-a, schedule: { every: ${every} }${extra} }\n`;
+    assert.deepEqual(problems(rule(', targets: [reg-b, idc-x]')), ['syncRules[0].targets[1]: unknown IDC or registry "idc-x"']);
+    assert.deepEqual(problems(rule('', '10 minutes')), ['syncRules[0].schedule.every: must be a number and a unit: 30s, 10m, 6h, 1d']);
+    assert.deepEqual(problems(rule(', mode: rsync')), ['syncRules[0].mode: Invalid option: expected one of "direct"|"harbor"']);
+    assert.deepEqual(problems(`${rule('')}  - { name: r1, source: reg-b, schedule: { cron: "0 3 * * *" } }\n`), ['syncRules[1].name: duplicate sync rule "r1"']);
   });
 });
