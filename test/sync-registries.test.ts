@@ -9,6 +9,7 @@ import type { PairReport } from '../workflows/sync-registries.ts';
 import { startWorkers } from '../workers/run.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { recordHistory } from './harness/histories.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 // A source IDC, an IDC below it and a sub-IDC below that; a rule over the subtree that keeps apps/** (but not
@@ -123,7 +124,7 @@ describe('scheduled sync', () => {
     assert.equal(await digestWithSkopeo(reg.leaf, 'apps/web:1.2'), images['apps/web:1.2'].digest, 'checked independently of berth');
 
     // The drift reports say what was wrong and what was fixed.
-    let reports: { report: { pairs: PairReport[] } | null }[] = [];
+    let reports: { workflowId: string; report: { pairs: PairReport[] } | null }[] = [];
     for (let i = 0; i < 40; i++) {
       reports = (await api.inject({ url: `/v1/sync-rules/${rule}/reports` })).json().reports;
       const pairs = reports.flatMap((r) => r.report?.pairs ?? []);
@@ -136,6 +137,9 @@ describe('scheduled sync', () => {
     assert.ok(fixedOnMid.missing.includes('apps/web:1.2') || pairs.some((p) => p.to === 'mid' && p.fixed.includes('apps/web:1.2')));
     const leafReport = pairs.find((p) => p.to === 'leaf' && p.deleted.includes('apps/api:local-only'));
     assert.ok(leafReport, 'a run deleted the extra tag on leaf');
+    const repairRun = reports.find((r) => r.report?.pairs.some((p) => p.deleted.includes('apps/api:local-only')))!.workflowId;
+    await recordHistory(temporal.client, repairRun, 'sync-run');
+    await recordHistory(temporal.client, `${repairRun}/mid->leaf/0`, 'sync-batch');
     assert.equal(leafReport.from, 'mid', 'leaf syncs from its parent IDC');
     assert.ok(leafReport.extra.includes('apps/api:alias') && !leafReport.deleted.includes('apps/api:alias'), 'the alias was reported, not deleted');
     await temporal.client.schedule.getHandle(scheduleId(rule)).pause('test done');
