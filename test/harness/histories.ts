@@ -11,13 +11,18 @@ export async function recordHistory(client: Client, workflowId: string, name: st
   if (!process.env.BERTH_RECORD_HISTORIES) return;
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
   mkdirSync(historiesDir, { recursive: true });
-  writeFileSync(`${historiesDir}${name}.json`, historyToJSON(history));
+  // The workflow ID goes along: child workflow IDs derive from it, and replay compares them.
+  writeFileSync(`${historiesDir}${name}.json`, JSON.stringify({ workflowId, ...JSON.parse(historyToJSON(history)) }, null, 2));
 }
 
 export function committedHistories(): { workflowId: string; history: History }[] {
   return readdirSync(historiesDir)
     .filter((f) => f.endsWith('.json'))
-    .map((f) => ({ workflowId: f.replace(/\.json$/, ''), history: historyFromJSON(JSON.parse(readFileSync(`${historiesDir}${f}`, 'utf8'))) }));
+    .map((f) => {
+      const { workflowId, ...history } = JSON.parse(readFileSync(`${historiesDir}${f}`, 'utf8'));
+      // Fixtures recorded before the ID was kept are from workflows without children: any ID replays them.
+      return { workflowId: workflowId ?? f.replace(/\.json$/, ''), history: historyFromJSON(history) };
+    });
 }
 
 type HistoryEvent = NonNullable<History['events']>[number];
