@@ -1,5 +1,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { BerthConfig } from '../config/load.ts';
+import { findRegistry, type BerthConfig } from '../config/load.ts';
+import { HarborClient } from './registry/harbor/client.ts';
+import { replicateWithHarbor, type HarborReplicationResult } from './registry/harbor/replicate.ts';
+import { resolveCredentials } from './registry/credentials.ts';
 import { registryClients, type ClientLimits } from './registry/clients.ts';
 import { copyImage, type CopyImageResult, type CopyProgress } from './registry/copy-image.ts';
 import { RegistryError } from './registry/errors.ts';
@@ -22,6 +25,15 @@ export interface CopyToRegistryInput {
   progressSignalMs?: number;
   /** A sync rule's limits: requests per second per registry, blob bytes per second over this link. */
   limits?: Pick<ClientLimits, 'requestsPerSecond' | 'bytesPerSecond'>;
+}
+
+export interface ReplicateViaHarborInput {
+  /** `repository:tag` on the source Harbor. */
+  image: string;
+  source: string;
+  target: string;
+  /** How long Harbor's execution may run before berth stops it and fails. */
+  deadlineMs: number;
 }
 
 export interface CopyToRegistryResult extends CopyImageResult {
@@ -90,7 +102,33 @@ export function createReplicationActivities(config: BerthConfig) {
         clearInterval(heartbeat);
       }
     },
+
+    /**
+     * Replicates one tag with the source Harbor's own replication (mode: harbor), then verifies the digest on the
+     * target. A stuck execution is stopped at the deadline; a cancelled activity stops it too.
+     */
+    async replicateViaHarbor({ image, source, target, deadlineMs }: ReplicateViaHarborInput): Promise<HarborReplicationResult> {
+      const ctx = Context.current();
+      const { repository, reference } = parseImageReference(image);
+      const login = registryLogin(config, source);
+      if (login.kind !== 'harbor') throw ApplicationFailure.nonRetryable(`${source} is not a Harbor (kind: ${login.kind}): mode harbor needs one`, 'RegistryRejected');
+      const harbor = new HarborClient({ name: source, baseUrl: login.url, credentials: login.credentials });
+      try {
+        return await asTemporalFailure(() =>
+          replicateWithHarbor({ source: harbor, target: registryLogin(config, target), repository, tag: reference, deadlineMs, signal: ctx.cancellationSignal, onPoll: (e) => ctx.heartbeat(e.status) }),
+        );
+      } finally {
+        await harbor.close();
+      }
+    },
   };
+}
+
+/** The login of a registry in this worker's config, resolved from its reference. */
+function registryLogin(config: BerthConfig, name: string) {
+  const registry = findRegistry(config, name);
+  if (!registry) throw ApplicationFailure.nonRetryable(`registry "${name}" is not in this worker's config`, 'UnknownRegistry');
+  return { name, url: registry.url, kind: registry.kind, credentials: resolveCredentials(name, registry.credentials) };
 }
 
 /** Registry errors become Temporal failures of the same type; the permanent ones are not retried. */

@@ -63,6 +63,8 @@ export const syncRuleSchema = z
     ]),
     /** direct: berth's copier; harbor: the source Harbor's own replication, verified by berth afterwards. */
     mode: z.enum(['direct', 'harbor']).default('direct'),
+    /** mode harbor: seconds one Harbor execution may run; a stuck one is stopped and reported. */
+    harborDeadlineSeconds: z.number().int().min(1).max(86_400).default(1800),
     /** Delete tags on targets that the source no longer has (matching the filters). Off unless asked for. */
     deleteExtra: z.boolean().default(false),
     /** Requests per second to each registry, per worker. */
@@ -75,9 +77,13 @@ export const syncRuleSchema = z
   .strict();
 
 /** What a rule names that the registries do not have; shared by berth.yaml and the sync-rules API. */
-export function syncRuleIssues(registries: { name: string; idc: string }[], rule: z.infer<typeof syncRuleSchema>): { path: (string | number)[]; message: string }[] {
-  const known = (name: string) => registries.some((r) => r.name === name || r.idc === name);
+export function syncRuleIssues(registries: { name: string; idc: string; kind: string }[], rule: z.infer<typeof syncRuleSchema>): { path: (string | number)[]; message: string }[] {
+  const find = (name: string) => registries.find((r) => r.name === name) ?? registries.find((r) => r.idc === name);
+  const known = (name: string) => find(name) !== undefined;
   const issues: { path: (string | number)[]; message: string }[] = known(rule.source) ? [] : [{ path: ['source'], message: `unknown IDC or registry "${rule.source}"` }];
+  if (rule.mode === 'harbor' && known(rule.source) && find(rule.source)!.kind !== 'harbor') {
+    issues.push({ path: ['mode'], message: `mode harbor needs a source of kind harbor; ${find(rule.source)!.name} is ${find(rule.source)!.kind}` });
+  }
   rule.targets?.forEach((t, j) => {
     if (!known(t)) issues.push({ path: ['targets', j], message: `unknown IDC or registry "${t}"` });
   });

@@ -1,7 +1,7 @@
 import type { SyncPair, SyncPlan } from '../workflows/sync-registries.ts';
 import type { DistributionNode } from '../workflows/distribute-image.ts';
 import { distributionPlan } from './idc-tree.ts';
-import { idcTaskQueue, resolveRegistryName, type BerthConfig, type SyncRule } from './load.ts';
+import { findRegistry, idcTaskQueue, resolveRegistryName, type BerthConfig, type SyncRule } from './load.ts';
 
 /**
  * What one run of a sync rule does, resolved from berth.yaml: the source -> target pairs in the order they must
@@ -20,12 +20,13 @@ export function syncPlan(config: BerthConfig, rule: SyncRule): SyncPlan {
   } else {
     pairs = treePairs(distributionPlan(config, source.registry), 1);
   }
+  const isHarbor = (registry: string) => findRegistry(config, registry)?.kind === 'harbor';
   return {
     rule: rule.name,
-    pairs: pairs.filter((p) => p.from.registry !== p.to.registry),
+    pairs: pairs.filter((p) => p.from.registry !== p.to.registry).map((p) => (rule.mode === 'harbor' && isHarbor(p.from.registry) ? { ...p, viaHarbor: true } : p)),
     repositories: rule.repositories,
     tags: rule.tags,
-    mode: rule.mode,
+    harborDeadlineMs: rule.harborDeadlineSeconds * 1000,
     deleteExtra: rule.deleteExtra,
     requestsPerSecond: rule.requestsPerSecond,
     bytesPerSecond: rule.bytesPerSecond,

@@ -20,7 +20,7 @@ test('globs: * and ? stay within a path segment, ** crosses segments', () => {
   assert.deepEqual(['apps/web', 'apps/tmp-x', 'other/db', 'apps/team/api'].filter(keep), ['apps/web', 'apps/team/api']);
 });
 
-test('drift: missing, different and extra tags; an extra tag whose digest a staying tag shares is not deletable', () => {
+test('drift: missing, different and extra tags; an extra tag whose digest a staying tag shares is not deletable; referrer tags are never extra', () => {
   const source = new Map([['1.0', 'sha256:a'], ['1.1', 'sha256:b'], ['2.0', 'sha256:c']]);
   const target = new Map([
     ['1.0', 'sha256:a'],
@@ -29,6 +29,7 @@ test('drift: missing, different and extra tags; an extra tag whose digest a stay
     ['gone', 'sha256:z'],
     ['rc-keep', 'sha256:z2'],
     ['rc-extra', 'sha256:z2'],
+    [`sha256-${'a'.repeat(64)}`, 'sha256:idx'],
   ]);
   // rc-keep is outside the rule's filter: never reported, but it protects its digest.
   const drift = compareTags('apps/web', source, target, (tag) => tag !== 'rc-keep');

@@ -27,6 +27,8 @@ export interface TargetResult {
   bytesCopied: number;
   blobsCopied: number;
   blobsSkipped: number;
+  /** Signatures, SBOMs and other artifacts referring to the image that are on the target with it. */
+  referrers: number;
   durationMs: number;
 }
 
@@ -102,7 +104,7 @@ export async function replicateImage(input: ReplicateImageInput): Promise<Replic
       const p = progress[t.registry];
       try {
         const r: CopyToRegistryResult = await copyImageToRegistry({ image, digest, source: source.registry, target: t.registry, progressSignalMs });
-        results[t.registry] = { digest: r.digest, bytesCopied: r.bytesCopied, blobsCopied: r.blobsCopied, blobsSkipped: r.blobsSkipped, durationMs: r.durationMs };
+        results[t.registry] = { digest: r.digest, bytesCopied: r.bytesCopied, blobsCopied: r.blobsCopied, blobsSkipped: r.blobsSkipped, referrers: r.referrers, durationMs: r.durationMs };
         Object.assign(p, { status: 'done', digest: r.digest, bytesCopied: r.bytesCopied, blobsCopied: r.blobsCopied, blobsSkipped: r.blobsSkipped });
       } catch (err) {
         if (isCancellation(err)) throw err;

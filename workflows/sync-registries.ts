@@ -12,6 +12,8 @@ export interface SyncPair {
   to: RegistryEndpoint;
   /** Pairs of a level run after every pair of the level before: a sub-IDC syncs from an IDC already synced. */
   level: number;
+  /** Fix drift with the source Harbor's own replication (a rule in mode harbor, for pairs whose source is a Harbor). */
+  viaHarbor?: boolean;
 }
 
 export interface SyncPlan {
@@ -19,7 +21,8 @@ export interface SyncPlan {
   pairs: SyncPair[];
   repositories: SyncFilter;
   tags: SyncFilter;
-  mode: 'direct' | 'harbor';
+  /** mode harbor: how long one Harbor execution may run before berth stops it. */
+  harborDeadlineMs: number;
   deleteExtra: boolean;
   requestsPerSecond?: number;
   bytesPerSecond?: number;
@@ -175,7 +178,18 @@ export async function syncRepositories({ plan, pair, repositories }: SyncReposit
     retry: { ...retry, maximumAttempts: plan.maxAttempts },
     taskQueue: pair.to.taskQueue,
   });
+  // mode harbor: Harbor's replication, driven from the main queue (a control activity on Harbor's API).
+  const { replicateViaHarbor } = proxyActivities<Activities>({
+    startToCloseTimeout: plan.harborDeadlineMs + 120_000,
+    heartbeatTimeout: '30 seconds',
+    retry: { ...retry, maximumAttempts: plan.maxAttempts },
+  });
   const limits = { requestsPerSecond: plan.requestsPerSecond, bytesPerSecond: plan.bytesPerSecond };
+  const fix = (image: string, digest: string) =>
+    pair.viaHarbor
+      ? replicateViaHarbor({ image, source: pair.from.registry, target: pair.to.registry, deadlineMs: plan.harborDeadlineMs })
+      : // No progress signals: the batch's history stays small; its report says what was fixed.
+        copyImageToRegistry({ image, digest, source: pair.from.registry, target: pair.to.registry, limits });
   await pool(repositories, 4, async (repository) => {
     let drift;
     try {
@@ -189,11 +203,11 @@ export async function syncRepositories({ plan, pair, repositories }: SyncReposit
     for (const d of drift.different) note(report, 'different', `${repository}:${d.tag}`);
     for (const e of drift.extra) note(report, 'extra', `${repository}:${e.tag}`);
 
-    await pool([...drift.missing, ...drift.different], 2, async ({ tag, digest }) => {
+    // Harbor's policy for a repository and target carries the tag in its filter: one tag at a time there.
+    await pool([...drift.missing, ...drift.different], pair.viaHarbor ? 1 : 2, async ({ tag, digest }) => {
       const image = `${repository}:${tag}`;
       try {
-        // No progress signals: the batch's history stays small; its report says what was fixed.
-        await copyImageToRegistry({ image, digest, source: pair.from.registry, target: pair.to.registry, limits });
+        await fix(image, digest);
         note(report, 'fixed', image);
       } catch (err) {
         fail(report, image, err);

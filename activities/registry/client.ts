@@ -3,8 +3,8 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { basicAuthorization, parseChallenge, realmKeepsCredentialsSafe, type Credentials } from './auth.ts';
-import { asRegistryError, isLostUpload, parseRetryAfter, RegistryError } from './errors.ts';
-import { manifestAccept } from './media-types.ts';
+import { asRegistryError, isLostUpload, responseFailure, RegistryError } from './errors.ts';
+import { manifestAccept, MediaType } from './media-types.ts';
 import { throttled, type TokenBucket } from './throttle.ts';
 
 type Response = Dispatcher.ResponseData;
@@ -148,6 +148,26 @@ export class RegistryClient {
   /** Every tag of a repository, page by page; none when the repository does not exist. */
   listTags(repository: string, pageSize = 1000, signal?: AbortSignal): AsyncGenerator<string[]> {
     return this.pages(`/v2/${repository}/tags/list?n=${pageSize}`, 'tags', [pull(repository)], `list tags of ${repository}`, signal);
+  }
+
+  /**
+   * The Referrers API's index documents for a digest, every page, or null where the registry has no such API: it
+   * then answers 404, which the spec forbids a registry with the API to do, even for a digest it does not hold.
+   */
+  async getReferrers(repository: string, digest: string, signal?: AbortSignal): Promise<Buffer[] | null> {
+    const what = `list referrers of ${repository}@${digest}`;
+    const pages: Buffer[] = [];
+    for (let path: string | undefined = `/v2/${repository}/referrers/${digest}`; path !== undefined; ) {
+      const res = await this.send({ method: 'GET', path, headers: { accept: MediaType.ociIndex }, scopes: [pull(repository)], what, signal });
+      if (res.statusCode === 404) {
+        await res.body.dump();
+        return null;
+      }
+      if (res.statusCode !== 200) throw await this.failure(res, what);
+      pages.push(Buffer.from(await res.body.arrayBuffer()));
+      path = nextPage(header(res, 'link'), this.baseUrl);
+    }
+    return pages;
   }
 
   private async *pages(first: string, field: 'repositories' | 'tags', scopes: string[], what: string, signal?: AbortSignal): AsyncGenerator<string[]> {
@@ -439,31 +459,11 @@ export class RegistryClient {
   }
 
   /** Turns an unexpected response into a classified error with the registry's own error code and message. */
-  private async failure(res: Response, what: string): Promise<RegistryError> {
-    let detail = '';
-    let code: string | undefined;
-    try {
-      const text = await res.body.text();
-      const parsed = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
-      const first = parsed.errors?.[0];
-      code = first?.code;
-      detail = first ? `${first.code}: ${first.message}` : text.slice(0, 200);
-    } catch {
-      // Not JSON (a proxy's error page, an empty body): the status says enough.
-    }
-    const status = res.statusCode;
-    const message = `${what} on ${this.name}: HTTP ${status}${detail ? ` ${detail}` : ''}`;
-    if (status === 401 || status === 403) {
-      const who = this.credentials ? `user "${this.credentials.username}"` : 'anonymous access (no credentials configured)';
-      return new RegistryError('RegistryAuthError', `${message} — ${this.name} refused ${who}`, { status, code });
-    }
-    if (code === 'DIGEST_INVALID' || code === 'SIZE_INVALID') return new RegistryError('DigestMismatch', message, { status, code });
-    // An upload session the registry lost or refuses (expired, restarted) is fixed by a fresh upload on retry.
-    if (isLostUpload(status, code) || status === 429 || status >= 500 || status === 408) {
-      return new RegistryError('RegistryUnavailable', message, { status, code, retryAfterMs: parseRetryAfter(header(res, 'retry-after')) });
-    }
-    return new RegistryError('RegistryRejected', message, { status, code });
+  private failure(res: Response, what: string): Promise<RegistryError> {
+    return responseFailure(res, what, this.name, this.credentials);
   }
+
+
 }
 
 function pull(repository: string): string {

@@ -3,6 +3,7 @@ import type { RegistryClient, Manifest, UploadCheckpoint } from './client.ts';
 import { DigestVerifier } from './digest-verifier.ts';
 import { RegistryError } from './errors.ts';
 import { isIndex, type Descriptor, type ManifestDocument } from './media-types.ts';
+import { referrerFinder, referrersTag, tagReferrersWithoutApi } from './referrers.ts';
 
 export interface CopyProgress {
   bytesTotal: number;
@@ -37,26 +38,55 @@ export interface CopyImageRequest {
 /** How often a copy reports progress while bytes flow. */
 const progressIntervalMs = 1000;
 
+/**
+ * How many levels of referrers are followed: a signature of an SBOM of the image is two. It bounds the requests a
+ * registry full of artifacts can make a copy send; nothing in real use nests deeper.
+ */
+const referrerDepth = 4;
+
 export interface CopyImageResult {
   digest: string;
   mediaType: string;
   manifests: number;
+  /** Referrer manifests (signatures, SBOMs, attestations, and theirs in turn) now on the target, copied or found. */
+  referrers: number;
   bytesCopied: number;
   blobsCopied: number;
   blobsSkipped: number;
   blobsMounted: number;
 }
 
+/** A manifest to store on the target under `reference`, with the manifests under it (children first) and its blobs. */
+interface Unit {
+  top: Manifest;
+  reference: string;
+  children: Manifest[];
+  blobs: Map<string, Descriptor>;
+}
+
 /**
- * Copies one image, every platform of an index included, and checks at the end that the target resolves the
- * reference to the source's digest. Blobs the target already has are skipped; blobs go first, then the
- * per-platform manifests, then the top manifest, so the tag appears only once everything under it is there.
+ * Copies one image, every platform of an index included, with its referrers, and checks at the end that the
+ * target resolves the reference to the source's digest. Blobs the target already has are skipped, as is all of a
+ * manifest the target already holds; blobs go first, then the referrers, then the image's per-platform manifests
+ * and its top manifest, so the tag appears only once everything under it, signatures included, is there.
  */
 export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult> {
   const { source, target, sourceRepository, targetRepository, reference, signal } = req;
   const targetReference = req.targetReference ?? reference;
   const top = await source.getManifest(sourceRepository, reference, signal);
-  const { manifests, blobs } = await collectImage(source, sourceRepository, top, signal);
+  const image = await collect(source, sourceRepository, top, targetReference, signal);
+  const ofImage = `the referrers of ${sourceRepository}@${top.digest}`;
+  const referrers = await inContext(`finding ${ofImage} on ${source.name}`, () => collectReferrers(source, sourceRepository, image, signal));
+
+  const units = [...referrers.units, image];
+  const stored = new Set<Unit>();
+  await forEachLimit(units, req.concurrency, async (u) => {
+    if ((await target.headManifest(targetRepository, u.reference, signal)) === u.top.digest) stored.add(u);
+  });
+  const missing = units.filter((u) => !stored.has(u));
+  const blobs = new Map(units.flatMap((u) => [...u.blobs]));
+  // Blobs of manifests the target holds are there (a registry refuses a manifest whose blobs it lacks).
+  const toCopy = new Map(missing.flatMap((u) => [...u.blobs]));
 
   const resumed = new Set(req.resumeFrom?.copiedDigests ?? []);
   const sizeOf = (digests: Iterable<string>) => [...digests].reduce((n, d) => n + (blobs.get(d)?.size ?? 0), 0);
@@ -71,70 +101,73 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
     copiedDigests: [...resumed],
     uploads: { ...req.resumeFrom?.uploads },
   };
+  for (const digest of blobs.keys()) {
+    // Blobs an earlier attempt uploaded (it stopped before it could report the manifest) count as copied.
+    if (toCopy.has(digest)) continue;
+    if (resumed.has(digest)) progress.blobsCopied++;
+    else progress.blobsSkipped++;
+  }
   let lastReport = 0;
   const report = () => {
     lastReport = Date.now();
     req.onProgress?.({ ...progress, copiedDigests: [...progress.copiedDigests], uploads: { ...progress.uploads } });
   };
 
-  const upToDate = (await target.headManifest(targetRepository, targetReference, signal)) === top.digest;
-  if (upToDate) {
-    // Blobs an earlier attempt uploaded (it stopped before it could report the tag) count as copied.
-    progress.blobsCopied = [...blobs.keys()].filter((d) => resumed.has(d)).length;
-    progress.blobsSkipped = blobs.size - progress.blobsCopied;
-  } else {
-    const sameRegistry = source.baseUrl === target.baseUrl;
-    await forEachLimit([...blobs.values()], req.concurrency, async (blob) => {
-      if (await target.hasBlob(targetRepository, blob.digest, signal)) {
-        if (resumed.has(blob.digest)) progress.blobsCopied++;
-        else progress.blobsSkipped++;
-      } else if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
-        progress.blobsMounted++;
-      } else {
-        let feeding: Promise<unknown> = Promise.resolve();
-        let counted = 0; // this blob's share of bytesCopied, taken back if its upload starts over
-        const open = async (offset: number) => {
-          const content = await source.getBlob(sourceRepository, blob.digest, signal, offset);
-          progress.bytesCopied += offset - counted; // up to offset: sent by an earlier attempt, continued now
-          counted = offset;
-          const verifier = new DigestVerifier(blob, offset, (n) => {
-            counted += n;
-            progress.bytesCopied += n;
-            // Report while bytes flow, not only per blob: a large blob on a slow link must keep heartbeating.
-            if (Date.now() - lastReport >= progressIntervalMs) report();
-          });
-          // pipeline() carries a verifier error to the upload (which then fails) and destroys the source stream.
-          feeding = pipeline(content, verifier).catch(() => undefined);
-          return verifier;
-        };
-        await target.uploadBlob(targetRepository, blob, open, {
-          signal,
-          resume: progress.uploads[blob.digest],
-          onCheckpoint: (checkpoint) => {
-            progress.uploads[blob.digest] = checkpoint;
-            report();
-          },
+  const sameRegistry = source.baseUrl === target.baseUrl;
+  const copyBlob = async (blob: Descriptor) => {
+    if (await target.hasBlob(targetRepository, blob.digest, signal)) {
+      if (resumed.has(blob.digest)) progress.blobsCopied++;
+      else progress.blobsSkipped++;
+    } else if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
+      progress.blobsMounted++;
+    } else {
+      let feeding: Promise<unknown> = Promise.resolve();
+      let counted = 0; // this blob's share of bytesCopied, taken back if its upload starts over
+      const open = async (offset: number) => {
+        const content = await source.getBlob(sourceRepository, blob.digest, signal, offset);
+        progress.bytesCopied += offset - counted; // up to offset: sent by an earlier attempt, continued now
+        counted = offset;
+        const verifier = new DigestVerifier(blob, offset, (n) => {
+          counted += n;
+          progress.bytesCopied += n;
+          // Report while bytes flow, not only per blob: a large blob on a slow link must keep heartbeating.
+          if (Date.now() - lastReport >= progressIntervalMs) report();
         });
-        await feeding;
-        delete progress.uploads[blob.digest];
-        progress.blobsCopied++;
-        progress.copiedDigests.push(blob.digest);
-      }
-      report();
-    });
-    for (const m of manifests) await target.putManifest(targetRepository, m.digest, m, signal);
-    await target.putManifest(targetRepository, targetReference, top, signal);
-    // Only the target's own answer counts: read the tag back.
-    const landed = await target.headManifest(targetRepository, targetReference, signal);
-    if (landed !== top.digest) {
-      throw new RegistryError('DigestMismatch', `${targetRepository}:${targetReference} on ${target.name} resolves to ${landed ?? 'nothing'}, the source has ${top.digest}`);
+        // pipeline() carries a verifier error to the upload (which then fails) and destroys the source stream.
+        feeding = pipeline(content, verifier).catch(() => undefined);
+        return verifier;
+      };
+      await target.uploadBlob(targetRepository, blob, open, {
+        signal,
+        resume: progress.uploads[blob.digest],
+        onCheckpoint: (checkpoint) => {
+          progress.uploads[blob.digest] = checkpoint;
+          report();
+        },
+      });
+      await feeding;
+      delete progress.uploads[blob.digest];
+      progress.blobsCopied++;
+      progress.copiedDigests.push(blob.digest);
     }
-  }
+    report();
+  };
+
+  const imageBlobs = stored.has(image) ? new Map<string, Descriptor>() : image.blobs;
+  await forEachLimit([...imageBlobs.values()], req.concurrency, copyBlob);
+  // A signed image without its signature is not a good copy: a referrer that fails fails the copy, before the tag.
+  await inContext(`copying ${ofImage} to ${target.name}`, async () => {
+    await forEachLimit([...toCopy.values()].filter((b) => !imageBlobs.has(b.digest)), req.concurrency, copyBlob);
+    for (const u of missing) if (u !== image) await store(target, targetRepository, u, signal);
+    await tagReferrersWithoutApi(target, targetRepository, referrers.listed, signal);
+  });
+  if (!stored.has(image)) await store(target, targetRepository, image, signal);
   report();
   return {
     digest: top.digest,
     mediaType: top.mediaType,
-    manifests: manifests.length + 1,
+    manifests: image.children.length + 1,
+    referrers: referrers.count,
     // Blobs this copy put on the target, each counted once across attempts. A blob finished just before a crash,
     // after the last heartbeat, is found on the target by the next attempt and counted as skipped.
     bytesCopied: sizeOf(progress.copiedDigests),
@@ -144,29 +177,85 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
   };
 }
 
-/** Walks an index down to its image manifests; returns child manifests (children first) and the unique blobs. */
-async function collectImage(
-  source: RegistryClient,
-  repository: string,
-  top: Manifest,
-  signal?: AbortSignal,
-): Promise<{ manifests: Manifest[]; blobs: Map<string, Descriptor> }> {
-  const manifests: Manifest[] = [];
-  const blobs = new Map<string, Descriptor>();
-  const visit = async (m: Manifest, isTop: boolean): Promise<void> => {
+/** Writes a unit children first, then reads its reference back: only the target's own answer counts. */
+async function store(target: RegistryClient, repository: string, u: Unit, signal?: AbortSignal): Promise<void> {
+  for (const m of u.children) await target.putManifest(repository, m.digest, m, signal);
+  await target.putManifest(repository, u.reference, u.top, signal);
+  const landed = await target.headManifest(repository, u.reference, signal);
+  if (landed !== u.top.digest) {
+    throw new RegistryError('DigestMismatch', `${repository}:${u.reference} on ${target.name} resolves to ${landed ?? 'nothing'}, the source has ${u.top.digest}`);
+  }
+}
+
+/** Walks a manifest (an index down to its image manifests) into a unit: its child manifests and unique blobs. */
+async function collect(source: RegistryClient, repository: string, top: Manifest, reference: string, signal?: AbortSignal): Promise<Unit> {
+  const unit: Unit = { top, reference, children: [], blobs: new Map() };
+  const visit = async (m: Manifest): Promise<void> => {
     const doc = JSON.parse(m.bytes.toString('utf8')) as ManifestDocument;
     if (isIndex(m.mediaType) || doc.manifests) {
-      for (const child of doc.manifests ?? []) await visit(await source.getManifest(repository, child.digest, signal), false);
+      for (const child of doc.manifests ?? []) await visit(await source.getManifest(repository, child.digest, signal));
     } else {
       for (const d of [doc.config, ...(doc.layers ?? [])]) {
         // Foreign layers (urls set) live outside the registry and are not copied, as docker and skopeo do.
-        if (d && !d.urls?.length) blobs.set(d.digest, d);
+        if (d && !d.urls?.length) unit.blobs.set(d.digest, d);
       }
     }
-    if (!isTop) manifests.push(m);
+    if (m !== top) unit.children.push(m);
   };
-  await visit(top, true);
-  return { manifests, blobs };
+  await visit(top);
+  return unit;
+}
+
+/**
+ * The referrers of every manifest of the image (on its index and on each platform), and theirs in turn, as units
+ * to store by digest or under their source tag; then the tag schema indexes that list them. `count` is how many
+ * referrer manifests there are; `listed` what the Referrers API listed, by subject.
+ */
+async function collectReferrers(
+  source: RegistryClient,
+  repository: string,
+  image: Unit,
+  signal?: AbortSignal,
+): Promise<{ units: Unit[]; count: number; listed: Map<string, Descriptor[]> }> {
+  const find = referrerFinder(source, repository, signal);
+  const units = new Map<string, Unit>();
+  const indexes: Unit[] = [];
+  const listed = new Map<string, Descriptor[]>();
+  const digestsOf = (u: Unit) => [u.top.digest, ...u.children.map((m) => m.digest)];
+  const seen = new Set(digestsOf(image));
+  let count = 0;
+  for (let depth = 0, subjects = [...seen]; depth < referrerDepth && subjects.length; depth++) {
+    const next: string[] = [];
+    // One subject at a time: the first answer tells whether the source has the Referrers API at all.
+    for (const subject of subjects) {
+      const { found, index, listed: viaApi } = await find(subject);
+      if (viaApi.length) listed.set(subject, viaApi);
+      if (index) indexes.push({ top: index, reference: referrersTag(subject), children: [], blobs: new Map() });
+      for (const { manifest, tag } of found) {
+        const reference = tag ?? manifest.digest;
+        if (units.has(reference)) continue;
+        const unit = await collect(source, repository, manifest, reference, signal);
+        units.set(reference, unit);
+        if (seen.has(manifest.digest)) continue;
+        count++;
+        const fresh = digestsOf(unit).filter((d) => !seen.has(d));
+        for (const d of fresh) seen.add(d);
+        next.push(...fresh);
+      }
+    }
+    subjects = next;
+  }
+  return { units: [...units.values(), ...indexes], count, listed };
+}
+
+/** Runs `fn`, saying in a registry error's message what it was doing; the error keeps its type, so its retries. */
+async function inContext<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof RegistryError) throw new RegistryError(err.type, `${what}: ${err.message}`, { ...err.opts, cause: err });
+    throw err;
+  }
 }
 
 async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

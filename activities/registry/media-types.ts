@@ -17,6 +17,9 @@ export interface Descriptor {
   size: number;
   urls?: string[];
   platform?: { os: string; architecture: string; variant?: string };
+  /** Set on a referrer's descriptor in a referrers index: what the artifact is (a signature, an SBOM). */
+  artifactType?: string;
+  annotations?: Record<string, string>;
 }
 
 /** The parts of an image manifest or index the copier needs. */

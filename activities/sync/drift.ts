@@ -1,4 +1,5 @@
 import type { RegistryClient } from '../registry/client.ts';
+import { referredDigest } from '../registry/referrers.ts';
 
 export interface TagDigest {
   tag: string;
@@ -46,7 +47,9 @@ export function compareTags(repository: string, source: Map<string, string>, tar
   // Registries delete manifests, not tags: a digest that a tag staying after the sync points to must stay.
   const stays = (tag: string, digest: string) => !covered(tag) || source.get(tag) === digest;
   for (const [tag, digest] of target) {
-    if (!covered(tag) || source.has(tag)) continue;
+    // Referrer tags (`sha256-<hex>[.sig]`) belong to their subject: a target without the Referrers API holds
+    // berth-written ones the source never had.
+    if (!covered(tag) || source.has(tag) || referredDigest(tag) !== undefined) continue;
     const sharedWith = [...target].find(([t, d]) => d === digest && t !== tag && stays(t, d))?.[0];
     drift.extra.push({ tag, digest, ...(sharedWith ? { sharedWith } : {}) });
   }

@@ -65,6 +65,7 @@ export interface ConfigEntry {
   url?: string;
   /** Override the password berth is given (for a wrong-password test). */
   password?: string;
+  kind?: 'distribution' | 'harbor';
 }
 
 /**
@@ -94,6 +95,7 @@ export function testConfig(
         name: e.registry.name,
         idc: e.idc,
         url: e.url ?? e.registry.url,
+        ...(e.kind ? { kind: e.kind } : {}),
         ...(e.registry.username ? { credentials: { username: e.registry.username, passwordEnv: envVar } } : {}),
       };
     }),

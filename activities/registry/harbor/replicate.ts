@@ -1,0 +1,141 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Credentials } from '../auth.ts';
+import { RegistryClient } from '../client.ts';
+import { RegistryError } from '../errors.ts';
+import { HarborClient, type HarborExecution } from './client.ts';
+
+/** Where the image goes: a registry of berth.yaml, with its login resolved. */
+export interface HarborReplicationTarget {
+  name: string;
+  url: string;
+  kind: 'distribution' | 'harbor';
+  credentials?: Credentials;
+}
+
+export interface ReplicateWithHarborInput {
+  /** The Harbor that holds the image and runs the replication. */
+  source: HarborClient;
+  target: HarborReplicationTarget;
+  repository: string;
+  tag: string;
+  /** How long Harbor's execution may run; past that, berth stops it and fails. */
+  deadlineMs: number;
+  /** Cancellation: the execution is stopped on Harbor too. */
+  signal?: AbortSignal;
+  /** Every state of the execution berth reads, about once a second: the activity heartbeats there. */
+  onPoll?: (execution: HarborExecution) => void;
+}
+
+export interface HarborReplicationResult {
+  executionId: number;
+  tasks: { total: number; succeed: number; failed: number };
+  digest: string;
+}
+
+const pollEveryMs = 1000;
+const finished = new Set(['Succeed', 'Failed', 'Stopped']);
+
+/**
+ * Replicates one tag with Harbor's own machinery: an endpoint for the target and a push-based manual policy on
+ * the source Harbor (created once, then reused), one execution of it, awaited. Harbor reports success without
+ * checking what arrived (goharbor/harbor#22644), so berth then checks that the target resolves the tag to the
+ * digest the source had.
+ */
+export async function replicateWithHarbor(input: ReplicateWithHarborInput): Promise<HarborReplicationResult> {
+  const { source, target, repository, tag, signal } = input;
+  const image = `${repository}:${tag}`;
+  const sourceRegistry = source.registryClient();
+  const targetRegistry = new RegistryClient({ name: target.name, baseUrl: target.url, credentials: target.credentials });
+  try {
+    const digest = await sourceRegistry.headManifest(repository, tag, signal);
+    if (!digest) throw new RegistryError('ImageNotFound', `${image} does not exist on ${source.name}`, { status: 404 });
+    // A Harbor takes pushes only into an existing project: create it (private) rather than rely on the source's adapter.
+    if (target.kind === 'harbor') await ensureProjectOn(target, repository.split('/')[0], signal);
+    const registryId = await source.ensureRegistryEndpoint(
+      {
+        name: `berth-${target.name}`,
+        url: target.url,
+        type: target.kind === 'harbor' ? 'harbor' : 'docker-registry',
+        credential: target.credentials && { access_key: target.credentials.username, access_secret: target.credentials.password },
+        // berth.yaml has no TLS options: Harbor verifies the target's certificate.
+        insecure: false,
+      },
+      signal,
+    );
+    const policyId = await source.ensureReplicationPolicy(
+      { name: `berth-${repository.replaceAll('/', '-')}-to-${target.name}`, destRegistryId: registryId, filters: { name: repository, tag }, override: true },
+      signal,
+    );
+    const executionId = await source.startExecution(policyId, signal);
+    const execution = await awaitExecution(input, executionId);
+    // Harbor already retried each task (a replication job runs up to 3 times): a failed execution is final.
+    if (execution.status !== 'Succeed') throw new RegistryError('RegistryRejected', await failureReport(input, execution));
+    const arrived = await targetRegistry.headManifest(repository, tag, signal);
+    if (arrived !== digest) {
+      const found = arrived ? `resolves ${image} to ${arrived}` : `has no ${image}`;
+      throw new RegistryError(
+        'DigestMismatch',
+        `Harbor execution ${executionId} on ${source.name} reported success (${summary(execution)}), but ${target.name} ${found}, not ${digest}`,
+      );
+    }
+    return { executionId, tasks: { total: execution.total, succeed: execution.succeed, failed: execution.failed }, digest };
+  } finally {
+    await Promise.all([sourceRegistry.close(), targetRegistry.close()]);
+  }
+}
+
+async function ensureProjectOn(target: HarborReplicationTarget, project: string, signal?: AbortSignal): Promise<void> {
+  const harbor = new HarborClient({ name: target.name, baseUrl: target.url, credentials: target.credentials });
+  try {
+    await harbor.ensureProject(project, signal);
+  } finally {
+    await harbor.close();
+  }
+}
+
+/** Polls the execution until it ends; past the deadline, or when cancelled, stops it on Harbor. */
+async function awaitExecution({ source, deadlineMs, signal, onPoll }: ReplicateWithHarborInput, id: number): Promise<HarborExecution> {
+  const started = Date.now();
+  try {
+    for (;;) {
+      const execution = await source.getExecution(id, signal);
+      onPoll?.(execution);
+      if (finished.has(execution.status)) return execution;
+      const left = started + deadlineMs - Date.now();
+      if (left <= 0) {
+        const stopped = await source.stopExecution(id).then(
+          () => 'berth stopped it',
+          (err: Error) => `berth could not stop it: ${err.message}`,
+        );
+        const waited = ((Date.now() - started) / 1000).toFixed(1);
+        throw new RegistryError('RegistryRejected', `Harbor execution ${id} on ${source.name} was stuck: still ${execution.status} after ${waited} s (${summary(execution)}); ${stopped}`);
+      }
+      await sleep(Math.min(pollEveryMs, left), undefined, { signal });
+    }
+  } catch (err) {
+    // Cancelled: leave no copy running on Harbor for nobody.
+    if (signal?.aborted) await source.stopExecution(id).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Why an execution did not succeed: its counts and, for each failed task, what it copied and its log's last line. */
+async function failureReport({ source, target, repository, tag, signal }: ReplicateWithHarborInput, execution: HarborExecution): Promise<string> {
+  const tasks = await source.listTasks(execution.id, undefined, signal);
+  const failed = await Promise.all(
+    tasks
+      .filter((t) => t.status === 'Failed')
+      .map(async (t) => {
+        const log = await source.taskLog(execution.id, t.id, signal).catch((err: Error) => `(no log: ${err.message})`);
+        // The last line says why; its end matters most.
+        const last = log.trim().split('\n').pop() ?? '';
+        return `task ${t.id} ${t.src_resource} -> ${t.dst_resource}: ${last.length > 500 ? `…${last.slice(-500)}` : last}`;
+      }),
+  );
+  const status = `${execution.status}${execution.status_text ? ` (${execution.status_text})` : ''}`;
+  return `Harbor execution ${execution.id} on ${source.name} replicating ${repository}:${tag} to ${target.name} ended ${status}: ${summary(execution)}${failed.map((f) => `; ${f}`).join('')}`;
+}
+
+function summary(e: HarborExecution): string {
+  return `${e.total} task(s): ${e.succeed} succeeded, ${e.failed} failed, ${e.in_progress} in progress, ${e.stopped} stopped`;
+}
