@@ -1,13 +1,15 @@
 import type { BerthConfig } from '../config/load.ts';
+import { createHaActivities } from './ha.ts';
 import { createReplicationActivities } from './replication.ts';
 import { createSyncActivities } from './sync/index.ts';
 
 /** Every activity berth registers, built from the worker's config. */
 export function createActivities(config: BerthConfig) {
-  return { ...createReplicationActivities(config), ...createSyncActivities(config) };
+  return { ...createReplicationActivities(config), ...createSyncActivities(config), ...createHaActivities(config) };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { CopyToRegistryInput, CopyToRegistryResult, ResolveImageInput } from './replication.ts';
 export type { DeleteManifestInput, DiffRepositoryInput, ListRepositoriesInput } from './sync/index.ts';
 export type { RepositoryDrift } from './sync/drift.ts';
+export type { ProbeResult, RpoEntry, RpoMeasurement } from './ha.ts';

@@ -2,6 +2,7 @@ import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/clien
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { BerthConfig } from '../config/load.ts';
 import { distributionRoutes } from './routes/distributions.ts';
+import { haGroupRoutes } from './routes/ha-groups.ts';
 import { syncRuleRoutes } from './routes/sync-rules.ts';
 import { replicationRoutes } from './routes/replications.ts';
 import { workflowRoutes } from './routes/workflows.ts';
@@ -24,6 +25,7 @@ export function buildApi(deps: { config: BerthConfig; client: Client; logger?: b
   replicationRoutes(app, deps);
   distributionRoutes(app, deps);
   syncRuleRoutes(app, deps);
+  haGroupRoutes(app, deps);
   workflowRoutes(app, deps);
   return app;
 }

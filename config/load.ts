@@ -4,7 +4,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type BerthConfig, type RegistryConfig } from './schema.ts';
 
-export type { BerthConfig, RegistryConfig, SyncFilter, SyncRule } from './schema.ts';
+export type { BerthConfig, HaGroup, RegistryConfig, SyncFilter, SyncRule } from './schema.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -39,6 +39,12 @@ export function parseConfig(text: string, file: string, baseDir = dirname(file))
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues));
   const config = parsed.data;
+  for (const g of config.haGroups) {
+    const n = g.endpoint.nginx;
+    n.upstreamFile = resolve(baseDir, n.upstreamFile);
+    n.pidFile = resolve(baseDir, n.pidFile);
+    if (n.pushLog !== undefined) n.pushLog = resolve(baseDir, n.pushLog);
+  }
   for (const r of config.registries) {
     const f = r.credentials?.passwordFile;
     if (f !== undefined && !isAbsolute(f)) r.credentials!.passwordFile = resolve(baseDir, f);

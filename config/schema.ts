@@ -65,6 +65,11 @@ export const syncRuleSchema = z
     mode: z.enum(['direct', 'harbor']).default('direct'),
     /** mode harbor: seconds one Harbor execution may run; a stuck one is stopped and reported. */
     harborDeadlineSeconds: z.number().int().min(1).max(86_400).default(1800),
+    /**
+     * Also sync each target back to the source, after the source -> target pass (an HA pair's two registries).
+     * Digests decide: a tag that differs is the source's after the first pass, so nothing ping-pongs.
+     */
+    bidirectional: z.boolean().default(false),
     /** Delete tags on targets that the source no longer has (matching the filters). Off unless asked for. */
     deleteExtra: z.boolean().default(false),
     /** Requests per second to each registry, per worker. */
@@ -89,6 +94,47 @@ export function syncRuleIssues(registries: { name: string; idc: string; kind: st
   });
   return issues;
 }
+
+const durationField = z.string().regex(/^\d+(ms|s|m)$/, 'must be a number and a unit: 500ms, 2s, 1m');
+
+/** Two registries in two IDCs behind one stable endpoint, watched and failed over by berth. */
+export const haGroupSchema = z
+  .object({
+    name: resourceName,
+    primary: resourceName,
+    secondary: resourceName,
+    endpoint: z
+      .object({
+        /** What clients use: the stable registry address. */
+        url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).transform((u) => u.replace(/\/+$/, '')),
+        /** An nginx reverse proxy whose upstream berth rewrites and reloads (on the main worker's machine). */
+        nginx: z
+          .object({
+            /** The file nginx includes at http level; berth writes `upstream berth_<group> { server host:port; }`. */
+            upstreamFile: z.string().min(1),
+            /** nginx's pid file: berth sends SIGHUP to reload. */
+            pidFile: z.string().min(1),
+            /** Manifest PUTs through the endpoint, one JSON line each (log_format in docs): the RPO's push log. */
+            pushLog: z.string().min(1).optional(),
+          })
+          .strict(),
+      })
+      .strict(),
+    probe: z
+      .object({
+        every: durationField.default('2s'),
+        timeout: durationField.default('1500ms'),
+        /** Consecutive rounds with a quorum of vantage points seeing the primary down before failing over. */
+        failures: z.number().int().min(1).max(100).default(3),
+        /** IDCs whose workers probe (each on its own task queue); all IDCs when not given. A majority decides. */
+        vantagePoints: z.array(resourceName).min(1).optional(),
+      })
+      .strict()
+      .prefault({}),
+    /** Fail over automatically on a quorum of failed probes; otherwise only through the API. */
+    automaticFailover: z.boolean().default(true),
+  })
+  .strict();
 
 export const configSchema = z
   .object({
@@ -136,6 +182,7 @@ export const configSchema = z
     idcs: z.array(idcSchema).min(1, 'at least one IDC is needed'),
     registries: z.array(registrySchema).min(1, 'at least one registry is needed'),
     syncRules: z.array(syncRuleSchema).default([]),
+    haGroups: z.array(haGroupSchema).default([]),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -174,6 +221,23 @@ export const configSchema = z
       if (ruleNames.has(rule.name)) ctx.addIssue({ code: 'custom', path: ['syncRules', i, 'name'], message: `duplicate sync rule "${rule.name}"` });
       ruleNames.add(rule.name);
       for (const issue of syncRuleIssues(cfg.registries, rule)) ctx.addIssue({ code: 'custom', path: ['syncRules', i, ...issue.path], message: issue.message });
+      if (rule.bidirectional && !rule.targets) ctx.addIssue({ code: 'custom', path: ['syncRules', i, 'bidirectional'], message: 'a bidirectional rule names its targets' });
+    });
+    const groupNames = new Set<string>();
+    cfg.haGroups.forEach((g, i) => {
+      const at = (...path: (string | number)[]) => ['haGroups', i, ...path];
+      if (groupNames.has(g.name)) ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate HA group "${g.name}"` });
+      groupNames.add(g.name);
+      const primary = cfg.registries.find((r) => r.name === g.primary);
+      const secondary = cfg.registries.find((r) => r.name === g.secondary);
+      if (!primary) ctx.addIssue({ code: 'custom', path: at('primary'), message: `unknown registry "${g.primary}"` });
+      if (!secondary) ctx.addIssue({ code: 'custom', path: at('secondary'), message: `unknown registry "${g.secondary}"` });
+      if (primary && secondary && primary.idc === secondary.idc) {
+        ctx.addIssue({ code: 'custom', path: at('secondary'), message: `${g.secondary} is in the primary's IDC (${primary.idc}): an HA pair spans two IDCs` });
+      }
+      g.probe.vantagePoints?.forEach((v, j) => {
+        if (!idcNames.has(v)) ctx.addIssue({ code: 'custom', path: at('probe', 'vantagePoints', j), message: `unknown IDC "${v}"` });
+      });
     });
   });
 
@@ -181,4 +245,5 @@ export type BerthConfig = z.infer<typeof configSchema>;
 export type RegistryConfig = BerthConfig['registries'][number];
 export type SyncRule = z.infer<typeof syncRuleSchema>;
 export type SyncFilter = z.infer<typeof filterSchema>;
+export type HaGroup = z.infer<typeof haGroupSchema>;
 export type CredentialsRef = z.infer<typeof credentialsRefSchema>;

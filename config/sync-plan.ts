@@ -16,7 +16,9 @@ export function syncPlan(config: BerthConfig, rule: SyncRule): SyncPlan {
   const source = endpoint(rule.source);
   let pairs: SyncPair[];
   if (rule.targets) {
-    pairs = rule.targets.map((t) => ({ from: source, to: endpoint(t), level: 1 }));
+    const targets = rule.targets.map(endpoint);
+    pairs = targets.map((to) => ({ from: source, to, level: 1 }));
+    if (rule.bidirectional) pairs.push(...targets.map((to) => ({ from: to, to: source, level: 2 })));
   } else {
     pairs = treePairs(distributionPlan(config, source.registry), 1);
   }

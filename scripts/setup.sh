@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what berth needs, idempotently; `npm start`, `npm test` and `npm run bench` run it first.
 #  - node_modules, with `npm ci`, when missing or older than package-lock.json
-#  - Debian packages: docker-registry (registries), skopeo (tests, bench), apache2-utils (htpasswd), openssl
+#  - Debian packages: docker-registry (registries), skopeo (tests, bench), apache2-utils (htpasswd), openssl,
+#    nginx (the HA endpoint)
 #  - the Temporal CLI (dev server): `temporal` on PATH, else built once with `go install` and linked into .tools/bin
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ if [ ! -d node_modules ] || [ "$(cat node_modules/.berth-lock-sha256 2>/dev/null
 fi
 
 missing=()
-for pair in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl; do
+for pair in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl nginx:nginx; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

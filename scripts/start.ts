@@ -1,6 +1,7 @@
 // `npm start`: the platform on the embedded default. Starts, unless told otherwise:
 //  - a Temporal dev server (state in .berth/temporal.db, UI on :8233)   -- not when TEMPORAL_ADDRESS is set
-//  - the demo registries of berth.example.yaml (data in .berth/)      -- not when BERTH_CONFIG is set
+//  - the demo registries of berth.example.yaml (data in .berth/) and nginx in front of its HA group
+//                                                                      -- not when BERTH_CONFIG is set
 //  - berth's workers and API. Ctrl-C stops everything it started.
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -8,10 +9,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { buildApi } from '../api/server.ts';
+import { ensureRegistryGuards } from '../api/registry-guards.ts';
 import { reconcileSyncSchedules } from '../api/sync-schedules.ts';
 import { loadConfig, type BerthConfig } from '../config/load.ts';
 import { configPath } from '../config/path.ts';
 import { startDockerRegistry } from '../embedded/docker-registry.ts';
+import { startNginx } from '../embedded/nginx.ts';
 import { stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { startWorkers } from '../workers/run.ts';
@@ -39,6 +42,23 @@ async function startDemoRegistries(config: BerthConfig): Promise<void> {
     });
     console.log(`  registry ${r.name} (${r.idc}) on ${r.url}`);
   }
+  // The demo HA groups' stable endpoints: one nginx, its files under .berth/nginx (berth.example.yaml says so).
+  if (config.haGroups.length > 0) {
+    const dir = join(stateDir, 'nginx');
+    await startNginx({
+      dir,
+      pidFile: config.haGroups[0].endpoint.nginx.pidFile,
+      endpoints: config.haGroups.map((g) => ({
+        group: g.name,
+        listen: new URL(g.endpoint.url).host,
+        url: g.endpoint.url,
+        upstreamFile: g.endpoint.nginx.upstreamFile,
+        pushLog: g.endpoint.nginx.pushLog,
+        initialUpstream: new URL(config.registries.find((r) => r.name === g.primary)!.url).host,
+      })),
+    });
+    for (const g of config.haGroups) console.log(`  HA endpoint ${g.name} on ${g.endpoint.url} (${g.primary} primary, ${g.secondary} secondary)`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -56,6 +76,7 @@ async function main(): Promise<void> {
   const connection = await Connection.connect({ address: config.temporal.address });
   const client = new Client({ connection, namespace: config.temporal.namespace });
   const schedules = await reconcileSyncSchedules(client, config);
+  await ensureRegistryGuards(client, config);
   const api = buildApi({ config, client, logger: true });
   await api.listen({ host: config.api.host, port: config.api.port });
   const apiUrl = `http://${config.api.host}:${config.api.port}`;
@@ -65,6 +86,7 @@ berth is running
   Temporal UI   ${config.temporal.uiUrl}
   berth API     ${apiUrl}
   workers       ${workers.taskQueues.join(', ')}
+  HA groups     ${config.haGroups.map((g) => `${g.name} (${g.endpoint.url})`).join(', ') || 'none'}, watched by their registryGuard workflows
   sync rules    ${config.syncRules.map((r) => r.name).join(', ') || 'none'} (schedules created ${schedules.created.length}, updated ${schedules.updated.length}, deleted ${schedules.deleted.length})
   config        ${configPath()}
 `);
@@ -77,6 +99,8 @@ berth is running
       -d '{"image":"lib/app:1.0","source":"idc-a","targets":["idc-b","idc-c"]}'
   curl -s -XPOST ${apiUrl}/v1/distributions -H 'content-type: application/json' -d '{"image":"lib/app:1.0"}'
   curl -s ${apiUrl}/v1/sync-rules
+  curl -s ${apiUrl}/v1/ha-groups
+  curl -s -XPOST ${apiUrl}/v1/ha-groups/hub/failover -H 'content-type: application/json' -d '{"dryRun":true,"reason":"rehearsal"}'
   curl -s ${apiUrl}/v1/workflows/<workflowId>
 `);
   }

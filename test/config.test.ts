@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { dirname, join } from 'node:path';
 import { describe, test } from 'node:test';
 import { ConfigError, loadConfig, parseConfig } from '../config/load.ts';
 import { exampleConfigPath } from '../config/path.ts';
@@ -26,7 +27,10 @@ describe('berth.yaml', () => {
     assert.deepEqual(config.idcs.map((i) => [i.name, i.parent]), [['idc-a', undefined], ['idc-b', 'idc-a'], ['idc-c', 'idc-b']]);
     assert.deepEqual(config.registries.map((r) => r.url), ['http://127.0.0.1:5001', 'http://127.0.0.1:5002', 'http://127.0.0.1:5003']);
     assert.equal(config.taskQueues.main, 'berth-main');
-    assert.deepEqual(config.syncRules.map((r) => [r.name, r.repositories.include, r.tags.include]), [['mirror-library', ['library/**'], ['**']]]);
+    assert.deepEqual(config.syncRules.map((r) => [r.name, r.repositories.include, r.bidirectional]), [['mirror-library', ['library/**'], false], ['hub-both-ways', ['**'], true]]);
+    // Relative endpoint paths resolve against the config file, like password files.
+    assert.equal(config.haGroups[0].endpoint.nginx.pidFile, join(dirname(exampleConfigPath), '.berth/nginx/nginx.pid'));
+    assert.equal(config.haGroups[0].probe.failures, 3);
   });
 
   test('relative password files resolve against the config file, URLs lose trailing slashes', () => {
@@ -86,5 +90,16 @@ describe('berth.yaml', () => {
     assert.deepEqual(problems(rule('', '10 minutes')), ['syncRules[0].schedule.every: must be a number and a unit: 30s, 10m, 6h, 1d']);
     assert.deepEqual(problems(rule(', mode: rsync')), ['syncRules[0].mode: Invalid option: expected one of "direct"|"harbor"']);
     assert.deepEqual(problems(`${rule('')}  - { name: r1, source: reg-b, schedule: { cron: "0 3 * * *" } }\n`), ['syncRules[1].name: duplicate sync rule "r1"']);
+  });
+
+  test('HA groups: unknown registries, a pair in one IDC, unknown vantage points are refused with their YAML paths', () => {
+    const nginx = '{ upstreamFile: u.conf, pidFile: n.pid }';
+    const group = (fields: string) => `${base}haGroups:\n  - { name: hub, endpoint: { url: "http://127.0.0.1:5000", nginx: ${nginx} }, ${fields} }\n`;
+    assert.deepEqual(problems(group('primary: reg-a, secondary: reg-x')), ['haGroups[0].secondary: unknown registry "reg-x"']);
+    assert.deepEqual(problems(group('primary: reg-a, secondary: reg-a')), ['haGroups[0].secondary: reg-a is in the primary\'s IDC (idc-a): an HA pair spans two IDCs']);
+    assert.deepEqual(problems(group('primary: reg-a, secondary: reg-b, probe: { every: 2 seconds, vantagePoints: [idc-a, idc-z] }')), [
+      'haGroups[0].probe.every: must be a number and a unit: 500ms, 2s, 1m',
+      'haGroups[0].probe.vantagePoints[1]: unknown IDC "idc-z"',
+    ]);
   });
 });

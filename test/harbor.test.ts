@@ -162,6 +162,18 @@ describe('HarborClient', () => {
     );
     await assert.rejects(harbor.startExecution(999_999), failure('RegistryRejected', /start replication of policy 999999 on harbor-a: HTTP 404 NOT_FOUND: policy 999999 not found/, { status: 404, code: 'NOT_FOUND' }));
   });
+  test('read-only mode (the fence of a failover) refuses pushes until it is lifted', async () => {
+    const pushAgain = () => pushWithSkopeo(image, source, 'team/fenced');
+    await harbor.setReadOnly(true);
+    try {
+      assert.equal(source.readOnly, true);
+      await assert.rejects(pushAgain, 'a push into a read-only Harbor is refused');
+    } finally {
+      await harbor.setReadOnly(false);
+    }
+    await pushAgain();
+    assert.equal(await digestWithSkopeo(source, 'team/fenced:1.0'), image.digest);
+  });
 });
 
 describe('replicateWithHarbor', () => {

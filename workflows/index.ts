@@ -2,3 +2,4 @@
 export { replicateImage } from './replicate-image.ts';
 export { distributeImage } from './distribute-image.ts';
 export { syncRegistries, syncRepositories } from './sync-registries.ts';
+export { failback, failover, registryGuard } from './registry-guard.ts';

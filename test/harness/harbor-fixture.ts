@@ -64,6 +64,8 @@ export interface HarborFixture {
   stuck: boolean;
   /** While true, tasks report success without copying anything, as Harbor can (goharbor/harbor#22644). */
   skipCopies: boolean;
+  /** Harbor's read-only mode (configurations API): pushes are refused while it is on. */
+  readOnly: boolean;
   projects: Map<string, number>;
   executions: FixtureExecution[];
   stop(): Promise<void>;
@@ -101,7 +103,7 @@ export async function startHarborFixture(opts: { name: string; username?: string
       const admin = user === username;
       if (type === 'registry') return admin ? actions : [];
       // Harbor grants push only into an existing project, to members allowed to push (here: the administrator).
-      return type === 'repository' ? actions.filter((a) => a === 'pull' || (admin && projects.has(name.split('/')[0]))) : [];
+      return type === 'repository' ? actions.filter((a) => a === 'pull' || (admin && !fixture.readOnly && projects.has(name.split('/')[0]))) : [];
     },
   });
   const server = createServer((req, res) => {
@@ -138,6 +140,11 @@ export async function startHarborFixture(opts: { name: string; username?: string
     }
     const execution = executions.find((e) => e.id === ids[0]);
     switch (route) {
+      case 'GET /configurations':
+        return send(res, 200, { read_only: { value: fixture.readOnly, editable: true } });
+      case 'PUT /configurations':
+        if (typeof body.read_only === 'boolean') fixture.readOnly = body.read_only;
+        return send(res, 200);
       case 'HEAD /projects':
         return send(res, projects.has(searchParams.get('project_name') ?? '') ? 200 : 404);
       case 'POST /projects': {
@@ -319,6 +326,7 @@ export async function startHarborFixture(opts: { name: string; username?: string
     registry,
     stuck: false,
     skipCopies: false,
+    readOnly: false,
     projects,
     executions,
     async stop() {

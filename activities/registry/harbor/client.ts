@@ -105,6 +105,12 @@ export class HarborClient {
     return this.parse(res, healthSchema, 'health check');
   }
 
+  /** Harbor's read-only mode: while on, pushes and deletes are refused (the fence of a failover). */
+  async setReadOnly(readOnly: boolean, signal?: AbortSignal): Promise<void> {
+    const res = await this.call('PUT', '/api/v2.0/configurations', `set read-only ${readOnly}`, { body: { read_only: readOnly }, ok: [200], signal });
+    await res.body.dump();
+  }
+
   /** Creates a private project unless one of that name exists. */
   async ensureProject(name: string, signal?: AbortSignal): Promise<void> {
     const what = `ensure project ${name}`;
