@@ -39,6 +39,11 @@ export function parseConfig(text: string, file: string, baseDir = dirname(file))
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues));
   const config = parsed.data;
+  config.inventory.sqliteFile = resolve(baseDir, config.inventory.sqliteFile);
+  for (const c of config.clusters) {
+    const key = c.ssh.privateKey;
+    if (key.file !== undefined) key.file = resolve(baseDir, key.file);
+  }
   for (const g of config.haGroups) {
     const n = g.endpoint.nginx;
     n.upstreamFile = resolve(baseDir, n.upstreamFile);

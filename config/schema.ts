@@ -136,6 +136,91 @@ export const haGroupSchema = z
   })
   .strict();
 
+/** A secret by reference: the env var or file that holds it. */
+const secretRef = (what: string) =>
+  z
+    .object({ env: envVarName.optional(), file: z.string().min(1).optional() })
+    .strict()
+    .refine((r) => (r.env === undefined) !== (r.file === undefined), { error: `set exactly one of env or file for ${what}` });
+
+/** One step of an init profile: probe, apply only when needed, verify; reports changed or ok. */
+export const initStepSchema = z.union([
+  z.object({ hostname: z.object({ name: z.string().min(1).optional() }).strict() }).strict(),
+  z.object({ chrony: z.object({ servers: z.array(z.string().min(1)).min(1) }).strict() }).strict(),
+  z.object({ sysctl: z.record(z.string().regex(/^[a-z0-9_.-]+$/, 'must be a sysctl key'), z.union([z.string(), z.number()])) }).strict(),
+  z
+    .object({
+      docker: z
+        .object({
+          /** Point the engine's registry mirror at the machine's IDC registry. */
+          mirror: z.boolean().default(true),
+          logMaxSize: z.string().default('10m'),
+          logMaxFiles: z.number().int().min(1).default(3),
+        })
+        .strict(),
+    })
+    .strict(),
+  z.object({ 'authorized-keys': z.object({ user: z.string().min(1).default('root'), keys: z.array(z.string().min(1)).min(1) }).strict() }).strict(),
+  z.object({ packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, 'must be a Debian package name')).min(1) }).strict(),
+  z.object({ script: z.object({ name: z.string().min(1), run: z.string().min(1), check: z.string().min(1) }).strict() }).strict(),
+]);
+
+export const sshSchema = z
+  .object({
+    user: z.string().min(1).default('root'),
+    privateKey: secretRef('the SSH private key'),
+  })
+  .strict();
+
+export const providerSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('docker'), socketPath: z.string().default('/var/run/docker.sock'), image: z.string().default('berth-host:bookworm') }).strict(),
+  z
+    .object({
+      kind: z.literal('static'),
+      hosts: z
+        .array(z.object({ name: resourceName, address: z.string().min(1), sshPort: z.number().int().min(1).max(65535).default(22), instanceType: z.string().default('physical') }).strict())
+        .min(1),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('aws'),
+      region: z.string().min(1),
+      /** An EC2-compatible endpoint (moto in the tests); AWS's own when not given. */
+      endpoint: z.url().optional(),
+      imageId: z.string().min(1),
+      subnetId: z.string().min(1).optional(),
+      accessKeyId: secretRef('the AWS access key id'),
+      secretAccessKey: secretRef('the AWS secret access key'),
+    })
+    .strict(),
+]);
+
+export const clusterSchema = z
+  .object({
+    name: resourceName,
+    /** The IDC the cluster's machines live in: their init runs on that IDC's task queue; their mirror is its registry. */
+    idc: resourceName,
+    provider: providerSchema,
+    ssh: sshSchema,
+    /** Refused before a create that would take the cluster's projected monthly cost above it. */
+    monthlyBudget: z.number().positive().optional(),
+    pools: z
+      .array(
+        z
+          .object({
+            name: resourceName,
+            instanceType: z.string().min(1),
+            initProfile: resourceName,
+            /** Machines created at once when the pool scales. */
+            maxConcurrentCreates: z.number().int().min(1).max(50).default(2),
+          })
+          .strict(),
+      )
+      .min(1),
+  })
+  .strict();
+
 export const configSchema = z
   .object({
     temporal: z
@@ -183,6 +268,17 @@ export const configSchema = z
     registries: z.array(registrySchema).min(1, 'at least one registry is needed'),
     syncRules: z.array(syncRuleSchema).default([]),
     haGroups: z.array(haGroupSchema).default([]),
+    /** Hourly prices by provider kind and instance type; physical machines at an amortized rate. */
+    rateCard: z.record(z.string(), z.record(z.string(), z.number().min(0))).default({}),
+    initProfiles: z.record(resourceName, z.array(initStepSchema).min(1)).default({}),
+    clusters: z.array(clusterSchema).default([]),
+    inventory: z
+      .object({
+        /** SQLite file (the default), or a PostgreSQL URL by reference for production. */
+        sqliteFile: z.string().min(1).default('.berth/inventory.db'),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => {
@@ -224,6 +320,15 @@ export const configSchema = z
       if (rule.bidirectional && !rule.targets) ctx.addIssue({ code: 'custom', path: ['syncRules', i, 'bidirectional'], message: 'a bidirectional rule names its targets' });
     });
     const groupNames = new Set<string>();
+    cfg.clusters.forEach((c, i) => {
+      if (!idcNames.has(c.idc)) ctx.addIssue({ code: 'custom', path: ['clusters', i, 'idc'], message: `unknown IDC "${c.idc}"` });
+      c.pools.forEach((p, j) => {
+        if (!(p.initProfile in cfg.initProfiles)) ctx.addIssue({ code: 'custom', path: ['clusters', i, 'pools', j, 'initProfile'], message: `unknown init profile "${p.initProfile}"` });
+        if (cfg.rateCard[c.provider.kind]?.[p.instanceType] === undefined) {
+          ctx.addIssue({ code: 'custom', path: ['clusters', i, 'pools', j, 'instanceType'], message: `no price for ${c.provider.kind} ${p.instanceType} in rateCard` });
+        }
+      });
+    });
     cfg.haGroups.forEach((g, i) => {
       const at = (...path: (string | number)[]) => ['haGroups', i, ...path];
       if (groupNames.has(g.name)) ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate HA group "${g.name}"` });
@@ -246,4 +351,7 @@ export type RegistryConfig = BerthConfig['registries'][number];
 export type SyncRule = z.infer<typeof syncRuleSchema>;
 export type SyncFilter = z.infer<typeof filterSchema>;
 export type HaGroup = z.infer<typeof haGroupSchema>;
+export type Cluster = z.infer<typeof clusterSchema>;
+export type InitStep = z.infer<typeof initStepSchema>;
+export type ProviderConfig = z.infer<typeof providerSchema>;
 export type CredentialsRef = z.infer<typeof credentialsRefSchema>;
