@@ -5,7 +5,7 @@ import { RegistryClient } from './registry/client.ts';
 import { registryClients } from './registry/clients.ts';
 import { resolveCredentials } from './registry/credentials.ts';
 import { HarborClient } from './registry/harbor/client.ts';
-import { asTemporalFailure } from './replication.ts';
+import { asTemporalFailure } from './failures.ts';
 import { compareTags, taggedDigests } from './sync/drift.ts';
 
 export interface ProbeResult {

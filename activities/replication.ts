@@ -1,11 +1,11 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { findRegistry, type BerthConfig } from '../config/load.ts';
+import { asTemporalFailure } from './failures.ts';
 import { HarborClient } from './registry/harbor/client.ts';
 import { replicateWithHarbor, type HarborReplicationResult } from './registry/harbor/replicate.ts';
 import { resolveCredentials } from './registry/credentials.ts';
 import { registryClients, type ClientLimits } from './registry/clients.ts';
 import { copyImage, type CopyImageResult, type CopyProgress } from './registry/copy-image.ts';
-import { RegistryError } from './registry/errors.ts';
 import { parseImageReference } from './registry/reference.ts';
 import { copyProgressSignal } from '../workflows/replicate-image.ts';
 
@@ -129,16 +129,4 @@ function registryLogin(config: BerthConfig, name: string) {
   const registry = findRegistry(config, name);
   if (!registry) throw ApplicationFailure.nonRetryable(`registry "${name}" is not in this worker's config`, 'UnknownRegistry');
   return { name, url: registry.url, kind: registry.kind, credentials: resolveCredentials(name, registry.credentials) };
-}
-
-/** Registry errors become Temporal failures of the same type; the permanent ones are not retried. */
-export async function asTemporalFailure<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof RegistryError) {
-      throw ApplicationFailure.create({ message: err.message, type: err.type, nonRetryable: !err.retryable, nextRetryDelay: err.opts.retryAfterMs });
-    }
-    throw err;
-  }
 }

@@ -1,5 +1,6 @@
 import { ApplicationFailure, defineQuery, executeChild, isCancellation, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
+import { pool } from './pool.ts';
 import { describeFailure, type RegistryEndpoint } from './replicate-image.ts';
 
 export interface SyncFilter {
@@ -84,18 +85,6 @@ function merge(into: PairReport, part: PairReport) {
   for (const k of Object.keys(into.counts) as (keyof PairReport['counts'])[]) into.counts[k] += part.counts[k];
   for (const k of counted) into[k].push(...part[k].slice(0, listLimit - into[k].length));
   into.failed.push(...part.failed.slice(0, listLimit - into.failed.length));
-}
-
-/** Runs `fn` over `items`, at most `limit` at a time. */
-async function pool<T>(items: T[], limit: number, fn: (item: T, index: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const i = next++;
-      await fn(items[i], i);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, lane));
 }
 
 const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;

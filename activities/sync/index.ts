@@ -1,7 +1,7 @@
 import { Context } from '@temporalio/activity';
 import type { BerthConfig, SyncFilter } from '../../config/load.ts';
 import { registryClients } from '../registry/clients.ts';
-import { asTemporalFailure } from '../replication.ts';
+import { asTemporalFailure } from '../failures.ts';
 import { compareTags, taggedDigests, type RepositoryDrift } from './drift.ts';
 import { compileFilter } from './filters.ts';
 

@@ -1,0 +1,140 @@
+import Docker from 'dockerode';
+import { createTags, ProviderError, rateCardPrice, reservedTags, type CloudProvider, type Machine, type MachineState, type ProviderFactory } from '../provider.ts';
+import { allocateSshPort } from './ssh-port.ts';
+import { readTagsFile, writeTagsFile } from './tags-file.ts';
+
+// Labels only this provider sets, next to the reserved ones every provider sets.
+const sshPortLabel = 'berth:ssh-port';
+const instanceTypeLabel = 'berth:instance-type';
+
+const states: Record<string, MachineState> = {
+  created: 'pending',
+  restarting: 'pending',
+  running: 'running',
+  paused: 'stopped',
+  exited: 'stopped',
+  removing: 'terminated',
+  dead: 'terminated',
+};
+
+// Port choice and container create happen one at a time in this process, so that two creates never pick the same
+// port before either container carries it in its labels.
+let serial: Promise<unknown> = Promise.resolve();
+function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
+  const run = serial.then(fn, fn);
+  serial = run.catch(() => undefined);
+  return run;
+}
+
+/**
+ * Machines are containers on a Docker engine (dockerode): the host image (embedded/host-image.ts), host network,
+ * sshd on its own loopback port. The engine must be on the worker's machine: the address it reports is 127.0.0.1.
+ */
+export const dockerProvider: ProviderFactory<'docker'> = (config, context): CloudProvider => {
+  const docker = new Docker({ socketPath: config.socketPath });
+  const containerName = (machine: string) => `berth-${context.cluster}-${machine}`;
+
+  const findByKey = async (key: string): Promise<string | undefined> => {
+    const found = await docker.listContainers({ all: true, filters: { label: [`${reservedTags.idempotencyKey}=${key}`] } }).catch(fail('list containers'));
+    return found[0]?.Id;
+  };
+
+  const takenPorts = async (): Promise<Set<number>> => {
+    const all = await docker.listContainers({ all: true, filters: { label: [sshPortLabel] } }).catch(fail('list containers'));
+    return new Set(all.map((c) => Number(c.Labels[sshPortLabel])));
+  };
+
+  const describe = async (id: string): Promise<Machine> => {
+    const container = docker.getContainer(id);
+    const info = await container.inspect().catch((err) => (status(err) === 404 ? undefined : fail(`inspect container ${id}`)(err)));
+    if (!info) return { id, state: 'terminated', tags: {} };
+    const state = states[info.State.Status] ?? 'pending';
+    const labels = info.Config.Labels ?? {};
+    const added = state === 'terminated' ? {} : await readTagsFile(container).catch((err) => (status(err) === 404 ? {} : fail(`read the tags of container ${id}`)(err)));
+    return { id: info.Id, state, address: '127.0.0.1', sshPort: labels[sshPortLabel] ? Number(labels[sshPortLabel]) : undefined, instanceType: labels[instanceTypeLabel], tags: { ...labels, ...added } };
+  };
+
+  return {
+    kind: 'docker',
+
+    create: (spec) =>
+      oneAtATime(async () => {
+        const existing = await findByKey(spec.idempotencyKey);
+        if (existing) {
+          // An earlier attempt may have died between create and start.
+          const container = docker.getContainer(existing);
+          if ((await container.inspect().catch(fail(`inspect container ${existing}`))).State.Status === 'created') {
+            await container.start().catch(ignore(304)).catch(fail(`start container ${existing}`));
+          }
+          return { ...(await describe(existing)), created: false };
+        }
+        const name = containerName(spec.name);
+        const port = await allocateSshPort(name, await takenPorts());
+        const container = await docker
+          .createContainer({
+            name,
+            Image: config.image,
+            Env: [`BERTH_SSH_PORT=${port}`, `BERTH_SSH_USER=${spec.sshUser}`, `BERTH_AUTHORIZED_KEY=${spec.sshPublicKey}`],
+            Labels: { ...createTags(spec), [sshPortLabel]: String(port), [instanceTypeLabel]: spec.instanceType },
+            HostConfig: {
+              NetworkMode: 'host',
+              // What a host needs (hostname, sysctl, mounts) without --privileged, which this kernel refuses.
+              CapAdd: ['NET_ADMIN', 'SYS_ADMIN'],
+              // `--security-opt systempaths=unconfined` of the CLI, which the API spells as no masked or read-only paths.
+              MaskedPaths: [],
+              ReadonlyPaths: [],
+              // A machine comes back when its engine does, as a VM does after a reboot.
+              RestartPolicy: { Name: 'unless-stopped' },
+            },
+          })
+          .catch(async (err) => {
+            if (status(err) === 409) {
+              if (await findByKey(spec.idempotencyKey)) return undefined;
+              throw new ProviderError('ProviderRejected', `cluster ${context.cluster} already has a machine named ${spec.name} (container ${name}), made by another request`);
+            }
+            if (status(err) === 404) throw new ProviderError('ProviderRejected', `image ${config.image} is not on the Docker engine at ${config.socketPath}: build it with ensureHostImage (embedded/host-image.ts; npm start does)`);
+            return fail(`create container ${name}`)(err);
+          });
+        // Lost the race to a create with the same key: that container is the machine.
+        const id = container?.id ?? (await findByKey(spec.idempotencyKey))!;
+        await docker.getContainer(id).start().catch(ignore(304)).catch(fail(`start container ${name}`));
+        return { ...(await describe(id)), created: container !== undefined };
+      }),
+
+    describe,
+
+    async destroy(id) {
+      // 404: already gone; 409: its removal is already under way.
+      await docker.getContainer(id).remove({ force: true, v: true }).catch(ignore(404, 409)).catch(fail(`remove container ${id}`));
+    },
+
+    async tag(id, tags) {
+      const container = docker.getContainer(id);
+      const current = await readTagsFile(container).catch((err) => {
+        if (status(err) === 404) throw new ProviderError('MachineNotFound', `no machine ${id} on the Docker engine at ${config.socketPath}`);
+        return fail(`read the tags of container ${id}`)(err);
+      });
+      await writeTagsFile(container, { ...current, ...tags }).catch(fail(`write the tags of container ${id}`));
+    },
+
+    hourlyPrice: (instanceType) => rateCardPrice(context.rateCard, 'docker', instanceType),
+  };
+};
+
+const status = (err: unknown) => (err as { statusCode?: number }).statusCode;
+
+function ignore(...statuses: number[]) {
+  return (err: unknown) => {
+    if (!statuses.includes(status(err) ?? 0)) throw err;
+  };
+}
+
+/** The engine's answer, classified: no answer or a 5xx is worth retrying; a 4xx is the request as made. */
+function fail(what: string) {
+  return (err: unknown): never => {
+    if (err instanceof ProviderError) throw err;
+    const code = status(err);
+    const detail = (err as { json?: { message?: string } }).json?.message ?? (err as Error).message;
+    throw new ProviderError(code !== undefined && code < 500 ? 'ProviderRejected' : 'ProviderUnavailable', `${what}: ${detail}`, { cause: err });
+  };
+}

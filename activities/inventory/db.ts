@@ -1,0 +1,50 @@
+import { mkdirSync, promises as fs } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { FileMigrationProvider, Kysely, Migrator, SqliteDialect, type Dialect } from 'kysely';
+import type { InventoryTables } from './tables.ts';
+
+/** The inventory database. Open one per process and share it; `destroy()` closes it. */
+export type Inventory = Kysely<InventoryTables>;
+
+/** A SQLite file (the default), or any Kysely dialect: PostgresDialect in production. */
+export type InventoryTarget = { sqliteFile: string } | { dialect: Dialect };
+
+/** Every file in migrations/ is one migration, applied in name order: a new table is a new numbered file there. */
+const migrationFolder = fileURLToPath(new URL('./migrations/', import.meta.url));
+
+/** Opens the inventory and brings its schema up to date; already applied migrations are skipped. */
+export async function openInventory(target: InventoryTarget): Promise<Inventory> {
+  const db = new Kysely<InventoryTables>({ dialect: 'dialect' in target ? target.dialect : sqliteDialect(target.sqliteFile) });
+  try {
+    await migrate(db);
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
+  return db;
+}
+
+function sqliteDialect(file: string): Dialect {
+  mkdirSync(path.dirname(file), { recursive: true });
+  // A writer waits up to 5 s for another process's write instead of failing at once.
+  const database = new Database(file, { timeout: 5000 });
+  // WAL: the API reads while workers write, without blocking each other.
+  database.pragma('journal_mode = WAL');
+  database.pragma('foreign_keys = ON');
+  return new SqliteDialect({ database });
+}
+
+async function migrate(db: Kysely<InventoryTables>): Promise<void> {
+  const migrator = new Migrator({ db, provider: new FileMigrationProvider({ fs, path, migrationFolder }) });
+  // Two processes migrating one fresh SQLite file at once: the later transaction fails (its snapshot is stale or
+  // the table exists by now) and rolls back whole; the next try finds the work done. PostgreSQL takes a lock instead.
+  for (let attempt = 1; ; attempt++) {
+    const { error, results } = await migrator.migrateToLatest();
+    if (error === undefined) return;
+    if (attempt < 3) continue;
+    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? '(before any migration ran)';
+    throw new Error(`inventory migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+}

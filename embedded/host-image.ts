@@ -1,0 +1,204 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, renameSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type Docker from 'dockerode';
+import { berthCacheDir } from './docker-engine.ts';
+
+/** The machines of the `docker` provider: Debian bookworm with sshd, made from a rootfs (no image can be pulled here). */
+export const hostImageRepository = 'berth-host';
+
+/** PID 1 of a host container. Everything it does is idempotent: it runs again on every restart. */
+const initScript = `#!/bin/sh
+# A berth host container boots here. On first boot it makes its own SSH host keys and the login it was created
+# for (what cloud-init does on a cloud image), then runs sshd on the loopback port the provider chose.
+set -eu
+: "\${BERTH_SSH_PORT:?the docker provider sets BERTH_SSH_PORT}"
+user="\${BERTH_SSH_USER:-root}"
+if [ -n "\${BERTH_AUTHORIZED_KEY:-}" ]; then
+  if ! id "$user" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/bash "$user"
+    echo "$user ALL=(ALL) NOPASSWD:ALL" > "/etc/sudoers.d/90-berth-$user"
+    chmod 0440 "/etc/sudoers.d/90-berth-$user"
+  fi
+  home=$(getent passwd "$user" | cut -d: -f6)
+  mkdir -p "$home/.ssh"
+  keys="$home/.ssh/authorized_keys"
+  grep -qxF "$BERTH_AUTHORIZED_KEY" "$keys" 2>/dev/null || printf '%s\\n' "$BERTH_AUTHORIZED_KEY" >> "$keys"
+  chmod 0700 "$home/.ssh" && chmod 0600 "$keys" && chown -R "$user:" "$home/.ssh"
+fi
+ssh-keygen -A >/dev/null
+mkdir -p /run/sshd
+exec /usr/sbin/sshd -D -e -p "$BERTH_SSH_PORT" -o ListenAddress=127.0.0.1
+`;
+
+/** Files laid over the rootfs, with their modes. */
+const overlay: Record<string, { mode: number; content: string }> = {
+  'usr/local/sbin/berth-host-init': { mode: 0o755, content: initScript },
+  // As in Debian's own container images: packages do not start their services (there is no init to own them).
+  'usr/sbin/policy-rc.d': { mode: 0o755, content: '#!/bin/sh\n# no init system in a container: packages must not start services\nexit 101\n' },
+  'etc/ssh/sshd_config.d/berth.conf': {
+    mode: 0o644,
+    content: '# berth hosts take keys only; the port and listen address come from berth-host-init\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nClientAliveInterval 30\n',
+  },
+  // The docker provider's mutable tags (container labels cannot change after create).
+  'etc/berth/tags.json': { mode: 0o644, content: '{}\n' },
+};
+
+const packages = ['openssh-server', 'sudo', 'iproute2', 'procps', 'ca-certificates'];
+
+/**
+ * The apt sources inside the image: this host's Debian sources when it runs bookworm (the mirror known to work
+ * from here), else mmdebstrap's default (deb.debian.org with updates and security).
+ */
+function aptSources(): string | undefined {
+  const file = '/etc/apt/sources.list.d/debian.sources';
+  if (!existsSync(file)) return undefined;
+  const text = readFileSync(file, 'utf8');
+  return /\bbookworm\b/.test(text) ? text : undefined;
+}
+
+function recipe() {
+  const sources = aptSources();
+  return { suite: 'bookworm', variant: 'minbase', packages, overlay, sources, removeHostKeys: true };
+}
+
+export interface HostImage {
+  /** `berth-host:bookworm-<recipe hash>`: a changed recipe is a new image, never a stale cached one. */
+  tag: string;
+  /** `berth-host:bookworm`, moved to this build: the docker provider's default image. */
+  alias: string;
+  /** What this call had to do: nothing, an import of the cached rootfs, or a build and an import. */
+  did: 'nothing' | 'import' | 'build+import';
+  ms: number;
+}
+
+/**
+ * The host image on this engine, built once per recipe: the rootfs tarball is cached under ~/.cache/berth (a fresh
+ * engine imports it in seconds), and the engine keeps the imported image (a second call is instant).
+ */
+export async function ensureHostImage(docker: Docker, opts: { cacheDir?: string } = {}): Promise<HostImage> {
+  const started = Date.now();
+  const r = recipe();
+  const hash = createHash('sha256').update(JSON.stringify(r)).digest('hex').slice(0, 12);
+  const tag = `${hostImageRepository}:${r.suite}-${hash}`;
+  const alias = `${hostImageRepository}:${r.suite}`;
+  let did: HostImage['did'] = 'nothing';
+  if (!(await hasImage(docker, tag))) {
+    const tarball = join(opts.cacheDir ?? join(berthCacheDir(), 'host-image'), `${hash}.tar`);
+    did = 'import';
+    await withLock(`${tarball}.lock`, async () => {
+      if (existsSync(tarball)) return;
+      did = 'build+import';
+      await buildRootfs(r, tarball);
+    });
+    await importTarball(docker, tarball, tag);
+  }
+  // Point the alias at this build: cheap, and repairs an alias left on an older recipe.
+  const [repo, aliasTag] = alias.split(':');
+  await docker.getImage(tag).tag({ repo, tag: aliasTag });
+  return { tag, alias, did, ms: Date.now() - started };
+}
+
+async function hasImage(docker: Docker, tag: string): Promise<boolean> {
+  try {
+    await docker.getImage(tag).inspect();
+    return true;
+  } catch (err) {
+    if ((err as { statusCode?: number }).statusCode === 404) return false;
+    throw err;
+  }
+}
+
+/** mmdebstrap into a temporary file, renamed into place when complete: an interrupted build leaves no tarball. */
+async function buildRootfs(r: ReturnType<typeof recipe>, tarball: string): Promise<void> {
+  mkdirSync(dirname(tarball), { recursive: true });
+  const work = mkdtempSync(`${tarball}.build-`);
+  try {
+    const overlayDir = join(work, 'overlay');
+    for (const [path, file] of Object.entries(r.overlay)) {
+      mkdirSync(dirname(join(overlayDir, path)), { recursive: true });
+      writeFileSync(join(overlayDir, path), file.content);
+      chmodSync(join(overlayDir, path), file.mode);
+    }
+    const mirrors: string[] = [];
+    if (r.sources !== undefined) {
+      writeFileSync(join(work, 'debian.sources'), r.sources);
+      mirrors.push(join(work, 'debian.sources'));
+    }
+    const out = join(work, 'rootfs.tar');
+    const logFile = `${tarball}.build.log`;
+    const args = [
+      `--variant=${r.variant}`,
+      `--include=${r.packages.join(',')}`,
+      `--customize-hook=sync-in ${overlayDir} /`,
+      // Each machine makes its own host keys at first boot (berth-host-init); none may ship in the image.
+      '--customize-hook=rm -f "$1"/etc/ssh/ssh_host_*',
+      r.suite,
+      out,
+      ...mirrors,
+    ];
+    const log = openSync(logFile, 'w');
+    const code = await new Promise<number>((resolve, reject) => {
+      const child = spawn('mmdebstrap', args, { stdio: ['ignore', log, log] });
+      child.once('error', (err) => reject(new Error(`cannot run mmdebstrap: ${err.message}; install Debian's mmdebstrap (scripts/setup.sh does)`)));
+      child.once('exit', (c) => resolve(c ?? 1));
+    });
+    if (code !== 0) {
+      const tail = readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-15).join('\n');
+      throw new Error(`mmdebstrap failed (exit ${code}); the end of ${logFile}:\n${tail}`);
+    }
+    renameSync(out, tarball);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+async function importTarball(docker: Docker, tarball: string, tag: string): Promise<void> {
+  const [repo, version] = tag.split(':');
+  const stream = await docker.importImage(tarball, { repo, tag: version, changes: 'ENTRYPOINT ["/usr/local/sbin/berth-host-init"]' });
+  await new Promise<void>((resolve, reject) =>
+    docker.modem.followProgress(stream, (err: Error | null, events: { error?: string }[]) => {
+      const failure = err?.message ?? events.find((e) => e.error)?.error;
+      if (failure) reject(new Error(`docker import of ${tarball} as ${tag} failed: ${failure}`));
+      else resolve();
+    }),
+  );
+}
+
+/**
+ * One builder at a time across processes (parallel test files): a lock directory holding the owner's pid; a lock
+ * whose owner is gone is taken over.
+ */
+async function withLock(lockDir: string, fn: () => Promise<void>): Promise<void> {
+  mkdirSync(dirname(lockDir), { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(lockDir);
+      writeFileSync(join(lockDir, 'pid'), String(process.pid));
+      break;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      // No pid yet: the owner is between creating the lock and writing it.
+      const owner = existsSync(join(lockDir, 'pid')) ? Number(readFileSync(join(lockDir, 'pid'), 'utf8')) : 0;
+      if (owner && !isAlive(owner)) rmSync(lockDir, { recursive: true, force: true });
+      else await sleep(500);
+    }
+  }
+  try {
+    await fn();
+  } finally {
+    rmSync(join(lockDir, 'pid'), { force: true });
+    rmdirSync(lockDir);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

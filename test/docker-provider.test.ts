@@ -1,0 +1,91 @@
+// The docker provider on a real Docker engine: machines are containers of the host image with a real sshd on a
+// loopback port. Create is idempotent by key, describe follows the container, tags survive, destroy is idempotent.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { ProviderError, reservedTags, type CloudProvider } from '../activities/cloud/provider.ts';
+import { fingerprint } from '../activities/hosts/session.ts';
+import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from './harness/hosts.ts';
+
+const cluster = testClusterName('prov');
+const keys = sshKeyPair();
+let provider: CloudProvider;
+const hosts: TestHost[] = [];
+
+before(async () => {
+  provider = await testDockerProvider(cluster);
+});
+
+after(async () => {
+  for (const h of hosts) h.session.close();
+  await removeCluster((await hostEngine()).docker, cluster);
+});
+
+describe('docker provider', () => {
+  test('the same idempotency key makes one machine, however often and concurrently it is asked for', async () => {
+    const spec = machineSpec(cluster, 'web-1', keys.publicKey, { tags: { team: 'payments' } });
+    const [a, b] = await Promise.all([provider.create(spec), provider.create(spec)]);
+    const c = await provider.create(spec);
+    assert.equal(a.id, b.id);
+    assert.equal(a.id, c.id);
+    assert.deepEqual([a.created, b.created, c.created].filter(Boolean), [true]);
+    const containers = await (await hostEngine()).docker.listContainers({ all: true, filters: { label: [`${reservedTags.idempotencyKey}=${spec.idempotencyKey}`] } });
+    assert.equal(containers.length, 1);
+  });
+
+  test('describe: running, on loopback, its own sshd answering with the installed key and its own host key', async () => {
+    const [one, two] = await Promise.all([
+      testHost(provider, machineSpec(cluster, 'web-1', keys.publicKey), keys.privateKey),
+      testHost(provider, machineSpec(cluster, 'web-2', keys.publicKey), keys.privateKey),
+    ]);
+    hosts.push(one, two);
+    const m = await provider.describe(one.machine.id);
+    assert.equal(m.state, 'running');
+    assert.equal(m.address, '127.0.0.1');
+    assert.ok(m.sshPort! >= 22000 && m.sshPort! < 32000, `ssh port ${m.sshPort}`);
+    assert.notEqual(m.sshPort, two.machine.sshPort);
+    assert.equal(m.instanceType, 'small');
+    assert.equal(m.tags[reservedTags.cluster], cluster);
+    assert.equal(m.tags[reservedTags.name], 'web-1');
+    assert.equal(m.tags.team, 'payments');
+    assert.equal((await one.session.run('id -un')).trim(), 'root');
+    // Host keys are made at first boot: no two machines share one, and the session saw the key sshd has on disk.
+    assert.notEqual(one.session.hostKeyFingerprint, two.session.hostKeyFingerprint);
+    const onDisk = (await one.session.run('cut -d" " -f2 /etc/ssh/ssh_host_ed25519_key.pub')).trim();
+    assert.equal(one.session.hostKeyFingerprint, fingerprint(Buffer.from(onDisk, 'base64')));
+  });
+
+  test('a second machine may not take a name the cluster already has', async () => {
+    const spec = machineSpec(cluster, 'web-1', keys.publicKey, { idempotencyKey: 'another-request' });
+    await assert.rejects(provider.create(spec), (err: ProviderError) => err.type === 'ProviderRejected' && /already has a machine named web-1/.test(err.message));
+  });
+
+  test('tags are added and overwritten, the others kept', async () => {
+    const id = hosts[0].machine.id;
+    await provider.tag(id, { team: 'checkout', tier: 'frontend' });
+    await provider.tag(id, { 'berth-inventory': 'm-42' });
+    const { tags } = await provider.describe(id);
+    assert.equal(tags.team, 'checkout');
+    assert.equal(tags.tier, 'frontend');
+    assert.equal(tags['berth-inventory'], 'm-42');
+    assert.equal(tags[reservedTags.idempotencyKey], `${cluster}/web/web-1`);
+    await assert.rejects(provider.tag('no-such-container', { a: 'b' }), (err: ProviderError) => err.type === 'MachineNotFound');
+  });
+
+  test('destroy ends the machine, and again is not an error', async () => {
+    const { id } = hosts[1].machine;
+    await provider.destroy(id);
+    assert.equal((await provider.describe(id)).state, 'terminated');
+    await provider.destroy(id);
+    // The name is free again: a new request makes a new machine.
+    const again = await provider.create(machineSpec(cluster, 'web-2', keys.publicKey, { idempotencyKey: 'web-2-again' }));
+    assert.equal(again.created, true);
+    assert.notEqual(again.id, id);
+  });
+
+  test('hourly price from the rate card; an unknown instance type or image is refused', async () => {
+    assert.equal(provider.hourlyPrice('large'), 0.05);
+    assert.throws(() => provider.hourlyPrice('huge'), (err: ProviderError) => err.type === 'ProviderRejected' && /no price for docker huge/.test(err.message));
+    const noImage = await testDockerProvider(cluster, 'berth-host:does-not-exist');
+    await assert.rejects(noImage.create(machineSpec(cluster, 'web-3', keys.publicKey)), (err: ProviderError) => err.type === 'ProviderRejected' && /ensureHostImage/.test(err.message));
+  });
+});

@@ -1,0 +1,145 @@
+import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, defineQuery, executeChild, isCancellation, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
+import type { Activities } from '../activities/index.ts';
+import { pool } from './pool.ts';
+import { describeFailure } from './replicate-image.ts';
+
+export interface MachineTarget {
+  /** The machine's inventory id and idempotency key; a new one per provisioning when not given. */
+  machineId?: string;
+  cluster: string;
+  pool: string;
+  name: string;
+  /** The cluster IDC's task queue: SSH to the machine goes from inside its IDC. */
+  idcTaskQueue: string;
+}
+
+export interface ProvisionResult {
+  machineId: string;
+  address: string;
+  sshPort: number;
+  hostKeyFingerprint: string;
+  steps: { step: string; status: 'changed' | 'ok'; detail?: string }[];
+}
+
+export const machineProgressQuery = defineQuery<Record<string, { status: string; step?: string }>>('progress');
+
+const control = { startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 } } as const;
+
+/**
+ * Provisions one machine as a saga: budget check -> create -> wait until running -> wait for SSH and pin its host
+ * key -> run the cluster's init profile -> ready in its pool. Any failure after the machine was asked for, and a
+ * cancellation, destroys it (in a scope that cannot be cancelled) and records why in the inventory.
+ */
+export async function provisionMachine(target: MachineTarget): Promise<ProvisionResult> {
+  const { cluster, name } = target;
+  const machineId = target.machineId ?? newMachineId(cluster, name);
+  const step = { status: 'reserving', step: undefined as string | undefined };
+  setHandler(machineProgressQuery, () => ({ [name]: { status: step.status, step: step.step } }));
+  const { reserveMachine, createMachine, pinMachineHostKey, setMachineState, destroyMachine } = proxyActivities<Activities>(control);
+  const { waitForSsh } = proxyActivities<Activities>({ taskQueue: target.idcTaskQueue, startToCloseTimeout: '5 minutes', heartbeatTimeout: '30 seconds', retry: control.retry, summary: `wait for SSH on ${name}` });
+  const { initMachine } = proxyActivities<Activities>({ taskQueue: target.idcTaskQueue, startToCloseTimeout: '20 minutes', heartbeatTimeout: '30 seconds', retry: { ...control.retry, maximumAttempts: 3 }, summary: `init ${name}` });
+  const { waitMachineRunning } = proxyActivities<Activities>({ ...control, startToCloseTimeout: '10 minutes', heartbeatTimeout: '20 seconds' });
+
+  // Nothing exists yet if the reservation is refused (budget): nothing to compensate.
+  try {
+    await reserveMachine({ machineId, cluster, pool: target.pool, name });
+  } catch (err) {
+    if (isCancellation(err)) throw err;
+    throw ApplicationFailure.create({ type: 'ProvisioningRefused', message: `${cluster}/${target.pool}/${name}: ${describeFailure(err)}; nothing was created`, nonRetryable: true });
+  }
+  try {
+    step.status = 'creating';
+    await createMachine({ machineId, cluster });
+    step.status = 'starting';
+    const { address, sshPort } = await waitMachineRunning({ machineId, cluster });
+    step.status = 'connecting';
+    const { hostKeyFingerprint } = await waitForSsh({ cluster, address, sshPort });
+    await pinMachineHostKey({ machineId, fingerprint: hostKeyFingerprint });
+    step.status = 'initializing';
+    await setMachineState({ machineId, state: 'initializing' });
+    const steps = await initMachine({ cluster, pool: target.pool, machineName: name, address, sshPort, hostKeyFingerprint });
+    await setMachineState({ machineId, state: 'ready', detail: `${steps.filter((s) => s.status === 'changed').length} of ${steps.length} init steps changed the host` });
+    step.status = 'ready';
+    return { machineId, address, sshPort, hostKeyFingerprint, steps };
+  } catch (err) {
+    const reason = isCancellation(err) ? 'provisioning was cancelled' : describeFailure(err);
+    step.status = 'compensating';
+    await CancellationScope.nonCancellable(() => destroyMachine({ machineId, cluster, reason }));
+    step.status = 'destroyed';
+    throw isCancellation(err) ? err : ApplicationFailure.create({ type: 'ProvisioningFailed', message: `${cluster}/${target.pool}/${name}: ${reason}; the machine was destroyed`, nonRetryable: true });
+  }
+}
+
+/** Takes a machine out of its pool: decommissioning -> destroyed at its provider -> recorded. */
+export async function decommissionMachine({ machineId, cluster }: { machineId: string; cluster: string }): Promise<void> {
+  const { setMachineState, destroyMachine } = proxyActivities<Activities>(control);
+  await setMachineState({ machineId, state: 'decommissioning' });
+  await destroyMachine({ machineId, cluster });
+}
+
+export interface ScalePoolInput {
+  cluster: string;
+  pool: string;
+  desired: number;
+  /** Machines created (or destroyed) at once. */
+  maxConcurrent: number;
+  idcTaskQueue: string;
+}
+
+/**
+ * Brings a pool to `desired` machines: new ones are provisioned as child workflows, never more than
+ * `maxConcurrent` at a time; surplus ones (newest first) are decommissioned. A failed machine does not stop the
+ * others; the result lists what happened to each.
+ */
+export async function scalePool(input: ScalePoolInput): Promise<{ created: string[]; removed: string[]; failed: { name: string; error: string }[] }> {
+  const { listPoolMachines } = proxyActivities<Activities>(control);
+  const existing = await listPoolMachines({ cluster: input.cluster, pool: input.pool });
+  const progress: Record<string, { status: string }> = Object.fromEntries(existing.map((m) => [m.name, { status: m.state }]));
+  setHandler(machineProgressQuery, () => progress);
+  const result = { created: [] as string[], removed: [] as string[], failed: [] as { name: string; error: string }[] };
+
+  const work: (() => Promise<void>)[] = [];
+  if (existing.length < input.desired) {
+    const taken = new Set(existing.map((m) => m.name));
+    const names: string[] = [];
+    for (let i = 1; names.length < input.desired - existing.length; i++) if (!taken.has(`${input.pool}-${i}`)) names.push(`${input.pool}-${i}`);
+    for (const name of names) {
+      progress[name] = { status: 'pending' };
+      work.push(async () => {
+        progress[name].status = 'provisioning';
+        try {
+          await executeChild(provisionMachine, {
+            workflowId: machineWorkflowId(input.cluster, input.pool, name),
+            args: [{ cluster: input.cluster, pool: input.pool, name, idcTaskQueue: input.idcTaskQueue }],
+            staticSummary: `provision ${input.cluster}/${input.pool}/${name}`,
+          });
+          progress[name].status = 'ready';
+          result.created.push(name);
+        } catch (err) {
+          progress[name].status = 'failed';
+          result.failed.push({ name, error: describeFailure(err instanceof ChildWorkflowFailure ? err.cause : err) });
+        }
+      });
+    }
+  }
+  for (const m of existing.slice(input.desired).reverse()) {
+    work.push(async () => {
+      progress[m.name].status = 'decommissioning';
+      await executeChild(decommissionMachine, { workflowId: `decommission:${m.machineId}`, args: [{ machineId: m.machineId, cluster: input.cluster }], staticSummary: `decommission ${m.name}` });
+      progress[m.name].status = 'destroyed';
+      result.removed.push(m.name);
+    });
+  }
+  await pool(work, input.maxConcurrent, (job) => job());
+  return result;
+}
+
+/** A machine's id in the inventory and its idempotency key at the provider: one per incarnation of a name. */
+function newMachineId(cluster: string, name: string): string {
+  return `${cluster}.${name}.${uuid4().slice(0, 8)}`;
+}
+
+/** One provisioning per machine name: a repeated request for the same machine joins the first. */
+export function machineWorkflowId(cluster: string, pool: string, name: string): string {
+  return `machine:${cluster}/${pool}/${name}`;
+}
