@@ -1,11 +1,19 @@
 import type { BerthConfig } from '../config/load.ts';
 import { createHaActivities } from './ha.ts';
+import { createHostActivities } from './hosts/index.ts';
+import { createMachineActivities } from './machines.ts';
 import { createReplicationActivities } from './replication.ts';
 import { createSyncActivities } from './sync/index.ts';
 
 /** Every activity berth registers, built from the worker's config. */
 export function createActivities(config: BerthConfig) {
-  return { ...createReplicationActivities(config), ...createSyncActivities(config), ...createHaActivities(config) };
+  return {
+    ...createReplicationActivities(config),
+    ...createSyncActivities(config),
+    ...createHaActivities(config),
+    ...createMachineActivities(config),
+    ...createHostActivities(config),
+  };
 }
 
 export type Activities = ReturnType<typeof createActivities>;

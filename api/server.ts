@@ -1,6 +1,14 @@
 import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { Inventory } from '../activities/inventory/index.ts';
 import type { BerthConfig } from '../config/load.ts';
+import { storeGate } from './auth/gate.ts';
+import type { AuthStore } from './auth/store.ts';
+import { openApiRoutes } from './openapi.ts';
+import type { Gatekeeper } from './route.ts';
+import { codecRoutes } from './routes/codec.ts';
+import { machineRoutes } from './routes/machines.ts';
+import { userRoutes } from './routes/users.ts';
 import { distributionRoutes } from './routes/distributions.ts';
 import { haGroupRoutes } from './routes/ha-groups.ts';
 import { syncRuleRoutes } from './routes/sync-rules.ts';
@@ -10,9 +18,18 @@ import { workflowRoutes } from './routes/workflows.ts';
 const grpcDeadlineExceeded = 4;
 const grpcUnavailable = 14;
 
-export function buildApi(deps: { config: BerthConfig; client: Client; logger?: boolean }): FastifyInstance {
+export interface ApiDeps {
+  config: BerthConfig;
+  client: Client;
+  auth: AuthStore;
+  inventory: Inventory;
+  gate: Gatekeeper;
+}
+
+export function buildApi({ logger, ...rest }: { config: BerthConfig; client: Client; auth: AuthStore; inventory: Inventory; logger?: boolean }): FastifyInstance {
+  const deps: ApiDeps = { ...rest, gate: storeGate(rest.auth) };
   // Workflow IDs are derived from requests (image, registries) and, URL-encoded, run past Fastify's default 100.
-  const app = Fastify({ logger: deps.logger ?? false, routerOptions: { maxParamLength: 2048 } });
+  const app = Fastify({ logger: logger ?? false, routerOptions: { maxParamLength: 2048 } });
   app.setErrorHandler((err, _req, reply) => {
     // Temporal out of reach is not the caller's fault, nor a bug: say so, so that clients retry.
     const cause = err instanceof ServiceError ? err.cause : err;
@@ -27,5 +44,9 @@ export function buildApi(deps: { config: BerthConfig; client: Client; logger?: b
   syncRuleRoutes(app, deps);
   haGroupRoutes(app, deps);
   workflowRoutes(app, deps);
+  machineRoutes(app, deps);
+  userRoutes(app, deps);
+  codecRoutes(app, deps);
+  openApiRoutes(app);
   return app;
 }

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Client, Workflow, WorkflowStartOptions } from '@temporalio/client';
+import type { SearchAttributePair } from '@temporalio/common';
+import { BerthCluster, BerthIdc, BerthImage, BerthKind, BerthProject } from '../workflows/search-attributes.ts';
 import type { FastifyReply } from 'fastify';
 import type { BerthConfig } from '../config/load.ts';
 import { workflowUiUrl } from './routes/workflows.ts';
@@ -14,24 +16,54 @@ export function idPart(list: string[], what: string): string {
  * Starts a workflow whose ID is derived from the request, so that the same request while one runs joins it
  * instead of doing the work twice, and answers 202 with where to follow it.
  */
-export async function startAndReply<W extends Workflow>(
-  reply: FastifyReply,
-  { config, client }: { config: BerthConfig; client: Client },
-  workflow: W,
-  opts: { workflowId: string; args: Parameters<W>; summary: string; extra?: Record<string, unknown> },
-) {
+export async function startAndReply<W extends Workflow>(reply: FastifyReply, deps: { config: BerthConfig; client: Client }, workflow: W, opts: StartOptions<W>) {
+  const started = await startBerthWorkflow(deps, workflow, opts);
+  reply.code(202);
+  return started;
+}
+
+interface StartOptions<W extends Workflow> {
+  workflowId: string;
+  args: Parameters<W>;
+  summary: string;
+  startedBy: string;
+  labels: WorkflowLabels;
+}
+
+/** Starts a workflow, or joins the one running under the same ID; returns where to follow it. */
+export async function startBerthWorkflow<W extends Workflow>({ config, client }: { config: BerthConfig; client: Client }, workflow: W, opts: StartOptions<W>) {
   const handle = await client.workflow.start(workflow, {
     taskQueue: config.taskQueues.main,
     workflowId: opts.workflowId,
     args: opts.args,
     workflowIdConflictPolicy: 'USE_EXISTING',
     staticSummary: opts.summary,
+    typedSearchAttributes: searchAttributes(opts.labels),
+    // Who started it: a developer may cancel what they started, an admin anything in the project.
+    memo: { startedBy: opts.startedBy },
   } as unknown as WorkflowStartOptions<W>); // args are checked against W by the signature above
-  return reply.code(202).send({
+  return {
     workflowId: opts.workflowId,
     runId: handle.firstExecutionRunId,
     statusUrl: `/v1/workflows/${encodeURIComponent(opts.workflowId)}`,
     uiUrl: workflowUiUrl(config, opts.workflowId, handle.firstExecutionRunId),
-    ...opts.extra,
-  });
+  };
+}
+
+/** What a workflow is about, for the Temporal UI's and the API's filters. */
+export interface WorkflowLabels {
+  kind: string;
+  project?: string;
+  cluster?: string;
+  idcs?: string[];
+  image?: string;
+}
+
+export function searchAttributes(labels: WorkflowLabels): SearchAttributePair[] {
+  const pairs: SearchAttributePair[] = [{ key: BerthKind, value: labels.kind }];
+  if (labels.project) pairs.push({ key: BerthProject, value: labels.project });
+  if (labels.cluster) pairs.push({ key: BerthCluster, value: labels.cluster });
+  if (labels.idcs?.length) pairs.push({ key: BerthIdc, value: labels.idcs });
+  if (labels.image) pairs.push({ key: BerthImage, value: labels.image });
+  return pairs;
 }

@@ -4,7 +4,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { configSchema, type BerthConfig, type RegistryConfig } from './schema.ts';
 
-export type { BerthConfig, HaGroup, RegistryConfig, SyncFilter, SyncRule } from './schema.ts';
+export type { BerthConfig, Cluster, HaGroup, RegistryConfig, SyncFilter, SyncRule } from './schema.ts';
 
 export class ConfigError extends Error {
   constructor(
@@ -40,6 +40,7 @@ export function parseConfig(text: string, file: string, baseDir = dirname(file))
   if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues));
   const config = parsed.data;
   config.inventory.sqliteFile = resolve(baseDir, config.inventory.sqliteFile);
+  for (const k of config.encryption?.keys ?? []) if (k.key.file !== undefined) k.key.file = resolve(baseDir, k.key.file);
   for (const c of config.clusters) {
     const key = c.ssh.privateKey;
     if (key.file !== undefined) key.file = resolve(baseDir, key.file);

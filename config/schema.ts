@@ -78,6 +78,8 @@ export const syncRuleSchema = z
     bytesPerSecond: z.number().int().min(1024).optional(),
     /** Whether the schedule starts paused; pause/unpause through the API afterwards. */
     paused: z.boolean().default(false),
+    /** Whose rule it is: that project's admins manage it (platform admins always can). */
+    project: resourceName.optional(),
   })
   .strict();
 
@@ -133,6 +135,8 @@ export const haGroupSchema = z
       .prefault({}),
     /** Fail over automatically on a quorum of failed probes; otherwise only through the API. */
     automaticFailover: z.boolean().default(true),
+    /** Whose group it is: that project's admins may fail it over and back (platform admins always can). */
+    project: resourceName.optional(),
   })
   .strict();
 
@@ -268,10 +272,50 @@ export const configSchema = z
     registries: z.array(registrySchema).min(1, 'at least one registry is needed'),
     syncRules: z.array(syncRuleSchema).default([]),
     haGroups: z.array(haGroupSchema).default([]),
+    /**
+     * Projects (business lines): the permission model's "offices". A project owns clusters and repositories
+     * (globs); users get a role per project through the API.
+     */
+    projects: z
+      .array(z.object({ name: resourceName, clusters: z.array(resourceName).default([]), repositories: z.array(z.string().min(1)).default([]) }).strict())
+      .default([]),
     /** Hourly prices by provider kind and instance type; physical machines at an amortized rate. */
     rateCard: z.record(z.string(), z.record(z.string(), z.number().min(0))).default({}),
     initProfiles: z.record(resourceName, z.array(initStepSchema).min(1)).default({}),
     clusters: z.array(clusterSchema).default([]),
+    /** Payload encryption (AES-256-GCM): keys by reference, base64 of 32 bytes; old keys stay to read old histories. */
+    encryption: z
+      .object({
+        currentKey: resourceName,
+        keys: z.array(z.object({ id: resourceName, key: secretRef('an encryption key') }).strict()).min(1),
+      })
+      .strict()
+      .refine((e) => e.keys.some((k) => k.id === e.currentKey), { error: 'currentKey must be one of keys' })
+      .optional(),
+    /** Each worker process, per task queue it polls (the SDK counts slots per queue). */
+    workers: z
+      .object({
+        /** Activities run at once: bounds a worker's sockets and memory; more throughput comes from more workers. */
+        maxConcurrentActivityTaskExecutions: z.number().int().min(1).max(10_000).default(100),
+        /** Workflow executions kept in memory between their tasks; a workflow not cached replays its history first. */
+        maxCachedWorkflows: z.number().int().min(0).max(100_000).default(1000),
+        /**
+         * On SIGTERM: how long activities in flight may run on before they are cancelled. A cancelled copy fails
+         * its attempt at once, so another worker retries it from its last heartbeat's checkpoint.
+         */
+        shutdownGraceSeconds: z.number().int().min(0).max(3600).default(30),
+      })
+      .strict()
+      .prefault({}),
+    /** Prometheus metrics of each worker process: berth's and the Temporal SDK's, on one /metrics. */
+    metrics: z
+      .object({
+        /** Off when not set; BERTH_METRICS_PORT sets it per process (several workers on one host). */
+        port: z.number().int().min(1).max(65535).optional(),
+        host: z.string().min(1).default('0.0.0.0'),
+      })
+      .strict()
+      .prefault({}),
     inventory: z
       .object({
         /** SQLite file (the default), or a PostgreSQL URL by reference for production. */
@@ -320,6 +364,17 @@ export const configSchema = z
       if (rule.bidirectional && !rule.targets) ctx.addIssue({ code: 'custom', path: ['syncRules', i, 'bidirectional'], message: 'a bidirectional rule names its targets' });
     });
     const groupNames = new Set<string>();
+    const projectNames = new Set(cfg.projects.map((p) => p.name));
+    const checkProject = (project: string | undefined, path: (string | number)[]) => {
+      if (project !== undefined && !projectNames.has(project)) ctx.addIssue({ code: 'custom', path, message: `unknown project "${project}"` });
+    };
+    cfg.syncRules.forEach((r, i) => checkProject(r.project, ['syncRules', i, 'project']));
+    cfg.haGroups.forEach((g, i) => checkProject(g.project, ['haGroups', i, 'project']));
+    cfg.projects.forEach((p, i) =>
+      p.clusters.forEach((c, j) => {
+        if (!cfg.clusters.some((x) => x.name === c)) ctx.addIssue({ code: 'custom', path: ['projects', i, 'clusters', j], message: `unknown cluster "${c}"` });
+      }),
+    );
     cfg.clusters.forEach((c, i) => {
       if (!idcNames.has(c.idc)) ctx.addIssue({ code: 'custom', path: ['clusters', i, 'idc'], message: `unknown IDC "${c.idc}"` });
       c.pools.forEach((p, j) => {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
+import { berthSearchAttributes } from '../workflows/search-attributes.ts';
 import { spawnManaged, waitUntil, type ManagedProcess } from './processes.ts';
 
 /** The Temporal CLI: `temporal` on PATH when present, else the one setup.sh built into .tools/. */
@@ -19,7 +20,11 @@ export interface DevServerOptions {
   headless?: boolean;
   dbFile?: string;
   logFile: string;
+  /** The UI decrypts payloads through this endpoint (berth's API /codec). */
+  uiCodecEndpoint?: string;
 }
+
+const cliType = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList', TEXT: 'Text', INT: 'Int', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime' } as const;
 
 /** `temporal server start-dev` on loopback, ready when the default namespace answers. */
 export async function startTemporalDevServer(opts: DevServerOptions): Promise<ManagedProcess & { address: string }> {
@@ -27,6 +32,8 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ma
   if (opts.headless) args.push('--headless');
   else if (opts.uiPort) args.push('--ui-port', String(opts.uiPort));
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
+  if (opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
+  for (const key of berthSearchAttributes) args.push('--search-attribute', `${key.name}=${cliType[key.type]}`);
   const proc = spawnManaged('temporal', temporalCli(), args, opts.logFile);
   const address = `127.0.0.1:${opts.port}`;
   // A first start (fresh SQLite file) can take well over the SDK's 5 s readiness wait.

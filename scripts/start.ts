@@ -7,10 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Client, Connection } from '@temporalio/client';
-import { buildApi } from '../api/server.ts';
-import { ensureRegistryGuards } from '../api/registry-guards.ts';
-import { reconcileSyncSchedules } from '../api/sync-schedules.ts';
+import { startApi } from '../api/start-api.ts';
 import { loadConfig, type BerthConfig } from '../config/load.ts';
 import { configPath } from '../config/path.ts';
 import { startDockerRegistry } from '../embedded/docker-registry.ts';
@@ -23,15 +20,20 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const stateDir = join(root, '.berth');
 const demo = !process.env.BERTH_CONFIG;
 
+/** A secret of the demo, generated into its file on the first start and read from there afterwards. */
+function demoSecret(file: string, generate: () => string): string {
+  if (!existsSync(file)) {
+    mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+    writeFileSync(file, generate(), { mode: 0o600 });
+  }
+  return readFileSync(file, 'utf8').trim();
+}
+
 async function startDemoRegistries(config: BerthConfig): Promise<void> {
   // The demo registries require a login, like real ones; the password is generated once and kept in a file
   // that berth.example.yaml references (never inline).
   const passwordFile = config.registries[0].credentials?.passwordFile ?? join(stateDir, 'secrets', 'registry-password');
-  if (!existsSync(passwordFile)) {
-    mkdirSync(dirname(passwordFile), { recursive: true, mode: 0o700 });
-    writeFileSync(passwordFile, randomBytes(18).toString('base64url'), { mode: 0o600 });
-  }
-  const password = readFileSync(passwordFile, 'utf8').trim();
+  const password = demoSecret(passwordFile, () => randomBytes(18).toString('base64url'));
   for (const r of config.registries) {
     const port = Number(new URL(r.url).port);
     await startDockerRegistry({
@@ -68,18 +70,19 @@ async function main(): Promise<void> {
     const port = Number(config.temporal.address.split(':').pop());
     const uiPort = Number(new URL(config.temporal.uiUrl).port);
     console.log(`starting Temporal dev server on ${config.temporal.address} (first start can take a while)`);
-    await startTemporalDevServer({ port, uiPort, dbFile: join(stateDir, 'temporal.db'), logFile: join(stateDir, 'logs', 'temporal.log') });
+    // With encryption on, the UI decrypts payloads through berth's codec endpoint (after /login in the browser).
+    const uiCodecEndpoint = config.encryption ? `http://${config.api.host}:${config.api.port}/codec` : undefined;
+    await startTemporalDevServer({ port, uiPort, uiCodecEndpoint, dbFile: join(stateDir, 'temporal.db'), logFile: join(stateDir, 'logs', 'temporal.log') });
   }
-  if (demo) await startDemoRegistries(config);
+  if (demo) {
+    // The demo's payload keys: 32 random bytes each, generated once (production keys come from a secret store).
+    for (const k of config.encryption?.keys ?? []) if (k.key.file) demoSecret(k.key.file, () => randomBytes(32).toString('base64'));
+    await startDemoRegistries(config);
+  }
 
   const workers = await startWorkers(config);
-  const connection = await Connection.connect({ address: config.temporal.address });
-  const client = new Client({ connection, namespace: config.temporal.namespace });
-  const schedules = await reconcileSyncSchedules(client, config);
-  await ensureRegistryGuards(client, config);
-  const api = buildApi({ config, client, logger: true });
-  await api.listen({ host: config.api.host, port: config.api.port });
-  const apiUrl = `http://${config.api.host}:${config.api.port}`;
+  const api = await startApi(config, { logger: true });
+  const { schedules, firstAdminToken, url: apiUrl } = api;
 
   console.log(`
 berth is running
@@ -90,18 +93,24 @@ berth is running
   sync rules    ${config.syncRules.map((r) => r.name).join(', ') || 'none'} (schedules created ${schedules.created.length}, updated ${schedules.updated.length}, deleted ${schedules.deleted.length})
   config        ${configPath()}
 `);
+  if (firstAdminToken) {
+    console.log(`First start: berth created the platform admin "admin". Its token, shown this once (keep it):
+  export BERTH_TOKEN=${firstAdminToken}
+Every API call needs it (-H "authorization: Bearer $BERTH_TOKEN"); ${apiUrl}/login lets the Temporal UI decrypt payloads.
+`);
+  }
   if (demo) {
     const reg = config.registries[0];
     console.log(`Try it: push an image to ${reg.idc}, then replicate it to the other IDCs
   skopeo copy --all --dest-tls-verify=false --dest-creds berth:$(cat .berth/secrets/registry-password) \\
       oci:<layout>:<tag> docker://${new URL(reg.url).host}/lib/app:1.0
-  curl -s -XPOST ${apiUrl}/v1/replications -H 'content-type: application/json' \\
+  curl -s -XPOST ${apiUrl}/v1/replications -H "authorization: Bearer $BERTH_TOKEN" -H 'content-type: application/json' \\
       -d '{"image":"lib/app:1.0","source":"idc-a","targets":["idc-b","idc-c"]}'
-  curl -s -XPOST ${apiUrl}/v1/distributions -H 'content-type: application/json' -d '{"image":"lib/app:1.0"}'
-  curl -s ${apiUrl}/v1/sync-rules
-  curl -s ${apiUrl}/v1/ha-groups
-  curl -s -XPOST ${apiUrl}/v1/ha-groups/hub/failover -H 'content-type: application/json' -d '{"dryRun":true,"reason":"rehearsal"}'
-  curl -s ${apiUrl}/v1/workflows/<workflowId>
+  curl -s -H "authorization: Bearer $BERTH_TOKEN" -XPOST ${apiUrl}/v1/distributions -H 'content-type: application/json' -d '{"image":"lib/app:1.0"}'
+  curl -s -H "authorization: Bearer $BERTH_TOKEN" ${apiUrl}/v1/sync-rules
+  curl -s -H "authorization: Bearer $BERTH_TOKEN" ${apiUrl}/v1/ha-groups
+  curl -s -H "authorization: Bearer $BERTH_TOKEN" -XPOST ${apiUrl}/v1/ha-groups/hub/failover -H 'content-type: application/json' -d '{"dryRun":true,"reason":"rehearsal"}'
+  curl -s -H "authorization: Bearer $BERTH_TOKEN" ${apiUrl}/v1/workflows/<workflowId>
 `);
   }
 
@@ -112,7 +121,6 @@ berth is running
     console.log(`\n${signal}: stopping berth`);
     await api.close();
     await workers.shutdown();
-    await connection.close();
     await stopAll();
     process.exit(0);
   };

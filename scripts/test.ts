@@ -1,5 +1,6 @@
 // `npm test`: one Temporal dev server for the whole run, then every test file under node's test runner.
 // Each file starts the registries and workers it needs; files run two at a time (the machine has 2 cores).
+// test/zz-history-scan.test.ts sorts last and waits for the others: it checks that no secret reached a history.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,7 +20,13 @@ console.log(`Temporal dev server for this run: ${server.address} (log: ${server.
 
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter', 'spec', '--test-concurrency', '2', ...files], {
   stdio: 'inherit',
-  env: { ...process.env, BERTH_TEST_TEMPORAL_ADDRESS: server.address, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' },
+  env: {
+    ...process.env,
+    BERTH_TEST_TEMPORAL_ADDRESS: server.address,
+    BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR',
+    // Where the tests write down the secrets they create: the last file scans every history for them.
+    BERTH_TEST_SECRETS_DIR: join(dir, 'secrets'),
+  },
 });
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
 const code = await new Promise<number>((resolve) => child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))));

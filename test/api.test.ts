@@ -2,17 +2,16 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
-import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../api/server.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { startWorkers, type WorkerSet } from '../workers/run.ts';
+import { testApi, type TestApi } from './harness/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 import { startedRegistry, tempDir, testConfig, testRegistry, type TestRegistry } from './harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 
 let temporal: TestTemporal;
 let config: BerthConfig;
-let api: FastifyInstance;
+let api: TestApi;
 let workers: WorkerSet;
 let source: TestRegistry;
 let late: TestRegistry;
@@ -37,7 +36,7 @@ before(async () => {
   image = await buildOciLayout(tempDir('layout'), '2.1.0-rc.1', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 1 << 20, gzip: true }] }]);
   await pushWithSkopeo(image, source, repository);
   workers = await startWorkers(config);
-  api = buildApi({ config, client: temporal.client });
+  api = await testApi(config, temporal.client);
 });
 
 after(async () => {
@@ -105,13 +104,22 @@ describe('POST /v1/replications', () => {
     assert.equal(status.progress.late.status, 'done');
     assert.equal(await digestWithSkopeo(late, ref), image.digest);
     assert.equal(await startedWorkflows(), 1);
+
+    // Search attributes: the list filters by kind and status through Temporal's visibility (which lags a moment).
+    let listed: { workflowId: string; kind: string; status: string }[] = [];
+    for (let i = 0; i < 50 && !listed.some((w) => w.workflowId === workflowId); i++) {
+      listed = (await api.inject({ url: '/v1/workflows?kind=replication&status=Completed' })).json().workflows;
+      await sleep(100);
+    }
+    assert.deepEqual(listed.map((w) => [w.workflowId, w.kind, w.status]), [[workflowId, 'replication', 'COMPLETED']]);
+    assert.deepEqual((await api.inject({ url: '/v1/workflows?kind=distribution' })).json().workflows, []);
   });
 
   test('with Temporal out of reach, a request answers 503 saying so', async () => {
     // The SDK retries an unreachable server for about 20 s by default; two attempts keep this test short.
     const interceptors = [makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 2 }))];
     const unreachable = new Client({ connection: Connection.lazy({ address: '127.0.0.1:1', connectTimeout: 1000, interceptors }) });
-    const offline = buildApi({ config: { ...config, temporal: { ...config.temporal, address: '127.0.0.1:1' } }, client: unreachable });
+    const offline = await testApi({ ...config, temporal: { ...config.temporal, address: '127.0.0.1:1' } }, unreachable);
     try {
       const res = await offline.inject({ method: 'POST', url: '/v1/replications', payload: { image: ref, source: 'idc-a', targets: ['idc-b'] } });
       assert.equal(res.statusCode, 503, res.body);

@@ -2,8 +2,6 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../api/server.ts';
 import type { BerthConfig } from '../config/load.ts';
 import type { distributeImage, DistributeImageResult } from '../workflows/distribute-image.ts';
 import { startWorkers } from '../workers/run.ts';
@@ -11,6 +9,7 @@ import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harne
 import { recordHistory } from './harness/histories.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
+import { testApi, type TestApi } from './harness/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 // A 3-level tree of real registries: master -> idc-a (-> sub-a1, sub-a2) and master -> idc-b (two registries).
@@ -18,7 +17,7 @@ import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 let temporal: TestTemporal;
 let image: BuiltImage;
 let config: BerthConfig;
-let api: FastifyInstance;
+let api: TestApi;
 const registries: Record<string, TestRegistry> = {};
 const proxies: Record<string, RegistryProxy> = {};
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -55,7 +54,7 @@ before(async () => {
   ));
   const workers = await startWorkers(config);
   cleanups.push(() => workers.shutdown());
-  api = buildApi({ config, client: temporal.client });
+  api = await testApi(config, temporal.client);
   cleanups.push(() => api.close());
 });
 

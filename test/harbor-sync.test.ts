@@ -3,20 +3,19 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../api/server.ts';
 import { reconcileSyncSchedules, scheduleId } from '../api/sync-schedules.ts';
 import type { SyncReport } from '../workflows/sync-registries.ts';
 import { startWorkers } from '../workers/run.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { startHarborFixture, type HarborFixture } from './harness/harbor-fixture.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { testApi, type TestApi } from './harness/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 let temporal: TestTemporal;
 let harbor: HarborFixture;
 let target: TestRegistry;
-let api: FastifyInstance;
+let api: TestApi;
 let image: BuiltImage;
 const rule = `harbor-${Date.now()}`;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -40,7 +39,7 @@ before(async () => {
     { syncRules: [{ name: rule, source: 'harbor-a', targets: ['idc-copy'], schedule: { every: '1h' }, mode: 'harbor', harborDeadlineSeconds: 3 }] },
   );
   const workers = await startWorkers(config);
-  api = buildApi({ config, client: temporal.client });
+  api = await testApi(config, temporal.client);
   cleanups.push(() => workers.shutdown(), () => api.close(), () => temporal.client.schedule.getHandle(scheduleId(rule)).delete());
   await reconcileSyncSchedules(temporal.client, config);
 });

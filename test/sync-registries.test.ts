@@ -1,8 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { FastifyInstance } from 'fastify';
-import { buildApi } from '../api/server.ts';
 import { reconcileSyncSchedules, scheduleId } from '../api/sync-schedules.ts';
 import type { BerthConfig } from '../config/load.ts';
 import type { PairReport } from '../workflows/sync-registries.ts';
@@ -10,13 +8,14 @@ import { startWorkers } from '../workers/run.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 import { recordHistory } from './harness/histories.ts';
+import { testApi, type TestApi } from './harness/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 // A source IDC, an IDC below it and a sub-IDC below that; a rule over the subtree that keeps apps/** (but not
 // apps/tmp-*) in sync, release tags only (not *-rc*), deleting what the source no longer has.
 let temporal: TestTemporal;
 let config: BerthConfig;
-let api: FastifyInstance;
+let api: TestApi;
 const reg: Record<string, TestRegistry> = {};
 const images: Record<string, BuiltImage> = {};
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -87,7 +86,7 @@ before(async () => {
   ));
   const workers = await startWorkers(config);
   cleanups.push(() => workers.shutdown());
-  api = buildApi({ config, client: temporal.client });
+  api = await testApi(config, temporal.client);
   cleanups.push(() => api.close());
 });
 

@@ -3,3 +3,4 @@ export { replicateImage } from './replicate-image.ts';
 export { distributeImage } from './distribute-image.ts';
 export { syncRegistries, syncRepositories } from './sync-registries.ts';
 export { failback, failover, registryGuard } from './registry-guard.ts';
+export { decommissionMachine, provisionMachine, scalePool } from './provision-machine.ts';

@@ -1,10 +1,12 @@
-import type { Client } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { idcTaskQueue, resolveRegistryName, type BerthConfig, type RegistryConfig } from '../../config/load.ts';
 import { parseImageReference } from '../../activities/registry/reference.ts';
+import { idcTaskQueue, resolveRegistryName, type RegistryConfig } from '../../config/load.ts';
 import { replicateImage, type ReplicateImageInput } from '../../workflows/replicate-image.ts';
+import { projectOfRepository } from '../auth/access.ts';
 import { sendInvalid, sendNotFound } from '../http-errors.ts';
+import { route } from '../route.ts';
+import type { ApiDeps } from '../server.ts';
 import { idPart, startAndReply } from '../start-workflow.ts';
 
 export const imageField = z.string().superRefine((value, ctx) => {
@@ -15,6 +17,9 @@ export const imageField = z.string().superRefine((value, ctx) => {
   }
 });
 
+/** The project an image reference belongs to (by its repository), for authorization. */
+export const projectOfImage = (deps: ApiDeps, image: string) => projectOfRepository(deps.config, parseImageReference(image).repository);
+
 export const replicationRequest = z
   .object({
     image: imageField,
@@ -24,33 +29,40 @@ export const replicationRequest = z
   })
   .strict();
 
-export function replicationRoutes(app: FastifyInstance, { config, client }: { config: BerthConfig; client: Client }) {
-  app.post('/v1/replications', async (req, reply) => {
-    const parsed = replicationRequest.safeParse(req.body);
-    if (!parsed.success) return sendInvalid(reply, parsed.error.issues);
-    const { image, source, targets } = parsed.data;
-
-    const src = resolveRegistryName(config, source);
-    if (!src) return sendNotFound(reply, `unknown IDC or registry "${source}"`, 'source');
-    const resolved: RegistryConfig[] = [];
-    for (const [i, name] of targets.entries()) {
-      const t = resolveRegistryName(config, name);
-      if (!t) return sendNotFound(reply, `unknown IDC or registry "${name}"`, `targets[${i}]`);
-      if (t.name === src.name) return sendInvalid(reply, [{ path: ['targets', i], message: `"${name}" is the source registry` }]);
-      if (resolved.some((r) => r.name === t.name)) return sendInvalid(reply, [{ path: ['targets', i], message: `"${name}" names registry ${t.name} twice` }]);
-      resolved.push(t);
-    }
-
-    const input: ReplicateImageInput = {
-      image,
-      source: { registry: src.name, idc: src.idc, taskQueue: idcTaskQueue(config, src.idc) },
-      targets: resolved.map((t) => ({ registry: t.name, idc: t.idc, taskQueue: idcTaskQueue(config, t.idc) })),
-      maxAttempts: config.copy.maxAttempts,
-    };
-    return startAndReply(reply, { config, client }, replicateImage, {
-      workflowId: `replicate:${image}:${src.name}->${idPart(resolved.map((t) => t.name).sort(), 'targets')}`,
-      args: [input],
-      summary: `replicate ${image} from ${src.idc} to ${resolved.map((t) => t.idc).join(', ')}`,
-    });
+export function replicationRoutes(app: FastifyInstance, deps: ApiDeps) {
+  const { config } = deps;
+  route(app, deps.gate, {
+    method: 'POST',
+    url: '/v1/replications',
+    summary: 'Replicate an image from a source to targets (IDCs or registries); the same request joins a running one',
+    tag: 'images',
+    body: replicationRequest,
+    access: { role: 'developer' },
+    project: ({ body }) => projectOfImage(deps, body.image),
+    handler: async ({ reply, body: { image, source, targets }, principal }) => {
+      const src = resolveRegistryName(config, source);
+      if (!src) return sendNotFound(reply, `unknown IDC or registry "${source}"`, 'source');
+      const resolved: RegistryConfig[] = [];
+      for (const [i, name] of targets.entries()) {
+        const t = resolveRegistryName(config, name);
+        if (!t) return sendNotFound(reply, `unknown IDC or registry "${name}"`, `targets[${i}]`);
+        if (t.name === src.name) return sendInvalid(reply, [{ path: ['targets', i], message: `"${name}" is the source registry` }]);
+        if (resolved.some((r) => r.name === t.name)) return sendInvalid(reply, [{ path: ['targets', i], message: `"${name}" names registry ${t.name} twice` }]);
+        resolved.push(t);
+      }
+      const input: ReplicateImageInput = {
+        image,
+        source: { registry: src.name, idc: src.idc, taskQueue: idcTaskQueue(config, src.idc) },
+        targets: resolved.map((t) => ({ registry: t.name, idc: t.idc, taskQueue: idcTaskQueue(config, t.idc) })),
+        maxAttempts: config.copy.maxAttempts,
+      };
+      return startAndReply(reply, deps, replicateImage, {
+        workflowId: `replicate:${image}:${src.name}->${idPart(resolved.map((t) => t.name).sort(), 'targets')}`,
+        args: [input],
+        summary: `replicate ${image} from ${src.idc} to ${resolved.map((t) => t.idc).join(', ')}`,
+        startedBy: principal.name,
+        labels: { kind: 'replication', project: projectOfImage(deps, image), image, idcs: [src.idc, ...resolved.map((t) => t.idc)] },
+      });
+    },
   });
 }

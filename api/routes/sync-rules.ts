@@ -1,23 +1,30 @@
-import type { Client } from '@temporalio/client';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import type { BerthConfig } from '../../config/load.ts';
+import type { SyncRule } from '../../config/load.ts';
 import { syncRuleIssues, syncRuleSchema } from '../../config/schema.ts';
+import { allows } from '../auth/access.ts';
 import { sendInvalid, sendNotFound } from '../http-errors.ts';
+import { route } from '../route.ts';
+import type { ApiDeps } from '../server.ts';
 import { createSyncSchedule, describeSyncSchedule, scheduleId, syncScheduleNames, updateSyncSchedule } from '../sync-schedules.ts';
 
-type Params = { Params: { name: string } };
-const noteBody = z.object({ note: z.string().max(500).optional() }).strict().optional();
+const noteBody = z.object({ note: z.string().max(500).optional() }).strict();
 
 /**
  * Sync rules and their Temporal Schedules: list, create, change, delete, run now, pause and unpause, and the
- * drift reports of recent runs. Rules from berth.yaml change only through the file (they follow it on restart).
+ * drift reports of recent runs. A rule's project's admins manage it, its guests read it; rules without a project
+ * are the platform admins'. Rules from berth.yaml change only through the file (they follow it on restart).
  */
-export function syncRuleRoutes(app: FastifyInstance, { config, client }: { config: BerthConfig; client: Client }) {
-  const view = async (name: string) => {
-    const stored = await describeSyncSchedule(client, name);
-    if (!stored) return undefined;
-    const { description, rule, origin } = stored;
+export function syncRuleRoutes(app: FastifyInstance, deps: ApiDeps) {
+  const { config, client } = deps;
+  // The stored rule, looked up once per request: authorization needs its project, the handler the rest.
+  const looked = new WeakMap<object, Awaited<ReturnType<typeof describeSyncSchedule>>>();
+  const stored = async (req: object, name: string) => {
+    if (!looked.has(req)) looked.set(req, await describeSyncSchedule(client, name));
+    return looked.get(req);
+  };
+  const view = (found: NonNullable<Awaited<ReturnType<typeof describeSyncSchedule>>>) => {
+    const { description, rule, origin } = found;
     return {
       ...rule,
       origin,
@@ -28,82 +35,151 @@ export function syncRuleRoutes(app: FastifyInstance, { config, client }: { confi
       running: description.info.runningActions.map((a) => a.workflow.workflowId),
     };
   };
-  const parseRule = (reply: FastifyReply, body: unknown) => {
-    const parsed = syncRuleSchema.safeParse(body);
-    if (!parsed.success) return void sendInvalid(reply, parsed.error.issues);
-    const issues = syncRuleIssues(config.registries, parsed.data);
-    if (issues.length > 0) return void sendInvalid(reply, issues);
-    return parsed.data;
+  const ruleIssues = (reply: FastifyReply, rule: SyncRule) => {
+    const issues = syncRuleIssues(config.registries, rule);
+    if (rule.project !== undefined && !config.projects.some((p) => p.name === rule.project)) issues.push({ path: ['project'], message: `unknown project "${rule.project}"` });
+    return issues.length > 0 ? sendInvalid(reply, issues) : undefined;
   };
-  const editable = async (reply: FastifyReply, name: string) => {
-    const stored = await describeSyncSchedule(client, name);
-    if (!stored) return void sendNotFound(reply, `no sync rule "${name}"`);
-    if (stored.origin === 'config') return void reply.code(409).send({ error: 'conflict', message: `sync rule "${name}" is defined in berth.yaml: change it there` });
-    return stored;
-  };
+  const projectOfStored = async ({ req, params }: { req: object; params: Record<string, string> }) => (await stored(req, params.name))?.rule.project;
+  const notFound = (reply: FastifyReply, name: string) => sendNotFound(reply, `no sync rule "${name}"`);
+  const fromFile = (reply: FastifyReply, name: string) => reply.code(409).send({ error: 'conflict', message: `sync rule "${name}" is defined in berth.yaml: change it there` });
 
-  app.get('/v1/sync-rules', async () => {
-    const rules = await Promise.all((await syncScheduleNames(client)).map(view));
-    return { rules: rules.filter((r) => r !== undefined) };
+  route(app, deps.gate, {
+    method: 'GET',
+    url: '/v1/sync-rules',
+    summary: 'The sync rules the caller may read, with their schedules',
+    tag: 'sync',
+    access: { authenticated: true },
+    handler: async ({ principal }) => {
+      const all = await Promise.all((await syncScheduleNames(client)).map((name) => describeSyncSchedule(client, name)));
+      return { rules: all.filter((r) => r !== undefined && allows(principal, { role: 'guest' }, r.rule.project)).map((r) => view(r!)) };
+    },
   });
 
-  app.get<Params>('/v1/sync-rules/:name', async (req, reply) => (await view(req.params.name)) ?? sendNotFound(reply, `no sync rule "${req.params.name}"`));
-
-  app.post('/v1/sync-rules', async (req, reply) => {
-    const rule = parseRule(reply, req.body);
-    if (!rule) return reply;
-    if (await describeSyncSchedule(client, rule.name)) return reply.code(409).send({ error: 'conflict', message: `sync rule "${rule.name}" exists` });
-    await createSyncSchedule(client, config, rule, 'api');
-    return reply.code(201).send(await view(rule.name));
+  route(app, deps.gate, {
+    method: 'GET',
+    url: '/v1/sync-rules/:name',
+    summary: 'A sync rule and its schedule',
+    tag: 'sync',
+    access: { role: 'guest' },
+    project: projectOfStored,
+    handler: async ({ req, reply, params }) => {
+      const found = await stored(req, params.name);
+      return found ? view(found) : notFound(reply, params.name);
+    },
   });
 
-  app.put<Params>('/v1/sync-rules/:name', async (req, reply) => {
-    const rule = parseRule(reply, { ...(req.body as object), name: req.params.name });
-    if (!rule || !(await editable(reply, req.params.name))) return reply;
-    await updateSyncSchedule(client, config, rule, 'api');
-    return view(rule.name);
+  route(app, deps.gate, {
+    method: 'POST',
+    url: '/v1/sync-rules',
+    summary: 'Create a sync rule and its schedule (admins of its project)',
+    tag: 'sync',
+    body: syncRuleSchema,
+    access: { role: 'admin' },
+    project: ({ body }) => body.project,
+    handler: async ({ reply, body }) => {
+      if (ruleIssues(reply, body)) return reply;
+      if (await describeSyncSchedule(client, body.name)) return reply.code(409).send({ error: 'conflict', message: `sync rule "${body.name}" exists` });
+      await createSyncSchedule(client, config, body, 'api');
+      reply.code(201);
+      return view((await describeSyncSchedule(client, body.name))!);
+    },
   });
 
-  app.delete<Params>('/v1/sync-rules/:name', async (req, reply) => {
-    if (!(await editable(reply, req.params.name))) return reply;
-    await client.schedule.getHandle(scheduleId(req.params.name)).delete();
-    return reply.code(204).send();
+  route(app, deps.gate, {
+    method: 'PUT',
+    url: '/v1/sync-rules/:name',
+    summary: 'Change a sync rule made through the API (admins of its project)',
+    tag: 'sync',
+    body: syncRuleSchema.omit({ name: true }),
+    access: { role: 'admin' },
+    project: projectOfStored,
+    handler: async ({ req, reply, params, body, principal }) => {
+      const found = await stored(req, params.name);
+      if (!found) return notFound(reply, params.name);
+      if (found.origin === 'config') return fromFile(reply, params.name);
+      const rule = { ...body, name: params.name };
+      if (ruleIssues(reply, rule)) return reply;
+      // Moving a rule to another project needs the admin role there too.
+      if (!allows(principal, { role: 'admin' }, rule.project)) return reply.code(403).send({ error: 'forbidden', message: `${principal.name} is no admin of project ${rule.project ?? '(none)'}` });
+      await updateSyncSchedule(client, config, rule, 'api');
+      return view((await describeSyncSchedule(client, params.name))!);
+    },
   });
 
-  // Runs now, whatever the schedule says; a run already under way is not doubled (overlap policy SKIP).
-  app.post<Params>('/v1/sync-rules/:name/run', async (req, reply) => {
-    if (!(await describeSyncSchedule(client, req.params.name))) return sendNotFound(reply, `no sync rule "${req.params.name}"`);
-    await client.schedule.getHandle(scheduleId(req.params.name)).trigger();
-    return reply.code(202).send({ rule: req.params.name, statusUrl: `/v1/sync-rules/${req.params.name}` });
+  route(app, deps.gate, {
+    method: 'DELETE',
+    url: '/v1/sync-rules/:name',
+    summary: 'Delete a sync rule made through the API, and its schedule',
+    tag: 'sync',
+    access: { role: 'admin' },
+    project: projectOfStored,
+    handler: async ({ req, reply, params }) => {
+      const found = await stored(req, params.name);
+      if (!found) return notFound(reply, params.name);
+      if (found.origin === 'config') return fromFile(reply, params.name);
+      await client.schedule.getHandle(scheduleId(params.name)).delete();
+      reply.code(204);
+      return undefined;
+    },
+  });
+
+  route(app, deps.gate, {
+    method: 'POST',
+    url: '/v1/sync-rules/:name/run',
+    summary: 'Run a sync rule now (a run already under way is not doubled: overlap policy SKIP)',
+    tag: 'sync',
+    access: { role: 'admin' },
+    project: projectOfStored,
+    handler: async ({ req, reply, params }) => {
+      if (!(await stored(req, params.name))) return notFound(reply, params.name);
+      await client.schedule.getHandle(scheduleId(params.name)).trigger();
+      reply.code(202);
+      return { rule: params.name, statusUrl: `/v1/sync-rules/${params.name}` };
+    },
   });
 
   for (const op of ['pause', 'unpause'] as const) {
-    app.post<Params>(`/v1/sync-rules/:name/${op}`, async (req, reply) => {
-      const body = noteBody.safeParse(req.body ?? undefined);
-      if (!body.success) return sendInvalid(reply, body.error.issues);
-      if (!(await describeSyncSchedule(client, req.params.name))) return sendNotFound(reply, `no sync rule "${req.params.name}"`);
-      await client.schedule.getHandle(scheduleId(req.params.name))[op](body.data?.note ?? `${op}d through the API`);
-      return view(req.params.name);
+    route(app, deps.gate, {
+      method: 'POST',
+      url: `/v1/sync-rules/:name/${op}`,
+      summary: `${op === 'pause' ? 'Pause' : 'Unpause'} a sync rule's schedule, with an optional note`,
+      tag: 'sync',
+      body: noteBody,
+      access: { role: 'admin' },
+      project: projectOfStored,
+      handler: async ({ req, reply, params, body }) => {
+        if (!(await stored(req, params.name))) return notFound(reply, params.name);
+        await client.schedule.getHandle(scheduleId(params.name))[op](body.note ?? `${op}d through the API`);
+        return view((await describeSyncSchedule(client, params.name))!);
+      },
     });
   }
 
-  /** The drift reports of the most recent runs, newest first, with each run's status. */
-  app.get<Params>('/v1/sync-rules/:name/reports', async (req, reply) => {
-    const stored = await describeSyncSchedule(client, req.params.name);
-    if (!stored) return sendNotFound(reply, `no sync rule "${req.params.name}"`);
-    const runs = [...stored.description.info.recentActions].reverse();
-    const reports = await Promise.all(
-      runs.map(async (a) => {
-        const handle = client.workflow.getHandle(a.action.workflow.workflowId, a.action.workflow.firstExecutionRunId);
-        const { status } = await handle.describe();
-        const base = { workflowId: a.action.workflow.workflowId, scheduledAt: a.scheduledAt, status: status.name };
-        if (status.name === 'RUNNING') return base;
-        return handle.result().then(
-          (report) => ({ ...base, report }),
-          (err) => ({ ...base, error: err.cause?.message ?? err.message, report: err.cause?.details?.[0] ?? null }),
-        );
-      }),
-    );
-    return { rule: req.params.name, reports };
+  route(app, deps.gate, {
+    method: 'GET',
+    url: '/v1/sync-rules/:name/reports',
+    summary: "The drift reports of the rule's most recent runs, newest first, with each run's status",
+    tag: 'sync',
+    access: { role: 'guest' },
+    project: projectOfStored,
+    handler: async ({ req, reply, params }) => {
+      const found = await stored(req, params.name);
+      if (!found) return notFound(reply, params.name);
+      const runs = [...found.description.info.recentActions].reverse();
+      const reports = await Promise.all(
+        runs.map(async (a) => {
+          const handle = client.workflow.getHandle(a.action.workflow.workflowId, a.action.workflow.firstExecutionRunId);
+          const { status } = await handle.describe();
+          const base = { workflowId: a.action.workflow.workflowId, scheduledAt: a.scheduledAt, status: status.name };
+          if (status.name === 'RUNNING') return base;
+          return handle.result().then(
+            (report) => ({ ...base, report }),
+            (err) => ({ ...base, error: err.cause?.message ?? err.message, report: err.cause?.details?.[0] ?? null }),
+          );
+        }),
+      );
+      return { rule: params.name, reports };
+    },
   });
 }

@@ -7,6 +7,7 @@ import { RegistryClient } from '../../activities/registry/client.ts';
 import { parseConfig, type BerthConfig } from '../../config/load.ts';
 import { startDockerRegistry, type DockerRegistry, type RegistryAuth } from '../../embedded/docker-registry.ts';
 import { freePort } from '../../embedded/processes.ts';
+import { recordSecret } from './secrets.ts';
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `berth-${prefix}-`));
@@ -31,6 +32,7 @@ export async function testRegistry(name: string, opts: { auth?: 'htpasswd' | 'no
   const port = await freePort();
   const username = opts.auth === 'none' ? undefined : (opts.username ?? 'berth');
   const password = opts.auth === 'none' ? undefined : (opts.password ?? randomBytes(12).toString('hex'));
+  if (password) recordSecret(password);
   const auth: RegistryAuth | undefined =
     opts.auth === 'none' ? undefined : typeof opts.auth === 'object' ? opts.auth : { htpasswd: { username: username!, password: password! } };
   const reg: TestRegistry = {

@@ -1,0 +1,35 @@
+import { Client, Connection } from '@temporalio/client';
+import { openInventory } from '../activities/inventory/db.ts';
+import { dataConverter } from '../codec/data-converter.ts';
+import type { BerthConfig } from '../config/load.ts';
+import { authStore, ensureFirstAdmin } from './auth/bootstrap.ts';
+import { ensureRegistryGuards } from './registry-guards.ts';
+import { buildApi } from './server.ts';
+import { reconcileSyncSchedules } from './sync-schedules.ts';
+
+/**
+ * The API process's start, shared by `npm start` and api/main.ts: a Temporal client with berth's payload codec,
+ * the sync rules' schedules and the HA groups' guards brought in line with berth.yaml, the inventory database
+ * (and, on a first start, the first admin), then the HTTP server.
+ */
+export async function startApi(config: BerthConfig, opts: { logger: boolean }) {
+  const connection = await Connection.connect({ address: config.temporal.address });
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverter(config) });
+  const schedules = await reconcileSyncSchedules(client, config);
+  await ensureRegistryGuards(client, config);
+  const inventory = await openInventory({ sqliteFile: config.inventory.sqliteFile });
+  const auth = authStore(inventory);
+  const firstAdminToken = await ensureFirstAdmin(auth);
+  const app = buildApi({ config, client, auth, inventory, logger: opts.logger });
+  await app.listen({ host: config.api.host, port: config.api.port });
+  return {
+    url: `http://${config.api.host}:${config.api.port}`,
+    schedules,
+    firstAdminToken,
+    async close() {
+      await app.close();
+      await inventory.destroy();
+      await connection.close();
+    },
+  };
+}
