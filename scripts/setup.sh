@@ -2,8 +2,11 @@
 # Installs what berth needs, idempotently; `npm start`, `npm test` and `npm run bench` run it first.
 #  - node_modules, with `npm ci`, when missing or older than package-lock.json
 #  - Debian packages: docker-registry (registries), skopeo (tests, bench), apache2-utils (htpasswd), openssl,
-#    nginx (the HA endpoint)
+#    nginx (the HA endpoint), docker.io (the docker provider's engine; dockerd is started when needed by
+#    embedded/docker-engine.ts) and mmdebstrap (the host image's rootfs, built once by embedded/host-image.ts)
 #  - the Temporal CLI (dev server): `temporal` on PATH, else built once with `go install` and linked into .tools/bin
+#  - with `test` (npm test): moto_server (PyPI moto[server]: the EC2 API of the aws provider's tests), in a venv
+#    linked into .tools/moto
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,9 +18,11 @@ if [ ! -d node_modules ] || [ "$(cat node_modules/.berth-lock-sha256 2>/dev/null
 fi
 
 missing=()
-for pair in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl nginx:nginx; do
+for pair in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl nginx:nginx dockerd:docker.io mmdebstrap:mmdebstrap; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# moto's venv needs ensurepip, which Debian ships apart from python3.
+python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: apt-get install ${missing[*]}" >&2
@@ -51,4 +56,20 @@ if ! command -v temporal >/dev/null 2>&1 && [ ! -x .tools/bin/temporal ]; then
     [ -x "$cache/temporal" ] || { echo "setup: could not build the Temporal CLI" >&2; exit 1; }
   fi
   ln -sf "$cache/temporal" .tools/bin/temporal
+fi
+
+[ "${1:-}" = test ] || exit 0
+# A venv is tied to its path: build it once per machine and version under ~/.cache, as the CLI above, and link it.
+moto_version=5.2.1
+moto_venv="${XDG_CACHE_HOME:-$HOME/.cache}/berth/moto-$moto_version"
+if [ ! -x "$moto_venv/bin/moto_server" ]; then
+  echo "setup: pip install moto[server]==$moto_version into $moto_venv (first time only)" >&2
+  rm -rf "$moto_venv"
+  python3 -m venv "$moto_venv"
+  "$moto_venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$moto_version" \
+    || { rm -rf "$moto_venv"; echo "setup: could not install moto[server]" >&2; exit 1; }
+fi
+if [ "$(readlink .tools/moto 2>/dev/null)" != "$moto_venv" ]; then
+  rm -rf .tools/moto
+  mkdir -p .tools && ln -s "$moto_venv" .tools/moto
 fi
