@@ -2,6 +2,7 @@ import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { haGroupPlan } from '../config/ha-plan.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { reconfigureSignal, registryGuard } from '../workflows/registry-guard.ts';
+import { searchAttributes } from './start-workflow.ts';
 
 export const guardId = (group: string) => `registry-guard:${group}`;
 
@@ -17,6 +18,7 @@ export async function ensureRegistryGuards(client: Client, config: BerthConfig):
       workflowId: guardId(group.name),
       args: [{ plan }],
       workflowIdConflictPolicy: 'USE_EXISTING',
+      typedSearchAttributes: searchAttributes({ kind: 'ha-guard', project: group.project, idcs: plan.vantagePoints.map((v) => v.idc) }),
       staticSummary: `guard HA group ${group.name}: ${group.primary} (primary), ${group.secondary} behind ${group.endpoint.url}`,
     });
     await handle.signal(reconfigureSignal, plan);

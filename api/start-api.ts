@@ -4,6 +4,7 @@ import { dataConverter } from '../codec/data-converter.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { authStore, ensureFirstAdmin } from './auth/bootstrap.ts';
 import { ensureRegistryGuards } from './registry-guards.ts';
+import { ensureSearchAttributes } from './search-attributes.ts';
 import { buildApi } from './server.ts';
 import { reconcileSyncSchedules } from './sync-schedules.ts';
 
@@ -14,6 +15,7 @@ import { reconcileSyncSchedules } from './sync-schedules.ts';
  */
 export async function startApi(config: BerthConfig, opts: { logger: boolean }) {
   const connection = await Connection.connect({ address: config.temporal.address });
+  await ensureSearchAttributes(connection, config.temporal.namespace);
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverter(config) });
   const schedules = await reconcileSyncSchedules(client, config);
   await ensureRegistryGuards(client, config);

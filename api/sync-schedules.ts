@@ -2,6 +2,7 @@ import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type Schedul
 import type { BerthConfig, SyncRule } from '../config/load.ts';
 import { syncPlan } from '../config/sync-plan.ts';
 import { syncRegistries } from '../workflows/sync-registries.ts';
+import { searchAttributes } from './start-workflow.ts';
 
 /** Where a rule came from: config rules follow berth.yaml on every start; API rules live in their schedule. */
 export type RuleOrigin = 'config' | 'api';
@@ -24,6 +25,7 @@ function action(config: BerthConfig, rule: SyncRule, origin: RuleOrigin) {
     staticSummary: `sync rule ${rule.name}`,
     // The rule as written lives here, where an update can change it (a schedule's own memo cannot be).
     memo: { rule, origin },
+    typedSearchAttributes: searchAttributes({ kind: 'sync', project: rule.project }),
   };
 }
 

@@ -128,7 +128,8 @@ async function main(argv: string[]): Promise<number> {
     }
     case 'costs': {
       const res = await call('GET', `/v1/costs${query({ groupBy: values['group-by'], from: values.from, to: values.to })}`);
-      print(res, () => table(res.costs, [res.groupBy, 'machineHours', 'cost']));
+      const rows = res.costs.map((r: { cluster: string; pool?: string; machineHours: number; cost: number }) => ({ ...r, machineHours: r.machineHours.toFixed(2), cost: r.cost.toFixed(4) }));
+      print(res, () => table(rows, res.groupBy === 'pool' ? ['cluster', 'pool', 'machineHours', 'cost'] : ['cluster', 'machineHours', 'cost']));
       return exitCodes.ok;
     }
     default:

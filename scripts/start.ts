@@ -11,6 +11,9 @@ import { startApi } from '../api/start-api.ts';
 import { loadConfig, type BerthConfig } from '../config/load.ts';
 import { configPath } from '../config/path.ts';
 import { startDockerRegistry } from '../embedded/docker-registry.ts';
+import ssh2 from 'ssh2';
+import { ensureDockerEngine } from '../embedded/docker-engine.ts';
+import { ensureHostImage } from '../embedded/host-image.ts';
 import { startNginx } from '../embedded/nginx.ts';
 import { stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
@@ -77,9 +80,15 @@ async function main(): Promise<void> {
   if (demo) {
     // The demo's payload keys: 32 random bytes each, generated once (production keys come from a secret store).
     for (const k of config.encryption?.keys ?? []) if (k.key.file) demoSecret(k.key.file, () => randomBytes(32).toString('base64'));
+    for (const c of config.clusters) if (c.ssh.privateKey.file) demoSecret(c.ssh.privateKey.file, () => ssh2.utils.generateKeyPairSync('ed25519', { comment: 'berth demo' }).private);
     await startDemoRegistries(config);
   }
 
+  if (config.clusters.some((c) => c.provider.kind === 'docker')) {
+    // The docker provider's machines: the engine (dockerd is started if none answers) and the host image (built once).
+    console.log('  Docker engine and host image for the docker clusters (the first build takes about a minute)');
+    await ensureHostImage((await ensureDockerEngine()).docker);
+  }
   const workers = await startWorkers(config);
   const api = await startApi(config, { logger: true });
   const { schedules, firstAdminToken, url: apiUrl } = api;
@@ -110,6 +119,8 @@ Every API call needs it (-H "authorization: Bearer $BERTH_TOKEN"); ${apiUrl}/log
   curl -s -H "authorization: Bearer $BERTH_TOKEN" ${apiUrl}/v1/sync-rules
   curl -s -H "authorization: Bearer $BERTH_TOKEN" ${apiUrl}/v1/ha-groups
   curl -s -H "authorization: Bearer $BERTH_TOKEN" -XPOST ${apiUrl}/v1/ha-groups/hub/failover -H 'content-type: application/json' -d '{"dryRun":true,"reason":"rehearsal"}'
+  curl -s -H "authorization: Bearer $BERTH_TOKEN" -XPOST ${apiUrl}/v1/machines -H 'content-type: application/json' -d '{"cluster":"demo","pool":"web"}'
+  bin/berth machines --cluster demo
   curl -s -H "authorization: Bearer $BERTH_TOKEN" ${apiUrl}/v1/workflows/<workflowId>
 `);
   }
