@@ -8,6 +8,7 @@ import { startWorkers, type WorkerSet } from '../workers/run.ts';
 import { testApi, type TestApi } from './harness/api.ts';
 import { testConfig, testRegistry } from './harness/berth.ts';
 import { hostEngine, removeCluster, sshKeyPair, testClusterName } from './harness/hosts.ts';
+import { recordHistory } from './harness/histories.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 let temporal: TestTemporal;
@@ -45,11 +46,14 @@ after(async () => {
   await temporal?.close();
 });
 
-async function finish(workflowId: string) {
-  return temporal.client.workflow.getHandle(workflowId).result().then(
+/** Waits for a workflow's end (keeping its history as a replay fixture when recording). */
+async function finish(workflowId: string, fixture?: string) {
+  const ended = await temporal.client.workflow.getHandle(workflowId).result().then(
     (result) => ({ ok: true as const, result }),
     (err) => ({ ok: false as const, error: err.cause?.message ?? err.message }),
   );
+  if (fixture) await recordHistory(temporal.client, workflowId, fixture);
+  return ended;
 }
 const containers = async (pool?: string) =>
   (await (await hostEngine()).docker.listContainers({ all: true, filters: { label: [`${reservedTags.cluster}=${cluster}`, ...(pool ? [`${reservedTags.pool}=${pool}`] : [])] } })).length;
@@ -61,7 +65,7 @@ describe('provisioning', () => {
     assert.equal(res.statusCode, 202, res.body);
     const [w] = res.json().workflows;
     assert.equal(w.workflowId, `machine:${cluster}/web/solo`);
-    const done = await finish(w.workflowId);
+    const done = await finish(w.workflowId, 'provision-machine');
     assert.ok(done.ok, done.ok ? '' : done.error);
     assert.deepEqual(done.result.steps.map((s: { step: string; status: string }) => [s.step, s.status]), [['hostname', 'changed'], ['sysctl', 'changed']]);
     const [m] = await machines('&pool=web');
@@ -71,14 +75,14 @@ describe('provisioning', () => {
 
     const gone = await api.inject({ method: 'DELETE', url: `/v1/machines/${m.id}` });
     assert.equal(gone.statusCode, 202);
-    assert.ok((await finish(gone.json().workflowId)).ok);
+    assert.ok((await finish(gone.json().workflowId, 'decommission-machine')).ok);
     assert.equal(await containers('web'), 0);
     assert.equal((await machines('&state=destroyed'))[0].id, m.id);
   });
 
   test('an init step that fails: the machine is destroyed, and the inventory says why', async () => {
     const res = await api.inject({ method: 'POST', url: '/v1/machines', payload: { cluster, pool: 'bad' } });
-    const done = await finish(res.json().workflows[0].workflowId);
+    const done = await finish(res.json().workflows[0].workflowId, 'provision-compensated');
     assert.equal(done.ok, false);
     assert.match(done.ok ? '' : done.error, /bad-1: .*always fails.*disk full; the machine was destroyed/);
     const [m] = await machines('&pool=bad');
@@ -90,7 +94,7 @@ describe('provisioning', () => {
   test('scalePool: up to 5 with never more than 2 creates in flight, then down to 1', async () => {
     const up = await api.inject({ method: 'POST', url: `/v1/pools/${cluster}/web/scale`, payload: { desired: 5 } });
     assert.equal(up.statusCode, 202, up.body);
-    const scaled = await finish(up.json().workflowId);
+    const scaled = await finish(up.json().workflowId, 'scale-pool-up');
     assert.ok(scaled.ok, scaled.ok ? '' : scaled.error);
     assert.equal(scaled.result.created.length, 5);
     assert.equal(await containers('web'), 5);
