@@ -254,8 +254,9 @@ describe('replicateImage', () => {
   });
 
   test('recorded histories replay without nondeterminism', async () => {
-    // Every workflow this file ran, successes and failures alike, replayed against the current workflow code.
-    const histories = temporal.client.workflow.list({ query: `WorkflowType = 'replicateImage' AND ExecutionStatus != 'Running'` }).intoHistories();
+    // Every workflow this file ran, successes and failures alike, replayed against the current workflow code (the
+    // API's, from other files, carry BerthKind and may be encrypted with a key this file does not have).
+    const histories = temporal.client.workflow.list({ query: `WorkflowType = 'replicateImage' AND ExecutionStatus != 'Running' AND BerthKind IS NULL` }).intoHistories();
     let replayed = 0;
     for await (const r of Worker.runReplayHistories({ workflowsPath }, histories)) {
       assert.equal(r.error, undefined, `${r.workflowId}: ${r.error}`);
