@@ -27,9 +27,9 @@ before(async () => {
   ({ config } = testConfig('provision', temporal.address, [{ registry: await testRegistry('prov-reg'), idc: 'idc-a' }], {}, {
     rateCard: { docker: { small: 0.02, huge: 1 } },
     // A light profile keeps five machines quick; test/hosts.test.ts runs the full `base` profile.
-    initProfiles: { light: [{ hostname: {} }, { sysctl: { 'net.core.somaxconn': 4096 } }], broken: [{ hostname: {} }, { script: { name: 'always fails', check: 'false', run: 'echo disk full >&2; exit 3' } }] },
+    initProfiles: { light: [{ hostname: {} }, { sysctl: { 'net.core.somaxconn': 4096 } }], broken: [{ hostname: {} }, { script: { name: 'always fails', check: 'false', run: 'echo disk full >&2; exit 3' } }], slow: [{ script: { name: 'takes long', check: 'false', run: 'sleep 60' } }] },
     clusters: [
-      { name: cluster, idc: 'idc-a', provider, ssh, pools: [{ name: 'web', instanceType: 'small', initProfile: 'light', maxConcurrentCreates: 2 }, { name: 'bad', instanceType: 'small', initProfile: 'broken' }] },
+      { name: cluster, idc: 'idc-a', provider, ssh, pools: [{ name: 'web', instanceType: 'small', initProfile: 'light', maxConcurrentCreates: 2 }, { name: 'bad', instanceType: 'small', initProfile: 'broken' }, { name: 'slow', instanceType: 'small', initProfile: 'slow' }] },
       { name: tight, idc: 'idc-a', provider, ssh, monthlyBudget: 500, pools: [{ name: 'gpu', instanceType: 'huge', initProfile: 'light' }] },
     ],
     projects: [{ name: 'ops', clusters: [cluster, tight] }],
@@ -89,6 +89,20 @@ describe('provisioning', () => {
     assert.equal(m.state, 'destroyed');
     assert.match(m.failureReason, /InitStepFailed: .*always fails.*disk full/);
     assert.equal(await containers('bad'), 0, 'no container left behind');
+  });
+
+  test('cancelling a provisioning compensates: the machine is destroyed and the inventory says it was cancelled', async () => {
+    const res = await api.inject({ method: 'POST', url: '/v1/machines', payload: { cluster, pool: 'slow' } });
+    const { workflowId } = res.json().workflows[0];
+    const url = `/v1/workflows/${encodeURIComponent(workflowId)}`;
+    for (let i = 0; i < 300 && (await api.inject({ url })).json().progress?.['slow-1']?.status !== 'initializing'; i++) await new Promise((r) => setTimeout(r, 200));
+    assert.equal((await api.inject({ method: 'DELETE', url })).statusCode, 202);
+    const done = await finish(workflowId);
+    assert.equal(done.ok, false);
+    assert.equal((await temporal.client.workflow.getHandle(workflowId).describe()).status.name, 'CANCELLED');
+    const [m] = await machines('&pool=slow');
+    assert.deepEqual([m.state, m.failureReason], ['destroyed', 'provisioning was cancelled']);
+    assert.equal(await containers('slow'), 0);
   });
 
   test('scalePool: up to 5 with never more than 2 creates in flight, then down to 1', async () => {
