@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { findRegistry, type BerthConfig, type HaGroup } from '../config/load.ts';
+import { recordFailover } from '../metrics/registry.ts';
 import { trafficEndpoint } from './endpoint/index.ts';
 import { RegistryClient } from './registry/client.ts';
 import { registryClients } from './registry/clients.ts';
@@ -128,8 +129,10 @@ export function createHaActivities(config: BerthConfig) {
       const direct = clientFor(registry);
       const through = new RegistryClient({ name: `${name} endpoint`, baseUrl: g.endpoint.url, credentials: resolveCredentials(registry, r.credentials) });
       const signal = Context.current().cancellationSignal;
+      // The last step of a failover (to the secondary) and of a failback (to the primary): where they are counted.
+      const direction = registry === g.secondary ? 'failover' : 'failback';
       try {
-        return await asTemporalFailure(async () => {
+        const verified = await asTemporalFailure(async () => {
           await through.ping(signal);
           for await (const page of direct.listRepositories(10, signal)) {
             for (const repository of page) {
@@ -144,6 +147,11 @@ export function createHaActivities(config: BerthConfig) {
           }
           return {};
         });
+        recordFailover(name, direction, 'completed');
+        return verified;
+      } catch (err) {
+        recordFailover(name, direction, 'failed');
+        throw err;
       } finally {
         await through.close();
       }

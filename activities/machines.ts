@@ -3,6 +3,7 @@ import ssh2 from 'ssh2';
 import type { BerthConfig } from '../config/load.ts';
 import { cloudProviders } from './cloud/index.ts';
 import { machineSpecSchema } from './cloud/provider.ts';
+import { recordProvisioning } from '../metrics/registry.ts';
 import { asTemporalFailure } from './failures.ts';
 import { resolvePrivateKey } from './hosts/private-key.ts';
 import {
@@ -120,7 +121,10 @@ export function createMachineActivities(config: BerthConfig) {
     },
 
     async setMachineState({ machineId, state, detail }: { machineId: string; state: MachineState; detail?: string }): Promise<void> {
-      return asTemporalFailure(async () => void (await transitionMachine(await inventory(), machineId, state, { detail })));
+      return asTemporalFailure(async () => {
+        const m = await transitionMachine(await inventory(), machineId, state, { detail });
+        if (state === 'ready') recordProvisioning(m.cluster, 'provisioned');
+      });
     },
 
     /**
@@ -132,7 +136,10 @@ export function createMachineActivities(config: BerthConfig) {
         const db = await inventory();
         const m = await getMachine(db, machineId);
         if (m.state === 'destroyed') return;
-        if (reason) await transitionMachine(db, machineId, 'failed', { failureReason: reason, detail: reason });
+        if (reason) {
+          await transitionMachine(db, machineId, 'failed', { failureReason: reason, detail: reason });
+          recordProvisioning(cluster, 'failed');
+        }
         if (m.providerId) await (await providerOf(cluster)).destroy(m.providerId);
         await transitionMachine(db, machineId, 'destroyed', { detail: reason ?? 'decommissioned' });
       });

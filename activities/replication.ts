@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { findRegistry, type BerthConfig } from '../config/load.ts';
+import { recordCopy } from '../metrics/registry.ts';
 import { asTemporalFailure } from './failures.ts';
 import { HarborClient } from './registry/harbor/client.ts';
 import { replicateWithHarbor, type HarborReplicationResult } from './registry/harbor/replicate.ts';
@@ -97,6 +98,7 @@ export function createReplicationActivities(config: BerthConfig) {
             signal: ctx.cancellationSignal,
           }),
         );
+        recordCopy(`${input.source}->${input.target}`, result);
         return { ...result, durationMs: Date.now() - started };
       } finally {
         clearInterval(heartbeat);

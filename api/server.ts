@@ -4,6 +4,7 @@ import type { Inventory } from '../activities/inventory/index.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { storeGate } from './auth/gate.ts';
 import type { AuthStore } from './auth/store.ts';
+import { metricsRoute } from '../metrics/exposition.ts';
 import { openApiRoutes } from './openapi.ts';
 import type { Gatekeeper } from './route.ts';
 import { codecRoutes } from './routes/codec.ts';
@@ -48,5 +49,7 @@ export function buildApi({ logger, ...rest }: { config: BerthConfig; client: Cli
   userRoutes(app, deps);
   codecRoutes(app, deps);
   openApiRoutes(app);
+  // Prometheus scrapes without a token: metrics carry counts, never payloads or secrets.
+  metricsRoute(app);
   return app;
 }

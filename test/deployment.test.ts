@@ -130,7 +130,7 @@ describe('docker-compose.yml and the Dockerfile', () => {
     assert.match(dockerfile, new RegExp(`BERTH_CONFIG=${configMount}\\b`));
     const user = [...dockerfile.matchAll(/^USER (\S+)$/gm)].at(-1)?.[1];
     assert.ok(user && user !== 'root' && user !== '0', `runs as ${user}`);
-    assert.match(dockerfile, /^ENTRYPOINT \["\/app\/deploy\/entrypoint\.sh"\]$/m);
+    assert.match(dockerfile, /^ENTRYPOINT \["\/bin\/sh", "\/app\/deploy\/entrypoint\.sh"\]$/m);
     const ignored = read('.dockerignore').split('\n');
     for (const path of ['.berth', 'deploy/secrets', 'node_modules', '.git']) assert.ok(ignored.includes(path), `.dockerignore keeps ${path} out`);
   });

@@ -9,8 +9,11 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import Fastify from 'fastify';
 import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
 import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
+import { metricsRoute } from '../metrics/exposition.ts';
+import { recordCopy } from '../metrics/registry.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { activityEvents } from './harness/histories.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
@@ -214,5 +217,16 @@ describe('api, main worker and per-IDC workers as separate processes', () => {
     const attrs = activityEvents(await temporal.client.workflow.getHandle(workflowId).fetchHistory(), 'copyImageToRegistry').started[0].activityTaskStartedEventAttributes!;
     assert.ok(attrs.identity!.startsWith(identityOf(pair.find((w) => w !== copying)!)), 'the last attempt ran on the surviving worker');
     assert.ok(attrs.attempt! >= 2, 'the killed attempt was retried');
+  });
+
+  test("the API's /metrics route serves berth's counters in Prometheus text", async () => {
+    const app = Fastify();
+    metricsRoute(app);
+    recordCopy('registry-a->registry-b', { bytesCopied: 1024, blobsCopied: 2, blobsSkipped: 3 });
+    const res = await app.inject({ method: 'GET', url: '/metrics' });
+    assert.match(res.headers['content-type'] as string, /^text\/plain; version=0\.0\.4/);
+    assert.match(res.body, /^berth_replicated_bytes_total\{link="registry-a->registry-b"\} 1024$/m);
+    assert.match(res.body, /^berth_blobs_skipped_total\{link="registry-a->registry-b"\} 3$/m);
+    await app.close();
   });
 });
