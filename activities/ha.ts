@@ -3,7 +3,7 @@ import { findRegistry, type BerthConfig, type HaGroup } from '../config/load.ts'
 import { recordFailover } from '../metrics/registry.ts';
 import { trafficEndpoint } from './endpoint/index.ts';
 import { RegistryClient } from './registry/client.ts';
-import { registryClients } from './registry/clients.ts';
+import type { RegistryClients } from './registry/clients.ts';
 import { resolveCredentials } from './registry/credentials.ts';
 import { HarborClient } from './registry/harbor/client.ts';
 import { asTemporalFailure } from './failures.ts';
@@ -23,13 +23,19 @@ export interface RpoEntry {
 export interface RpoMeasurement {
   /** How the RPO was found: by reading the old primary, or from the endpoint's push log when it cannot be read. */
   source: 'primary' | 'push-log' | 'unknown';
-  /** Images the old primary has (or had pushed to it) that the secondary lacks at that digest. */
+  /** Images the old primary has (or had pushed to it) that the secondary lacks at that digest: the first 100. */
   missing: RpoEntry[];
+  /** How many there are in all. */
+  total: number;
+  /** Why the RPO is unknown, when it is. */
+  error?: string;
 }
 
+/** The RPO list kept in events and the guard's state: bounded, the total says how many more there were. */
+const rpoListLimit = 100;
+
 /** Activities of registry HA: probes from a vantage point, and the failover steps on the endpoint and registries. */
-export function createHaActivities(config: BerthConfig) {
-  const clientFor = registryClients(config);
+export function createHaActivities(config: BerthConfig, clientFor: RegistryClients) {
   const group = (name: string): HaGroup => {
     const g = config.haGroups.find((x) => x.name === name);
     if (!g) throw ApplicationFailure.nonRetryable(`HA group "${name}" is not in this worker's config`, 'UnknownHaGroup');
@@ -58,8 +64,10 @@ export function createHaActivities(config: BerthConfig) {
       await clientFor(registry).ping(signal);
       return { up: true, ms: Date.now() - started };
     } catch (err) {
-      // A registry that answers, even refusing our login, is up: availability is what is measured here.
-      if ((err as { type?: string }).type === 'RegistryAuthError') return { up: true, ms: Date.now() - started };
+      // A registry that answers, even refusing our login, is up: availability is what is measured here. (A login
+      // this worker cannot even read is no answer from the registry: that vantage point sees it down.)
+      const status = (err as { opts?: { status?: number } }).opts?.status;
+      if (status === 401 || status === 403) return { up: true, ms: Date.now() - started };
       return { up: false, ms: Date.now() - started, detail: signal.aborted ? `no answer within ${timeoutMs} ms` : (err as Error).message };
     }
   };
@@ -99,17 +107,18 @@ export function createHaActivities(config: BerthConfig) {
               ctx.heartbeat();
             }
           }
-          return { source: 'primary', missing };
+          return { source: 'primary', missing: missing.slice(0, rpoListLimit), total: missing.length };
         }
         const pushes = await trafficEndpoint(group(name)).pushesSince(0);
-        if (!pushes) return { source: 'unknown', missing: [] };
+        if (!pushes) return { source: 'unknown', missing: [], total: 0 };
         // The last push of each tag is what clients expect to pull.
         const latest = new Map(pushes.map((p) => [`${p.repository}:${p.reference}`, p]));
         const missing: RpoEntry[] = [];
         for (const [image, p] of latest) {
           if ((await target.headManifest(p.repository, p.reference, signal)) !== p.digest) missing.push({ image, digest: p.digest });
+          ctx.heartbeat();
         }
-        return { source: 'push-log', missing };
+        return { source: 'push-log', missing: missing.slice(0, rpoListLimit), total: missing.length };
       });
     },
 
@@ -117,7 +126,9 @@ export function createHaActivities(config: BerthConfig) {
     async switchEndpoint({ group: name, to }: { group: string; to: string }): Promise<{ from?: string; to: string }> {
       const endpoint = trafficEndpoint(group(name));
       const from = await endpoint.current();
-      const upstream = new URL(findRegistry(config, to)!.url).host;
+      // With the scheme's default port spelt out: nginx would take a bare https host for port 80.
+      const url = new URL(findRegistry(config, to)!.url);
+      const upstream = `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`;
       await endpoint.switchTo(upstream, Context.current().cancellationSignal);
       return { from, to: upstream };
     },

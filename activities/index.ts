@@ -1,5 +1,6 @@
 import type { BerthConfig } from '../config/load.ts';
 import { createHaActivities } from './ha.ts';
+import { registryClients } from './registry/clients.ts';
 import { createHostActivities } from './hosts/index.ts';
 import { createMachineActivities } from './machines.ts';
 import { createReplicationActivities } from './replication.ts';
@@ -7,10 +8,12 @@ import { createSyncActivities } from './sync/index.ts';
 
 /** Every activity berth registers, built from the worker's config. */
 export function createActivities(config: BerthConfig) {
+  // One set of registry clients per worker: one token cache and one connection pool per registry.
+  const clients = registryClients(config);
   return {
-    ...createReplicationActivities(config),
-    ...createSyncActivities(config),
-    ...createHaActivities(config),
+    ...createReplicationActivities(config, clients),
+    ...createSyncActivities(config, clients),
+    ...createHaActivities(config, clients),
     ...createMachineActivities(config),
     ...createHostActivities(config),
   };

@@ -80,7 +80,7 @@ export function createMachineActivities(config: BerthConfig) {
         const c = clusterOf(cluster);
         const publicKey = ssh2.utils.parseKey(resolvePrivateKey(cluster, c.ssh.privateKey));
         if (publicKey instanceof Error) throw ApplicationFailure.nonRetryable(`the SSH key of cluster ${cluster} cannot be read: ${publicKey.message}`, 'SecretUnavailable');
-        const spec = machineSpecSchema.parse({
+        const spec = machineSpecSchema.safeParse({
           cluster,
           pool: m.pool,
           name: m.name,
@@ -89,7 +89,9 @@ export function createMachineActivities(config: BerthConfig) {
           sshUser: c.ssh.user,
           sshPublicKey: `${publicKey.type} ${publicKey.getPublicSSH().toString('base64')}`,
         });
-        const created = await (await providerOf(cluster)).create(spec);
+        // A spec that does not validate never will: fail now rather than retry.
+        if (!spec.success) throw ApplicationFailure.nonRetryable(`machine ${machineId}: ${spec.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidInput');
+        const created = await (await providerOf(cluster)).create(spec.data);
         await transitionMachine(db, machineId, 'creating', { providerId: created.id, detail: created.created ? 'created' : 'found by its idempotency key' });
         return { providerId: created.id };
       });

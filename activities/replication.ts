@@ -5,7 +5,7 @@ import { asTemporalFailure } from './failures.ts';
 import { HarborClient } from './registry/harbor/client.ts';
 import { replicateWithHarbor, type HarborReplicationResult } from './registry/harbor/replicate.ts';
 import { resolveCredentials } from './registry/credentials.ts';
-import { registryClients, type ClientLimits } from './registry/clients.ts';
+import type { ClientLimits, RegistryClients } from './registry/clients.ts';
 import { copyImage, type CopyImageResult, type CopyProgress } from './registry/copy-image.ts';
 import { parseImageReference } from './registry/reference.ts';
 import { copyProgressSignal } from '../workflows/replicate-image.ts';
@@ -48,8 +48,7 @@ const heartbeatEveryMs = 5000;
  * Activities that move images between registries. They receive registry names only; URLs and credentials come
  * from this worker's config, so no secret travels through Temporal.
  */
-export function createReplicationActivities(config: BerthConfig) {
-  const clientFor = registryClients(config);
+export function createReplicationActivities(config: BerthConfig, clientFor: RegistryClients) {
 
   return {
     /** The digest an image reference points to on a registry, so that every target gets the same image. */

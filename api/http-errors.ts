@@ -1,3 +1,4 @@
+import { isGrpcServiceError, ServiceError } from '@temporalio/client';
 import type { FastifyReply } from 'fastify';
 import type { z } from 'zod';
 import { formatPath } from '../config/load.ts';
@@ -12,4 +13,18 @@ export function sendInvalid(reply: FastifyReply, issues: readonly z.core.$ZodIss
 
 export function sendNotFound(reply: FastifyReply, message: string, path?: string) {
   return reply.code(404).send({ error: 'not found', message, ...(path ? { path } : {}) });
+}
+
+const grpcDeadlineExceeded = 4;
+const grpcUnavailable = 14;
+
+/** Temporal out of reach: not the caller's fault, nor a bug; clients should retry (503). */
+export function isTemporalUnavailable(err: unknown): boolean {
+  const cause = err instanceof ServiceError ? err.cause : err;
+  return isGrpcServiceError(cause) && (cause.code === grpcUnavailable || cause.code === grpcDeadlineExceeded);
+}
+
+export function unavailableDetail(err: unknown): string {
+  const cause = err instanceof ServiceError ? err.cause : err;
+  return (cause as { details?: string }).details ?? String(cause);
 }

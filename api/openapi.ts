@@ -8,7 +8,7 @@ import { declaredRoutes } from './route.ts';
  * The OpenAPI document, made from the routes as declared (their zod schemas, summaries and access rules), so
  * it cannot drift from what the API does; served at /openapi.json, with an interactive page at /docs.
  */
-export function openApiDocument(app: FastifyInstance) {
+function openApiDocument(app: FastifyInstance) {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of declaredRoutes.get(app) ?? []) {
     const path = r.url.replace(/:([A-Za-z]+)/g, '{$1}');

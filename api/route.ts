@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { z } from 'zod';
 import { allows, type Access, type Principal } from './auth/access.ts';
 import type { AuditEntry } from './auth/store.ts';
-import { sendInvalid } from './http-errors.ts';
+import { isTemporalUnavailable, sendInvalid } from './http-errors.ts';
 
 /** How the API learns who is asking and writes down what they did. */
 export interface Gatekeeper {
@@ -51,9 +51,9 @@ export function route<B extends z.ZodType = z.ZodUndefined, Q extends z.ZodType 
     handler: async (req, reply) => {
       const params = req.params as Record<string, string>;
       let who = 'anonymous';
-      const audit = (outcome: string, detail?: unknown) =>
+      const audit = (outcome: string, detail?: unknown, status = reply.statusCode) =>
         mutating.has(spec.method)
-          ? gate.audit({ at: new Date(), principal: who, action: `${spec.method} ${spec.url}`, target: req.url, source: req.ip, status: reply.statusCode, outcome, detail: detail === undefined ? null : JSON.stringify(detail) })
+          ? gate.audit({ at: new Date(), principal: who, action: `${spec.method} ${spec.url}`, target: req.url, source: req.ip, status, outcome, detail: detail === undefined ? null : JSON.stringify(detail) })
           : Promise.resolve();
 
       const principal = await gate.authenticate(req);
@@ -72,21 +72,22 @@ export function route<B extends z.ZodType = z.ZodUndefined, Q extends z.ZodType 
         return reply;
       }
       const ctx = { req, reply, params, body: body.data as z.infer<B>, query: query.data as z.infer<Q> };
-      const project = spec.project ? await spec.project(ctx) : undefined;
-      if (!allows(principal, spec.access, project)) {
-        const need = 'role' in spec.access ? `role ${spec.access.role} or higher in project ${project ?? '(none: platform admins only)'}` : 'a platform admin';
-        reply.code(403);
-        await audit('forbidden', need);
-        return reply.send({ error: 'forbidden', message: `${principal.name} may not ${spec.method} ${spec.url}: it needs ${need}` });
-      }
       try {
+        const project = spec.project ? await spec.project(ctx) : undefined;
+        if (!allows(principal, spec.access, project)) {
+          const need = 'role' in spec.access ? `role ${spec.access.role} or higher in project ${project ?? '(none: platform admins only)'}` : 'a platform admin';
+          reply.code(403);
+          await audit('forbidden', need);
+          return reply.send({ error: 'forbidden', message: `${principal.name} may not ${spec.method} ${spec.url}: it needs ${need}` });
+        }
         const result = await spec.handler({ ...ctx, principal });
         // Handlers return plain bodies (never the sent reply), so what was started can be written down.
         const started = (result as { workflowId?: unknown } | undefined)?.workflowId;
         await audit(reply.statusCode < 400 ? 'ok' : 'refused', started === undefined ? undefined : { workflowId: started });
         return result;
       } catch (err) {
-        await audit('error', (err as Error).message);
+        // The error handler answers it (503 when Temporal is out of reach, else 500): record that, not the 200 set so far.
+        await audit('error', (err as Error).message, isTemporalUnavailable(err) ? 503 : 500);
         throw err;
       }
     },

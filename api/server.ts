@@ -1,10 +1,11 @@
-import { isGrpcServiceError, ServiceError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Inventory } from '../activities/inventory/index.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { storeGate } from './auth/gate.ts';
 import type { AuthStore } from './auth/store.ts';
 import { metricsRoute } from '../metrics/exposition.ts';
+import { isTemporalUnavailable, unavailableDetail } from './http-errors.ts';
 import { openApiRoutes } from './openapi.ts';
 import type { Gatekeeper } from './route.ts';
 import { codecRoutes } from './routes/codec.ts';
@@ -16,8 +17,6 @@ import { syncRuleRoutes } from './routes/sync-rules.ts';
 import { replicationRoutes } from './routes/replications.ts';
 import { workflowRoutes } from './routes/workflows.ts';
 
-const grpcDeadlineExceeded = 4;
-const grpcUnavailable = 14;
 
 export interface ApiDeps {
   config: BerthConfig;
@@ -33,9 +32,8 @@ export function buildApi({ logger, ...rest }: { config: BerthConfig; client: Cli
   const app = Fastify({ logger: logger ?? false, routerOptions: { maxParamLength: 2048 } });
   app.setErrorHandler((err, _req, reply) => {
     // Temporal out of reach is not the caller's fault, nor a bug: say so, so that clients retry.
-    const cause = err instanceof ServiceError ? err.cause : err;
-    if (isGrpcServiceError(cause) && (cause.code === grpcUnavailable || cause.code === grpcDeadlineExceeded)) {
-      return reply.code(503).send({ error: 'temporal unavailable', message: `Temporal at ${deps.config.temporal.address} did not answer: ${cause.details}` });
+    if (isTemporalUnavailable(err)) {
+      return reply.code(503).send({ error: 'temporal unavailable', message: `Temporal at ${deps.config.temporal.address} did not answer: ${unavailableDetail(err)}` });
     }
     return reply.send(err);
   });

@@ -15,23 +15,30 @@ import { reconcileSyncSchedules } from './sync-schedules.ts';
  */
 export async function startApi(config: BerthConfig, opts: { logger: boolean }) {
   const connection = await Connection.connect({ address: config.temporal.address });
-  await ensureSearchAttributes(connection, config.temporal.namespace);
-  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverter(config) });
-  const schedules = await reconcileSyncSchedules(client, config);
-  await ensureRegistryGuards(client, config);
-  const inventory = await openInventory({ sqliteFile: config.inventory.sqliteFile });
-  const auth = authStore(inventory);
-  const firstAdminToken = await ensureFirstAdmin(auth);
-  const app = buildApi({ config, client, auth, inventory, logger: opts.logger });
-  await app.listen({ host: config.api.host, port: config.api.port });
-  return {
-    url: `http://${config.api.host}:${config.api.port}`,
-    schedules,
-    firstAdminToken,
-    async close() {
-      await app.close();
-      await inventory.destroy();
-      await connection.close();
-    },
-  };
+  const opened: { close(): Promise<unknown> }[] = [connection];
+  try {
+    await ensureSearchAttributes(connection, config.temporal.namespace);
+    const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverter(config) });
+    const inventory = await openInventory({ sqliteFile: config.inventory.sqliteFile });
+    opened.unshift({ close: () => inventory.destroy() });
+    const auth = authStore(inventory);
+    const app = buildApi({ config, client, auth, inventory, logger: opts.logger });
+    // Listening first: an API that cannot take its port must not rewrite schedules or stop guards.
+    await app.listen({ host: config.api.host, port: config.api.port });
+    opened.unshift(app);
+    const firstAdminToken = await ensureFirstAdmin(auth);
+    const schedules = await reconcileSyncSchedules(client, config);
+    await ensureRegistryGuards(client, config);
+    return {
+      url: `http://${config.api.host}:${config.api.port}`,
+      schedules,
+      firstAdminToken,
+      async close() {
+        for (const o of opened) await o.close();
+      },
+    };
+  } catch (err) {
+    for (const o of opened) await o.close().catch(() => undefined);
+    throw err;
+  }
 }

@@ -71,8 +71,8 @@ export async function syncScheduleNames(client: Client): Promise<string[]> {
  * On start: one schedule per rule in berth.yaml, created or brought up to date; schedules of config rules that
  * left the file are deleted. Rules created through the API are kept, their plans re-resolved against this config.
  */
-export async function reconcileSyncSchedules(client: Client, config: BerthConfig): Promise<{ created: string[]; updated: string[]; deleted: string[] }> {
-  const result = { created: [] as string[], updated: [] as string[], deleted: [] as string[] };
+export async function reconcileSyncSchedules(client: Client, config: BerthConfig): Promise<{ created: string[]; updated: string[]; deleted: string[]; failed: string[] }> {
+  const result = { created: [] as string[], updated: [] as string[], deleted: [] as string[], failed: [] as string[] };
   for (const rule of config.syncRules) {
     if (!(await describeSyncSchedule(client, rule.name))) {
       await createSyncSchedule(client, config, rule, 'config');
@@ -90,8 +90,14 @@ export async function reconcileSyncSchedules(client: Client, config: BerthConfig
       await client.schedule.getHandle(scheduleId(name)).delete();
       result.deleted.push(name);
     } else {
-      await updateSyncSchedule(client, config, stored.rule, 'api');
-      result.updated.push(name);
+      // A rule made through the API may name a registry this config no longer has: it is paused, not fatal.
+      try {
+        await updateSyncSchedule(client, config, stored.rule, 'api');
+        result.updated.push(name);
+      } catch (err) {
+        await client.schedule.getHandle(scheduleId(name)).pause(`paused on start: ${(err as Error).message}`);
+        result.failed.push(`${name}: ${(err as Error).message}`);
+      }
     }
   }
   return result;

@@ -12,7 +12,7 @@ const usage = `usage: berth <command> [options]            (BERTH_API, BERTH_TOK
   machines [--cluster <c>] [--pool <p>] [--state <s>]
   failover <ha-group> --reason <text> [--dry-run]
   status <workflowId> [--watch]
-  costs [--group-by cluster|pool] [--from <date>] [--to <date>]
+  costs [--group-by cluster|pool] [--cluster <c>] [--from <date>] [--to <date>]
 exit codes: 0 ok, 1 the operation failed, 2 bad input, 3 not allowed, 4 not found, 5 berth or Temporal unreachable`;
 
 const options = {
@@ -114,8 +114,8 @@ async function main(argv: string[]): Promise<number> {
       const res = await call('POST', `/v1/ha-groups/${encodeURIComponent(need(arg, 'the HA group'))}/failover`, { reason: need(values.reason, '--reason'), ...(values['dry-run'] ? { dryRun: true } : {}) });
       print(res, () =>
         res.dryRun
-          ? [`dry run: nothing changed`, ...res.steps.map((s: string) => `  - ${s}`), `RPO (${res.rpo.source}): ${res.rpo.missing.length} images`, ...res.rpo.missing.map((m: { image: string }) => `  ${m.image}`)].join('\n')
-          : `failed over ${res.from} -> ${res.to} in ${res.rtoMs} ms; RPO ${res.rpo.missing.length} images`,
+          ? [`dry run: nothing changed`, ...res.steps.map((s: string) => `  - ${s}`), `RPO (${res.rpo.source}): ${res.rpo.total} images`, ...res.rpo.missing.map((m: { image: string }) => `  ${m.image}`)].join('\n')
+          : `failed over ${res.from} -> ${res.to} in ${res.rtoMs} ms; RPO ${res.rpo.total} images`,
       );
       return exitCodes.ok;
     }
@@ -127,7 +127,7 @@ async function main(argv: string[]): Promise<number> {
       return res.status === 'FAILED' || res.status === 'CANCELLED' || res.status === 'TERMINATED' || res.status === 'TIMED_OUT' ? exitCodes.failed : exitCodes.ok;
     }
     case 'costs': {
-      const res = await call('GET', `/v1/costs${query({ groupBy: values['group-by'], from: values.from, to: values.to })}`);
+      const res = await call('GET', `/v1/costs${query({ groupBy: values['group-by'], cluster: values.cluster, from: values.from, to: values.to })}`);
       const rows = res.costs.map((r: { cluster: string; pool?: string; machineHours: number; cost: number }) => ({ ...r, machineHours: r.machineHours.toFixed(2), cost: r.cost.toFixed(4) }));
       print(res, () => table(rows, res.groupBy === 'pool' ? ['cluster', 'pool', 'machineHours', 'cost'] : ['cluster', 'machineHours', 'cost']));
       return exitCodes.ok;

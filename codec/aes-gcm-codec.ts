@@ -41,7 +41,8 @@ export class AesGcmCodec implements PayloadCodec {
       const key = this.keys.get(keyId);
       if (!key) throw new Error(`payload encrypted with key "${keyId}", which is not configured`);
       const data = Buffer.from(payload.data ?? []);
-      const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, NONCE_BYTES));
+      if (data.length < NONCE_BYTES + TAG_BYTES) throw new Error(`encrypted payload of ${data.length} bytes is too short to be one`);
+      const decipher = createDecipheriv('aes-256-gcm', key, data.subarray(0, NONCE_BYTES), { authTagLength: TAG_BYTES });
       decipher.setAuthTag(data.subarray(data.length - TAG_BYTES));
       const plain = Buffer.concat([decipher.update(data.subarray(NONCE_BYTES, data.length - TAG_BYTES)), decipher.final()]);
       return PayloadMessage.decode(plain);

@@ -25,6 +25,6 @@ export function haGroupPlan(config: BerthConfig, group: HaGroup): HaGroupPlan {
     vantagePoints: vantage.map((idc) => ({ idc, taskQueue: idcTaskQueue(config, idc) })),
     automaticFailover: group.automaticFailover,
     // Failback first brings the old primary up to date from the side that served meanwhile: every repository.
-    resync: syncPlan(config, syncRuleSchema.parse({ name: `${group.name}-failback`, source: group.secondary, targets: [group.primary], schedule: { every: '1h' } })),
+    resync: syncPlan(config, syncRuleSchema.parse({ name: 'ha-failback', source: group.secondary, targets: [group.primary], schedule: { every: '1h' } })),
   };
 }

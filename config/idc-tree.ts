@@ -13,7 +13,7 @@ export class PlanError extends Error {
   }
 }
 
-export function registryEndpoints(config: BerthConfig, idc: string): RegistryEndpoint[] {
+function registryEndpoints(config: BerthConfig, idc: string): RegistryEndpoint[] {
   return config.registries.filter((r) => r.idc === idc).map((r) => ({ registry: r.name, idc, taskQueue: idcTaskQueue(config, idc) }));
 }
 

@@ -94,6 +94,7 @@ export function syncRuleIssues(registries: { name: string; idc: string; kind: st
   rule.targets?.forEach((t, j) => {
     if (!known(t)) issues.push({ path: ['targets', j], message: `unknown IDC or registry "${t}"` });
   });
+  if (rule.bidirectional && !rule.targets) issues.push({ path: ['bidirectional'], message: 'a bidirectional rule names its targets' });
   return issues;
 }
 
@@ -318,7 +319,7 @@ export const configSchema = z
       .prefault({}),
     inventory: z
       .object({
-        /** SQLite file (the default), or a PostgreSQL URL by reference for production. */
+        /** The SQLite file of the inventory (PostgreSQL: through a Kysely dialect, see docs/operations.md). */
         sqliteFile: z.string().min(1).default('.berth/inventory.db'),
       })
       .strict()
@@ -361,7 +362,6 @@ export const configSchema = z
       if (ruleNames.has(rule.name)) ctx.addIssue({ code: 'custom', path: ['syncRules', i, 'name'], message: `duplicate sync rule "${rule.name}"` });
       ruleNames.add(rule.name);
       for (const issue of syncRuleIssues(cfg.registries, rule)) ctx.addIssue({ code: 'custom', path: ['syncRules', i, ...issue.path], message: issue.message });
-      if (rule.bidirectional && !rule.targets) ctx.addIssue({ code: 'custom', path: ['syncRules', i, 'bidirectional'], message: 'a bidirectional rule names its targets' });
     });
     const groupNames = new Set<string>();
     const projectNames = new Set(cfg.projects.map((p) => p.name));

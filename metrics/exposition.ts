@@ -21,7 +21,7 @@ export async function sdkMetricsExporter(): Promise<{ prometheus: { bindAddress:
 }
 
 /** berth's metrics and, in a worker process, the Temporal SDK's (task slots, poll and schedule-to-start latencies). */
-export async function metricsText(): Promise<string> {
+async function metricsText(): Promise<string> {
   const own = await registry.metrics();
   if (!sdkExporterUrl) return own;
   const sdk = await fetch(sdkExporterUrl).then(

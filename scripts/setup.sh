@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what berth needs, idempotently; `npm start`, `npm test` and `npm run bench` run it first.
-#  - node_modules, with `npm ci`, when missing or older than package-lock.json
+#  - node_modules, with `npm ci`, when missing or installed from another package-lock.json (its hash is kept)
 #  - Debian packages: docker-registry (registries), skopeo (tests, bench), apache2-utils (htpasswd), openssl,
 #    nginx (the HA endpoint), docker.io (the docker provider's engine; dockerd is started when needed by
 #    embedded/docker-engine.ts) and mmdebstrap (the host image's rootfs, built once by embedded/host-image.ts)
@@ -21,8 +21,8 @@ missing=()
 for pair in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl nginx:nginx dockerd:docker.io mmdebstrap:mmdebstrap; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
-# moto's venv needs ensurepip, which Debian ships apart from python3.
-python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# moto's venv (npm test only) needs ensurepip, which Debian ships apart from python3.
+[ "${1:-}" != test ] || python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: apt-get install ${missing[*]}" >&2

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startApi } from '../api/start-api.ts';
-import { loadConfig, type BerthConfig } from '../config/load.ts';
+import { findRegistry, loadConfig, type BerthConfig } from '../config/load.ts';
 import { configPath } from '../config/path.ts';
 import { startDockerRegistry } from '../embedded/docker-registry.ts';
 import ssh2 from 'ssh2';
@@ -59,7 +59,7 @@ async function startDemoRegistries(config: BerthConfig): Promise<void> {
         url: g.endpoint.url,
         upstreamFile: g.endpoint.nginx.upstreamFile,
         pushLog: g.endpoint.nginx.pushLog,
-        initialUpstream: new URL(config.registries.find((r) => r.name === g.primary)!.url).host,
+        initialUpstream: new URL(findRegistry(config, g.primary)!.url).host,
       })),
     });
     for (const g of config.haGroups) console.log(`  HA endpoint ${g.name} on ${g.endpoint.url} (${g.primary} primary, ${g.secondary} secondary)`);
@@ -99,7 +99,7 @@ berth is running
   berth API     ${apiUrl}
   workers       ${workers.taskQueues.join(', ')}
   HA groups     ${config.haGroups.map((g) => `${g.name} (${g.endpoint.url})`).join(', ') || 'none'}, watched by their registryGuard workflows
-  sync rules    ${config.syncRules.map((r) => r.name).join(', ') || 'none'} (schedules created ${schedules.created.length}, updated ${schedules.updated.length}, deleted ${schedules.deleted.length})
+  sync rules    ${config.syncRules.map((r) => r.name).join(', ') || 'none'} (schedules created ${schedules.created.length}, updated ${schedules.updated.length}, deleted ${schedules.deleted.length}${schedules.failed.length ? `; paused, not valid with this config: ${schedules.failed.join('; ')}` : ''})
   config        ${configPath()}
 `);
   if (firstAdminToken) {

@@ -58,7 +58,7 @@ const routes: { method: 'GET' | 'POST' | 'PUT'; url: string; body?: object; need
   { method: 'GET', url: `/v1/sync-rules/${rule}`, need: 'guest' },
   { method: 'GET', url: `/v1/sync-rules/${rule}/reports`, need: 'guest' },
   { method: 'POST', url: `/v1/sync-rules/${rule}/pause`, body: { note: 'matrix' }, need: 'admin' },
-  { method: 'POST', url: '/v1/sync-rules', body: { name: `created-${run}`, source: 'idc-a', targets: ['idc-b'], schedule: { every: '1h' }, paused: true, project: 'platform' }, need: 'admin' },
+  { method: 'POST', url: '/v1/sync-rules', body: { name: `created-${run}`, source: 'idc-a', targets: ['idc-b'], repositories: { include: ['platform/**'] }, schedule: { every: '1h' }, paused: true, project: 'platform' }, need: 'admin' },
   { method: 'POST', url: `/v1/ha-groups/hub-${run}/failover`, body: { reason: 'matrix', dryRun: true }, need: 'admin' },
   { method: 'PUT', url: '/v1/projects/platform/members/someone', body: { role: 'guest' }, need: 'admin' },
   { method: 'GET', url: '/v1/audit', need: 'platform admin' },
@@ -110,6 +110,13 @@ describe('access', () => {
     assert.ok(!audit.some((e) => e.action.startsWith('GET ')), 'reads are not audited');
     const mutatingCalls = callers.length * routes.filter((r) => r.method !== 'GET').length;
     assert.ok(audit.filter((e) => e.action !== 'GET /v1/audit').length >= mutatingCalls, `${audit.length} audit entries for ${mutatingCalls} mutating calls`);
+  });
+
+  test("a project admin's sync rule stays within the project's repositories", async () => {
+    const alice = { authorization: `Bearer ${tokens['admin of platform']}` };
+    const res = await api.inject({ method: 'POST', url: '/v1/sync-rules', headers: alice, payload: { name: `wide-${run}`, source: 'idc-a', targets: ['idc-b'], schedule: { every: '1h' }, project: 'platform', deleteExtra: true } });
+    assert.equal(res.statusCode, 403, res.body);
+    assert.match(res.json().message, /repositories \*\* reach beyond project platform's \(platform\/\*\*\)/);
   });
 
   test('tokens: issued once, listed without the secret, revocable; only their owner (or a platform admin) revokes them', async () => {

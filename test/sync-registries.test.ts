@@ -98,7 +98,7 @@ after(async () => {
 
 describe('scheduled sync', () => {
   test('the schedule keeps the subtree in sync and repairs drift made by hand on its next run', async () => {
-    assert.deepEqual(await reconcileSyncSchedules(temporal.client, config), { created: [rule], updated: [], deleted: [] });
+    assert.deepEqual(await reconcileSyncSchedules(temporal.client, config), { created: [rule], updated: [], deleted: [], failed: [] });
     const wanted = { 'apps/web:1.0': images['apps/web:1.0'].digest, 'apps/web:1.1': images['apps/web:1.1'].digest, 'apps/api:1.0': images['apps/api:1.0'].digest };
     const unwanted = { 'apps/web:2.0-rc1': null, 'apps/tmp-x:1.0': null, 'other/db:1.0': null };
     await until('mid', { ...wanted, ...unwanted });

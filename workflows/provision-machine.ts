@@ -1,4 +1,4 @@
-import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, defineQuery, executeChild, isCancellation, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, CancellationScope, ChildWorkflowFailure, defineQuery, executeChild, isCancellation, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import { pool } from './pool.ts';
 import { describeFailure } from './replicate-image.ts';
@@ -35,7 +35,9 @@ export async function provisionMachine(target: MachineTarget): Promise<Provision
   const machineId = target.machineId ?? newMachineId(cluster, name);
   const step = { status: 'reserving', step: undefined as string | undefined };
   setHandler(machineProgressQuery, () => ({ [name]: { status: step.status, step: step.step } }));
-  const { reserveMachine, createMachine, pinMachineHostKey, setMachineState, destroyMachine } = proxyActivities<Activities>(control);
+  const { reserveMachine, pinMachineHostKey, setMachineState, destroyMachine } = proxyActivities<Activities>(control);
+  // A cancelled create is waited for, so that compensation knows the machine the provider may have made.
+  const { createMachine } = proxyActivities<Activities>({ ...control, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
   const { waitForSsh } = proxyActivities<Activities>({ taskQueue: target.idcTaskQueue, startToCloseTimeout: '5 minutes', heartbeatTimeout: '30 seconds', retry: control.retry, summary: `wait for SSH on ${name}` });
   const { initMachine } = proxyActivities<Activities>({ taskQueue: target.idcTaskQueue, startToCloseTimeout: '20 minutes', heartbeatTimeout: '30 seconds', retry: { ...control.retry, maximumAttempts: 3 }, summary: `init ${name}` });
   const { waitMachineRunning } = proxyActivities<Activities>({ ...control, startToCloseTimeout: '10 minutes', heartbeatTimeout: '20 seconds' });
@@ -122,12 +124,19 @@ export async function scalePool(input: ScalePoolInput): Promise<{ created: strin
       });
     }
   }
-  for (const m of existing.slice(input.desired).reverse()) {
+  // Machines still being provisioned are not surplus to take away: only ready or failed ones go.
+  const settled = existing.filter((m) => m.state === 'ready' || m.state === 'failed');
+  for (const m of settled.slice(Math.max(0, input.desired - (existing.length - settled.length))).reverse()) {
     work.push(async () => {
       progress[m.name].status = 'decommissioning';
-      await executeChild(decommissionMachine, { workflowId: `decommission:${m.machineId}`, args: [{ machineId: m.machineId, cluster: input.cluster }], staticSummary: `decommission ${m.name}` });
-      progress[m.name].status = 'destroyed';
-      result.removed.push(m.name);
+      try {
+        await executeChild(decommissionMachine, { workflowId: `decommission:${m.machineId}`, args: [{ machineId: m.machineId, cluster: input.cluster }], staticSummary: `decommission ${m.name}` });
+        progress[m.name].status = 'destroyed';
+        result.removed.push(m.name);
+      } catch (err) {
+        progress[m.name].status = 'failed';
+        result.failed.push({ name: m.name, error: describeFailure(err instanceof ChildWorkflowFailure ? err.cause : err) });
+      }
     });
   }
   await pool(work, input.maxConcurrent, (job) => job());
@@ -136,7 +145,8 @@ export async function scalePool(input: ScalePoolInput): Promise<{ created: strin
 
 /** A machine's id in the inventory and its idempotency key at the provider: one per incarnation of a name. */
 function newMachineId(cluster: string, name: string): string {
-  return `${cluster}.${name}.${uuid4().slice(0, 8)}`;
+  // At most 60 characters: it is also the provider's idempotency key (EC2's ClientToken takes 64).
+  return `${cluster.slice(0, 20)}.${name.slice(0, 30)}.${uuid4().slice(0, 8)}`;
 }
 
 /** One provisioning per machine name: a repeated request for the same machine joins the first. */

@@ -1,6 +1,7 @@
 import {
   allHandlersFinished,
   ApplicationFailure,
+  CancellationScope,
   ChildWorkflowFailure,
   condition,
   continueAsNew,
@@ -46,7 +47,7 @@ export interface HaEvent {
   rtoMs: number;
   rpo?: RpoMeasurement;
   fence?: string;
-  verifiedPull?: { image?: string; digest?: string };
+  verifiedPull?: { image?: string; digest?: string; error?: string };
   workflowId: string;
 }
 
@@ -199,7 +200,11 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
     // Only the primary fails over by itself; after that, people decide (failback is an approved update).
     if (state.active === 'primary' && plan.automaticFailover && !state.operation && state.consecutiveDown >= plan.probe.failures) {
       const reason = `${active} seen down by ${votesDown} of ${plan.vantagePoints.length} vantage points in ${state.consecutiveDown} consecutive probes`;
-      await startFailover('automatic', { reason }, state.downSince!).catch(() => undefined); // the failed child shows in the UI; probing goes on
+      // A failed failover shows in the UI; probing goes on, and another needs a fresh streak of failed rounds.
+      await startFailover('automatic', { reason }, state.downSince!).catch(() => {
+        state.consecutiveDown = 0;
+        state.downSince = undefined;
+      });
     }
     await condition(() => false, Math.max(0, plan.probe.everyMs - (Date.now() - startedAt)));
   }
@@ -211,21 +216,35 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
  */
 export async function failover({ plan, reason, dryRun, trigger, detectedAt }: FailoverInput): Promise<HaEvent | FailoverPlan> {
   const startedAt = Date.now();
-  const { fenceRegistry, measureRpo, switchEndpoint, verifyEndpointPull } = proxyActivities<Activities>(control);
+  const { fenceRegistry, switchEndpoint, verifyEndpointPull } = proxyActivities<Activities>(control);
+  // Reading a large registry takes a while; the RPO informs the failover but must never block it.
+  const { measureRpo } = proxyActivities<Activities>({ startToCloseTimeout: '15 minutes', heartbeatTimeout: '30 seconds', retry: { initialInterval: '1 second', maximumAttempts: 2 } });
   const { primary, secondary } = plan;
+  const rpoOf = () =>
+    measureRpo({ group: plan.group, primary: primary.registry, secondary: secondary.registry, timeoutMs: plan.probe.timeoutMs }).catch(
+      (err): RpoMeasurement => ({ source: 'unknown', missing: [], total: 0, error: describeFailure(err) }),
+    );
   const fenceStep = primary.kind === 'harbor' ? `put ${primary.registry} (Harbor) in read-only mode` : `fence ${primary.registry} by taking it out of the endpoint`;
   if (dryRun) {
-    const rpo = await measureRpo({ group: plan.group, primary: primary.registry, secondary: secondary.registry, timeoutMs: plan.probe.timeoutMs });
+    const rpo = await rpoOf();
     return { dryRun: true, steps: [fenceStep, `measure the RPO`, `switch ${plan.endpointUrl} to ${secondary.registry}`, `verify a pull through ${plan.endpointUrl}`], rpo };
   }
   // The old primary may be unreachable: a fence that cannot be applied is recorded, not waited on.
+  let fenced = false;
   const fence = await fenceRegistry({ registry: primary.registry, readOnly: true }).then(
-    (f) => f.how,
+    (f) => ((fenced = f.fenced), f.how),
     (err) => `not fenced: ${describeFailure(err)}`,
   );
-  const rpo = await measureRpo({ group: plan.group, primary: primary.registry, secondary: secondary.registry, timeoutMs: plan.probe.timeoutMs });
-  await switchEndpoint({ group: plan.group, to: secondary.registry });
-  const verifiedPull = await verifyEndpointPull({ group: plan.group, registry: secondary.registry });
+  const rpo = await rpoOf();
+  try {
+    await switchEndpoint({ group: plan.group, to: secondary.registry });
+  } catch (err) {
+    // Traffic still goes to the old primary: it must not stay read-only.
+    if (fenced) await CancellationScope.nonCancellable(() => fenceRegistry({ registry: primary.registry, readOnly: false }));
+    throw err;
+  }
+  // Once the switch is done, traffic is on the secondary whatever the check says: the event records a failed check.
+  const verifiedPull = await verifyEndpointPull({ group: plan.group, registry: secondary.registry }).catch((err) => ({ error: describeFailure(err) }));
   const finishedAt = Date.now();
   return { kind: 'failover', trigger, reason, from: primary.registry, to: secondary.registry, startedAt, finishedAt, rtoMs: finishedAt - detectedAt, rpo, fence, verifiedPull, workflowId: workflowInfo().workflowId };
 }

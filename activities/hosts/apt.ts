@@ -1,7 +1,7 @@
 import type { SshSession } from './session.ts';
 
 /** The packages of `packages` that dpkg does not have installed. */
-export async function missingPackages(session: SshSession, packages: string[]): Promise<string[]> {
+async function missingPackages(session: SshSession, packages: string[]): Promise<string[]> {
   const script = `for p in "$@"; do [ "$(dpkg-query -W -f='\${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || echo "$p"; done`;
   return (await session.run(script, { args: packages, what: `dpkg-query ${packages.join(' ')}` })).split('\n').filter(Boolean);
 }
@@ -10,7 +10,7 @@ export async function missingPackages(session: SshSession, packages: string[]): 
  * apt-get install, refreshing the package lists first when they are missing (a fresh image) or older than six
  * hours; waits for another apt (unattended-upgrades) instead of failing on its lock.
  */
-export async function aptInstall(session: SshSession, packages: string[]): Promise<void> {
+async function aptInstall(session: SshSession, packages: string[]): Promise<void> {
   const script = `set -e
 export DEBIAN_FRONTEND=noninteractive
 find /var/lib/apt/lists -maxdepth 1 -name '*_Packages*' -mmin -360 | grep -q . || apt-get -q -o DPkg::Lock::Timeout=120 update >/dev/null

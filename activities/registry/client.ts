@@ -480,7 +480,7 @@ function header(res: Response, name: string): string | undefined {
 }
 
 /** The path of the next page from an RFC 5988 `Link: </v2/...?last=x&n=y>; rel="next"` header, if any. */
-export function nextPage(link: string | undefined, baseUrl: string): string | undefined {
+function nextPage(link: string | undefined, baseUrl: string): string | undefined {
   const match = link?.match(/<([^>]+)>\s*;\s*rel="?next"?/);
   if (!match) return undefined;
   const url = new URL(match[1], baseUrl);

@@ -16,7 +16,9 @@ export interface ClientLimits {
  * The worker's registry clients by name (and limits): URLs and credentials come from the worker's own config, so
  * activities receive registry names only and no secret travels through Temporal.
  */
-export function registryClients(config: BerthConfig): (name: string, limits?: ClientLimits) => RegistryClient {
+export type RegistryClients = (name: string, limits?: ClientLimits) => RegistryClient;
+
+export function registryClients(config: BerthConfig): RegistryClients {
   const clients = new Map<string, RegistryClient>();
   return (name, limits = {}) => {
     const key = [name, limits.requestsPerSecond, limits.bytesPerSecond, limits.link].join('|');

@@ -45,7 +45,7 @@ function isDescriptor(value: unknown): value is Descriptor {
 const withoutReferrersApi = new WeakSet<RegistryClient>();
 
 /** What the Referrers API lists for a digest, or null where the registry has no such API (remembered per client). */
-export async function listReferrers(client: RegistryClient, repository: string, digest: string, signal?: AbortSignal): Promise<Descriptor[] | null> {
+async function listReferrers(client: RegistryClient, repository: string, digest: string, signal?: AbortSignal): Promise<Descriptor[] | null> {
   if (withoutReferrersApi.has(client)) return null;
   const pages = await client.getReferrers(repository, digest, signal);
   if (!pages) {
@@ -119,7 +119,7 @@ export async function tagReferrersWithoutApi(target: RegistryClient, repository:
 }
 
 /** Adds descriptors to a subject's `sha256-<hex>` index on a registry, keeping those it lists already. */
-export async function addToReferrersTag(client: RegistryClient, repository: string, subject: string, descriptors: Descriptor[], signal?: AbortSignal): Promise<void> {
+async function addToReferrersTag(client: RegistryClient, repository: string, subject: string, descriptors: Descriptor[], signal?: AbortSignal): Promise<void> {
   const tag = referrersTag(subject);
   const current = await client.getManifest(repository, tag, signal).then(
     (m) => parseReferrersIndex(m.bytes, `${repository}:${tag} on ${client.name}`),

@@ -1,6 +1,6 @@
 import { Context } from '@temporalio/activity';
 import type { BerthConfig, SyncFilter } from '../../config/load.ts';
-import { registryClients } from '../registry/clients.ts';
+import type { RegistryClients } from '../registry/clients.ts';
 import { asTemporalFailure } from '../failures.ts';
 import { compareTags, taggedDigests, type RepositoryDrift } from './drift.ts';
 import { compileFilter } from './filters.ts';
@@ -28,8 +28,7 @@ export interface DeleteManifestInput {
 }
 
 /** Activities of a scheduled sync: list what a rule covers, compare source and target, delete what is extra. */
-export function createSyncActivities(config: BerthConfig) {
-  const clientFor = registryClients(config);
+export function createSyncActivities(config: BerthConfig, clientFor: RegistryClients) {
   const pageSize = config.sync.pageSize;
   return {
     /** The repositories of a registry's catalog that a rule's filter covers, read page by page. */

@@ -2,10 +2,14 @@ import type { FastifyRequest } from 'fastify';
 import type { Gatekeeper } from '../route.ts';
 import type { AuthStore } from './store.ts';
 
-/** The token of a request: `Authorization: Bearer <token>`, or the `berth_token` cookie the browser login sets. */
-export function requestToken(req: FastifyRequest): string | undefined {
+/**
+ * The token of a request: `Authorization: Bearer <token>`; for the codec endpoint only, also the `berth_token`
+ * cookie the browser login sets (the Temporal UI sends cookies, not headers). Elsewhere a cookie would let any
+ * same-site page make calls with it.
+ */
+function requestToken(req: FastifyRequest): string | undefined {
   const bearer = req.headers.authorization?.match(/^Bearer\s+(\S+)$/i)?.[1];
-  if (bearer) return bearer;
+  if (bearer || !req.url.startsWith('/codec/')) return bearer;
   return req.headers.cookie?.match(/(?:^|;\s*)berth_token=([^;]+)/)?.[1];
 }
 

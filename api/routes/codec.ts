@@ -38,7 +38,8 @@ export function codecRoutes(app: FastifyInstance, deps: ApiDeps) {
       summary: `${op === 'encode' ? 'Encrypt' : 'Decrypt'} payloads with berth's key (the Temporal UI's codec endpoint)`,
       tag: 'codec',
       body: payloadsBody,
-      access: { authenticated: true },
+      // Decrypting is reading (any token, as the UI's users); encrypting under berth's key is for platform admins.
+      access: op === 'decode' ? { authenticated: true } : { platformAdmin: true },
       handler: async ({ body }) => {
         const payloads = body.payloads.map(fromJson);
         // Without encryption configured, payloads pass through unchanged, as the UI expects of a codec.
@@ -51,8 +52,15 @@ export function codecRoutes(app: FastifyInstance, deps: ApiDeps) {
   app.post('/v1/session', async (req, reply) => {
     const token = z.object({ token: z.string().min(1) }).safeParse(req.body);
     const principal = token.success ? await deps.auth.principal(token.data.token) : { refused: 'send {"token": "..."}' };
-    if ('refused' in principal) return reply.code(401).send({ error: 'unauthenticated', message: principal.refused });
-    return reply.header('set-cookie', `berth_token=${token.data!.token}; HttpOnly; SameSite=Lax; Path=/`).send({ name: principal.name });
+    const login = { at: new Date(), principal: 'refused' in principal ? 'anonymous' : principal.name, action: 'POST /v1/session', target: req.url, source: req.ip, detail: null };
+    if ('refused' in principal) {
+      await deps.gate.audit({ ...login, status: 401, outcome: 'unauthenticated' });
+      return reply.code(401).send({ error: 'unauthenticated', message: principal.refused });
+    }
+    await deps.gate.audit({ ...login, status: 200, outcome: 'ok' });
+    // Read by the codec endpoint only; a day at most; Secure when the API is served over https.
+    const secure = req.protocol === 'https' ? '; Secure' : '';
+    return reply.header('set-cookie', `berth_token=${token.data!.token}; HttpOnly; SameSite=Lax; Path=/codec; Max-Age=86400${secure}`).send({ name: principal.name });
   });
   app.get('/login', async (_req, reply) => reply.type('text/html').send(loginPage));
 }

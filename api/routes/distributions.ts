@@ -8,7 +8,7 @@ import type { ApiDeps } from '../server.ts';
 import { startAndReply } from '../start-workflow.ts';
 import { imageField, projectOfImage } from './replications.ts';
 
-export const distributionRequest = z
+const distributionRequest = z
   .object({
     image: imageField,
     /** An IDC or a registry; the root of the IDC tree when not given. */

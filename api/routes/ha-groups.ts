@@ -34,11 +34,12 @@ export function haGroupRoutes(app: FastifyInstance, deps: ApiDeps) {
           .map(async (g) => {
             const base = { name: g.name, project: g.project ?? null, endpoint: g.endpoint.url, primary: g.primary, secondary: g.secondary, guardWorkflowId: guardId(g.name) };
             try {
-              const { plan: _, events, lastRound, ...state } = await guard(g.name).query(guardStateQuery);
+              // A guard whose worker is down cannot answer: say so rather than wait for the RPC deadline.
+              const { plan: _, events, lastRound, ...state } = await client.withDeadline(Date.now() + 3000, () => guard(g.name).query(guardStateQuery));
               return { ...base, ...state, activeRegistry: state.active === 'primary' ? g.primary : g.secondary, lastProbes: lastRound ?? null, lastEvent: events.at(-1) ?? null, events };
             } catch (err) {
               if (err instanceof WorkflowNotFoundError) return { ...base, active: null, watched: false };
-              throw err;
+              return { ...base, active: null, watched: true, error: `its guard did not answer: ${(err as Error).message}` };
             }
           }),
       ),

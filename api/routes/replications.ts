@@ -20,7 +20,7 @@ export const imageField = z.string().superRefine((value, ctx) => {
 /** The project an image reference belongs to (by its repository), for authorization. */
 export const projectOfImage = (deps: ApiDeps, image: string) => projectOfRepository(deps.config, parseImageReference(image).repository);
 
-export const replicationRequest = z
+const replicationRequest = z
   .object({
     image: imageField,
     /** An IDC or a registry name. */

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
 import type { SyncRule } from '../../config/load.ts';
 import { syncRuleIssues, syncRuleSchema } from '../../config/schema.ts';
-import { allows } from '../auth/access.ts';
+import { allows, type Principal } from '../auth/access.ts';
 import { sendInvalid, sendNotFound } from '../http-errors.ts';
 import { route } from '../route.ts';
 import type { ApiDeps } from '../server.ts';
@@ -39,6 +39,19 @@ export function syncRuleRoutes(app: FastifyInstance, deps: ApiDeps) {
     const issues = syncRuleIssues(config.registries, rule);
     if (rule.project !== undefined && !config.projects.some((p) => p.name === rule.project)) issues.push({ path: ['project'], message: `unknown project "${rule.project}"` });
     return issues.length > 0 ? sendInvalid(reply, issues) : undefined;
+  };
+  /**
+   * A project admin's rule may only touch the project's repositories: every include glob must lie within one of
+   * them (the same glob, or under a `prefix/**` of theirs). Otherwise its copies and deletions would reach other
+   * projects' images with berth's credentials.
+   */
+  const outsideProject = (reply: FastifyReply, rule: SyncRule, principal: Principal) => {
+    if (principal.platformAdmin) return undefined;
+    const own = config.projects.find((p) => p.name === rule.project)?.repositories ?? [];
+    const within = (glob: string) => own.some((p) => p === glob || (p.endsWith('/**') && glob.startsWith(p.slice(0, -2))));
+    const outside = rule.repositories.include.filter((g) => !within(g));
+    if (outside.length === 0) return undefined;
+    return reply.code(403).send({ error: 'forbidden', message: `repositories ${outside.join(', ')} reach beyond project ${rule.project}'s (${own.join(', ') || 'none'}): only platform admins may` });
   };
   const projectOfStored = async ({ req, params }: { req: object; params: Record<string, string> }) => (await stored(req, params.name))?.rule.project;
   const notFound = (reply: FastifyReply, name: string) => sendNotFound(reply, `no sync rule "${name}"`);
@@ -77,8 +90,8 @@ export function syncRuleRoutes(app: FastifyInstance, deps: ApiDeps) {
     body: syncRuleSchema,
     access: { role: 'admin' },
     project: ({ body }) => body.project,
-    handler: async ({ reply, body }) => {
-      if (ruleIssues(reply, body)) return reply;
+    handler: async ({ reply, body, principal }) => {
+      if (ruleIssues(reply, body) || outsideProject(reply, body, principal)) return reply;
       if (await describeSyncSchedule(client, body.name)) return reply.code(409).send({ error: 'conflict', message: `sync rule "${body.name}" exists` });
       await createSyncSchedule(client, config, body, 'api');
       reply.code(201);
@@ -99,7 +112,7 @@ export function syncRuleRoutes(app: FastifyInstance, deps: ApiDeps) {
       if (!found) return notFound(reply, params.name);
       if (found.origin === 'config') return fromFile(reply, params.name);
       const rule = { ...body, name: params.name };
-      if (ruleIssues(reply, rule)) return reply;
+      if (ruleIssues(reply, rule) || outsideProject(reply, rule, principal)) return reply;
       // Moving a rule to another project needs the admin role there too.
       if (!allows(principal, { role: 'admin' }, rule.project)) return reply.code(403).send({ error: 'forbidden', message: `${principal.name} is no admin of project ${rule.project ?? '(none)'}` });
       await updateSyncSchedule(client, config, rule, 'api');
@@ -170,7 +183,9 @@ export function syncRuleRoutes(app: FastifyInstance, deps: ApiDeps) {
       const reports = await Promise.all(
         runs.map(async (a) => {
           const handle = client.workflow.getHandle(a.action.workflow.workflowId, a.action.workflow.firstExecutionRunId);
-          const { status } = await handle.describe();
+          // A run Temporal's retention has removed meanwhile is reported as unknown, not as the whole list's failure.
+          const status = await handle.describe().then((d) => d.status, () => ({ name: 'UNKNOWN' as const }));
+          if (status.name === 'UNKNOWN') return { workflowId: a.action.workflow.workflowId, scheduledAt: a.scheduledAt, status: status.name };
           const base = { workflowId: a.action.workflow.workflowId, scheduledAt: a.scheduledAt, status: status.name };
           if (status.name === 'RUNNING') return base;
           return handle.result().then(

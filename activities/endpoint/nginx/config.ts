@@ -4,7 +4,7 @@
  * registry API unbuffered, tells which upstream served each answer, and logs manifest pushes as JSON lines.
  */
 
-export const upstreamName = (group: string) => `berth_${group.replaceAll('-', '_')}`;
+const upstreamName = (group: string) => `berth_${group.replaceAll('-', '_')}`;
 
 /** The file berth rewrites on a switch. */
 export function upstreamBlock(group: string, upstream: string): string {

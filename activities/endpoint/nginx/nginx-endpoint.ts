@@ -69,7 +69,7 @@ function sameUpstream(reported: string, configured: string): boolean {
 }
 
 /** One line of the push log: a manifest PUT that the registry accepted (201). */
-export function parsePushLine(line: string): Push | undefined {
+function parsePushLine(line: string): Push | undefined {
   if (!line.trim()) return undefined;
   let entry: { msec?: string; method?: string; uri?: string; status?: string; digest?: string };
   try {
