@@ -193,20 +193,24 @@ export async function syncRepositories({ plan, pair, repositories }: SyncReposit
     for (const e of drift.extra) note(report, 'extra', `${repository}:${e.tag}`);
 
     // Harbor's policy for a repository and target carries the tag in its filter: one tag at a time there.
+    const unfixed = new Set<string>();
     await pool([...drift.missing, ...drift.different], pair.viaHarbor ? 1 : 2, async ({ tag, digest }) => {
       const image = `${repository}:${tag}`;
       try {
         await fix(image, digest);
         note(report, 'fixed', image);
       } catch (err) {
+        unfixed.add(tag);
         fail(report, image, err);
       }
     });
 
     if (!plan.deleteExtra) return;
     // One delete per digest; a digest that a staying tag points to is left alone (and stays reported as extra).
+    // A tag whose fix failed still points to its old digest: deleting that digest would delete the tag too.
+    const stillHeld = new Set(drift.different.filter((d) => unfixed.has(d.tag)).map((d) => d.targetDigest));
     const doomed = new Map<string, string[]>();
-    for (const e of drift.extra.filter((x) => !x.sharedWith)) doomed.set(e.digest, [...(doomed.get(e.digest) ?? []), e.tag]);
+    for (const e of drift.extra.filter((x) => !x.sharedWith && !stillHeld.has(x.digest))) doomed.set(e.digest, [...(doomed.get(e.digest) ?? []), e.tag]);
     for (const [digest, tags] of doomed) {
       try {
         await deleteManifest({ registry: pair.to.registry, repository, digest });
