@@ -1,27 +1,35 @@
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
 import { historyFromJSON, historyToJSON, type History } from '@temporalio/common/lib/proto-utils.js';
 
-/** Committed histories of past workflow runs: every workflow change must keep replaying them. */
+/**
+ * Committed histories of past workflow runs, one folder per berth version that recorded them
+ * (`test/histories/<package.json version>/`): every workflow change must keep replaying those of every landed version.
+ */
 export const historiesDir = fileURLToPath(new URL('../histories/', import.meta.url));
+const { version } = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
 
 /** With BERTH_RECORD_HISTORIES=1, keeps a finished workflow's history as a replay fixture named `name`. */
 export async function recordHistory(client: Client, workflowId: string, name: string): Promise<void> {
   if (!process.env.BERTH_RECORD_HISTORIES) return;
   const history = await client.workflow.getHandle(workflowId).fetchHistory();
-  mkdirSync(historiesDir, { recursive: true });
+  const dir = join(historiesDir, version);
+  mkdirSync(dir, { recursive: true });
   // The workflow ID goes along: child workflow IDs derive from it, and replay compares them.
-  writeFileSync(`${historiesDir}${name}.json`, JSON.stringify({ workflowId, ...JSON.parse(historyToJSON(history)) }, null, 2));
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify({ workflowId, ...JSON.parse(historyToJSON(history)) }, null, 2));
 }
 
+/** Every committed history of every version. */
 export function committedHistories(): { workflowId: string; history: History }[] {
-  return readdirSync(historiesDir)
+  return readdirSync(historiesDir, { recursive: true, encoding: 'utf8' })
     .filter((f) => f.endsWith('.json'))
+    .sort()
     .map((f) => {
-      const { workflowId, ...history } = JSON.parse(readFileSync(`${historiesDir}${f}`, 'utf8'));
+      const { workflowId, ...history } = JSON.parse(readFileSync(join(historiesDir, f), 'utf8'));
       // Fixtures recorded before the ID was kept are from workflows without children: any ID replays them.
-      return { workflowId: workflowId ?? f.replace(/\.json$/, ''), history: historyFromJSON(history) };
+      return { workflowId: workflowId ?? f.replace(/^.*\/|\.json$/g, ''), history: historyFromJSON(history) };
     });
 }
 
