@@ -5,6 +5,8 @@
 #    nginx (the HA endpoint), docker.io (the docker provider's engine; dockerd is started when needed by
 #    embedded/docker-engine.ts) and mmdebstrap (the host image's rootfs, built once by embedded/host-image.ts)
 #  - the Temporal CLI (dev server): `temporal` on PATH, else built once with `go install` and linked into .tools/bin
+#  - with `test` or `bench`: crane, regctl, regsync, Distribution v3's registry and the Temporal server, built once
+#    with `go install` (scripts/go-tool.sh)
 #  - with `test` (npm test): moto_server (PyPI moto[server]: the EC2 API of the aws provider's tests), in a venv
 #    linked into .tools/moto
 set -euo pipefail
@@ -58,7 +60,20 @@ if ! command -v temporal >/dev/null 2>&1 && [ ! -x .tools/bin/temporal ]; then
   ln -sf "$cache/temporal" .tools/bin/temporal
 fi
 
+[ "${1:-}" = test ] || [ "${1:-}" = bench ] || exit 0
+# Go-built tools of the tests and benchmarks (scripts/go-tool.sh: built once per machine and version under
+# ~/.cache/berth/go, linked into .tools/bin; a cold build of the Temporal server takes minutes):
+#  - crane, regctl, regsync: peer copiers for the benchmarks and independent checks in the tests
+#  - registry: CNCF Distribution v3, the second registry implementation the copier is held to
+#  - temporal-server, temporal-sql-tool: the real Temporal server and its schema tool (the production-path tests)
+bash scripts/go-tool.sh crane github.com/google/go-containerregistry/cmd/crane v0.22.1
+bash scripts/go-tool.sh regctl github.com/regclient/regclient/cmd/regctl v0.11.7
+bash scripts/go-tool.sh regsync github.com/regclient/regclient/cmd/regsync v0.11.7
+bash scripts/go-tool.sh registry github.com/distribution/distribution/v3/cmd/registry v3.1.2
+bash scripts/go-tool.sh temporal-server go.temporal.io/server/cmd/server v1.29.1
+bash scripts/go-tool.sh temporal-sql-tool go.temporal.io/server/cmd/tools/sql v1.29.1
 [ "${1:-}" = test ] || exit 0
+
 # A venv is tied to its path: build it once per machine and version under ~/.cache, as the CLI above, and link it.
 moto_version=5.2.1
 moto_venv="${XDG_CACHE_HOME:-$HOME/.cache}/berth/moto-$moto_version"
