@@ -72,7 +72,7 @@ before(async () => {
   const port = await freePort();
   const nginx = { upstreamFile: join(dir, `${group}.upstream.conf`), pidFile: join(dir, 'nginx.pid'), pushLog: join(dir, `${group}.push.log`) };
   endpoint = { url: `http://127.0.0.1:${port}`, username: reg['reg-a'].username!, password };
-  const proc = await startNginx({ dir, pidFile: nginx.pidFile, endpoints: [{ group, listen: `127.0.0.1:${port}`, upstreamFile: nginx.upstreamFile, pushLog: nginx.pushLog, initialUpstream: hostOf(reg['reg-a']), url: endpoint.url }] });
+  const proc = await startNginx({ dir, pidFile: nginx.pidFile, endpoints: [{ group, listen: `127.0.0.1:${port}`, upstreamFile: nginx.upstreamFile, pushLog: nginx.pushLog, sides: ['reg-a', 'reg-b'].map((r) => ({ registry: r, upstream: hostOf(reg[r]) })), url: endpoint.url }] });
   cleanups.push(() => proc.stop());
 
   const entries = [
