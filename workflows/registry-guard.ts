@@ -171,7 +171,8 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
     const fenced = state.active === 'secondary';
     state.syncFence = await fenceSyncRules({ group: plan.group, fenced }).then(
       ({ rules }) => ({ fenced, rules, at: Date.now() }),
-      (err) => ({ fenced: !fenced, rules: [], at: Date.now(), error: describeFailure(err) }),
+      // The fence stays as it was, and the next round tries again.
+      (err) => ((mustFollow = true), { fenced: state.syncFence?.fenced ?? false, rules: state.syncFence?.rules ?? [], at: Date.now(), error: describeFailure(err) }),
     );
   };
 
