@@ -4,14 +4,14 @@
 // the API). A failed nginx reload, a fast switch whatever the catalog, the guard's loss, a push during a failback,
 // and the sync rules kept off a fenced primary.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { promisify } from 'node:util';
 import { parseUpstreamBlock } from '../activities/endpoint/nginx/config.ts';
 import { ensureRegistryGuards, guardId, keepRegistryGuards } from '../api/registry-guards.ts';
 import { describeSyncSchedule, reconcileSyncSchedules, scheduleId } from '../api/sync-schedules.ts';
@@ -20,6 +20,7 @@ import { startNginx } from '../embedded/nginx.ts';
 import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import type { SyncPlan } from '../workflows/sync-registries.ts';
 import { startWorkers } from '../workers/run.ts';
+import { servedThrough, waitFor } from './harness/ha.ts';
 import { testApi, type TestApi } from './harness/api.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { activityEvents, recordHistory } from './harness/histories.ts';
@@ -43,6 +44,8 @@ let endpoint: { url: string; username: string; password: string };
 const images: Record<string, BuiltImage> = {};
 
 const hostOf = (url: string) => new URL(url).host;
+const root = fileURLToPath(new URL('..', import.meta.url));
+let workerEnv: NodeJS.ProcessEnv;
 const failover = (body: object) => api.inject({ method: 'POST', url: `/v1/ha-groups/${group}/failover`, payload: body });
 const failback = (body: object) => api.inject({ method: 'POST', url: `/v1/ha-groups/${group}/failback`, payload: body });
 
@@ -52,22 +55,7 @@ async function groupState() {
   return res.json().groups.find((g: { name: string }) => g.name === group);
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    await sleep(200);
-  }
-  return assert.fail(`timed out waiting for ${what}`);
-}
-
-/** Which registry address served a request through the endpoint (nginx's X-Berth-Upstream). */
-async function servedBy(): Promise<string | undefined> {
-  const res = await request(`${endpoint.url}/v2/`);
-  await res.body.dump();
-  return res.statusCode < 500 ? String(res.headers['x-berth-upstream']) : undefined;
-}
+const servedBy = () => servedThrough(endpoint.url);
 
 async function image(name: string) {
   images[name] ??= await buildOciLayout(tempDir('layout'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 24 << 10 }] }]);
@@ -145,12 +133,8 @@ before(async () => {
   const real = testConfig('hafault', temporal.address, entries, {}, more(files));
   ({ config, file: configFile } = real);
   // The endpoint's worker, a process of its own: the only one that knows where nginx's files are.
-  const root = fileURLToPath(new URL('..', import.meta.url));
-  const worker = spawnManaged('endpoint-worker', process.execPath, ['--import', 'tsx', join(root, 'workers/main.ts'), '--endpoint', group, '--no-main', '--no-idc'], join(dir, 'endpoint-worker.log'), {
-    ...process.env,
-    ...real.env,
-    BERTH_CONFIG: configFile,
-  });
+  workerEnv = { ...process.env, ...real.env, BERTH_CONFIG: configFile };
+  const worker = spawnManaged('endpoint-worker', process.execPath, ['--import', 'tsx', join(root, 'workers/main.ts'), '--endpoint', group, '--no-main', '--no-idc'], join(dir, 'endpoint-worker.log'), workerEnv);
   cleanups.push(() => worker.stop());
   await waitUntil('the endpoint worker', async () => readFileSync(worker.logFile, 'utf8').includes('berth worker polling'), { timeoutMs: 60_000, process: worker });
   // Every other worker gets a config whose nginx files do not exist.
@@ -302,4 +286,11 @@ test("a push through the endpoint during a failback's resync is on the primary a
   assert.equal(await digestWithSkopeo(reg['reg-a'], 'apps/after:1.0'), images.after.digest);
   await recordHistory(temporal.client, event.workflowId, 'failback-fenced-catch-up');
   await recordHistory(temporal.client, guardId(group), 'registry-guard-follows-endpoint');
+});
+
+test('workers/main.ts serves an endpoint queue only when --endpoint names its group', async () => {
+  const check = (...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', join(root, 'workers/main.ts'), ...args, '--check'], { env: workerEnv, cwd: root });
+  assert.match((await check('--endpoint', group, '--no-main', '--no-idc')).stdout, new RegExp(`would poll berth-endpoint-${group} on`));
+  assert.doesNotMatch((await check('--idc', 'idc-a', '--no-main')).stdout, /berth-endpoint-/, 'an IDC worker never takes the endpoint\'s work');
+  await assert.rejects(check('--endpoint', 'nope', '--no-main', '--no-idc'), (err: { code: number; stderr: string }) => err.code === 1 && /no endpoint.taskQueue for HA group nope/.test(err.stderr));
 });
