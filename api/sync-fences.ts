@@ -15,16 +15,17 @@ export async function fenceSyncSchedules(client: Client, config: BerthConfig, fe
   for (const name of await syncScheduleNames(client)) {
     const stored = await describeSyncSchedule(client, name);
     if (!stored) continue;
-    const before = (stored as { fences?: SyncFence[] }).fences ?? [];
-    const fences = [...before.filter((f) => f.group !== fence.group), ...(on ? [fence] : [])];
-    let plan: SyncPlan;
+    let full: SyncPlan;
     try {
-      plan = fencedSyncPlan(syncPlan(config, stored.rule), fences);
+      full = syncPlan(config, stored.rule);
     } catch {
       continue; // a rule naming a registry this config lacks: the API pauses it at start
     }
-    const current = stored.description.action.args?.[0] as SyncPlan | undefined;
-    if (JSON.stringify(current?.pairs) === JSON.stringify(plan.pairs) && JSON.stringify(before) === JSON.stringify(fences)) continue;
+    // A rule this group's fence never touches is left alone. The others are always written: a schedule's
+    // description may lag an update made a moment ago, and updates apply in the order they were made.
+    if (fencedSyncPlan(full, [fence]) === full) continue;
+    const fences = [...((stored as { fences?: SyncFence[] }).fences ?? []).filter((f) => f.group !== fence.group), ...(on ? [fence] : [])];
+    const plan = fencedSyncPlan(full, fences);
     await client.schedule.getHandle(scheduleId(name)).update((prev) => ({ ...prev, action: { ...prev.action, args: [plan], memo: { ...prev.action.memo, fences } } }));
     changed.push(name);
   }

@@ -104,7 +104,7 @@ export const endpointSwitchedSignal = defineSignal<[{ active: 'primary' | 'secon
 
 const control = { startToCloseTimeout: '1 minute', retry: { initialInterval: '1 second', maximumAttempts: 3 } } as const;
 const roundsPerRun = 300;
-/** While the secondary serves, the guard re-reads the endpoint and re-asserts the sync rules' fence this often. */
+/** The guard re-reads the endpoint and re-asserts the sync rules' fence (on or off) this often. */
 const followEveryRounds = 30;
 
 // Changes that alter commands, for runs and histories recorded before them (test/histories/0.1.0/).
@@ -246,7 +246,7 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
       await condition(allHandlersFinished);
       await continueAsNew<typeof registryGuard>({ plan, state: { ...state, operation: undefined } });
     }
-    if (follows && !state.operation && (mustFollow || (state.active === 'secondary' && round % followEveryRounds === 0))) {
+    if (follows && !state.operation && (mustFollow || round % followEveryRounds === 0)) {
       mustFollow = false;
       await followEndpoint();
     }
