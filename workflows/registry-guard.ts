@@ -138,6 +138,7 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
   // Runs started before berth 0.2 follow nothing: they continue as new on the new code once upgraded.
   const follows = patched(followsEndpoint);
   let mustFollow = follows;
+  let following: Promise<void> | undefined;
   let operations = 0;
   setHandler(guardStateQuery, () => ({ ...state, plan }));
   setHandler(reconfigureSignal, (p) => {
@@ -156,7 +157,7 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
     const { readEndpoint } = proxyActivities<Activities>({
       taskQueue: plan.endpointTaskQueue,
       startToCloseTimeout: '20 seconds',
-      // The endpoint's worker may be down: the guard goes on probing with what it knew.
+      // The endpoint's worker may be down: the guard goes on with what it knew, and tries again later.
       scheduleToCloseTimeout: '1 minute',
       retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
     });
@@ -166,8 +167,12 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
     if (operations !== started || state.operation) return;
     state.endpoint = { ...view, at: Date.now() };
     const side = 'error' in view ? undefined : (view.serving ?? view.configured);
-    if (side === plan.primary.registry) state.active = 'primary';
-    if (side === plan.secondary.registry) state.active = 'secondary';
+    if (side !== plan.primary.registry && side !== plan.secondary.registry) {
+      // Not known where traffic goes: the fence stays as it is, and the next round reads again.
+      mustFollow = true;
+      return;
+    }
+    state.active = side === plan.primary.registry ? 'primary' : 'secondary';
     const fenced = state.active === 'secondary';
     state.syncFence = await fenceSyncRules({ group: plan.group, fenced }).then(
       ({ rules }) => ({ fenced, rules, at: Date.now() }),
@@ -246,9 +251,10 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
       await condition(allHandlersFinished);
       await continueAsNew<typeof registryGuard>({ plan, state: { ...state, operation: undefined } });
     }
-    if (follows && !state.operation && (mustFollow || round % followEveryRounds === 0)) {
+    // Beside the probes, never holding them up: the endpoint's worker may be down for a while.
+    if (follows && !state.operation && !following && (mustFollow || round % followEveryRounds === 0)) {
       mustFollow = false;
-      await followEndpoint();
+      following = followEndpoint().finally(() => (following = undefined));
     }
     const startedAt = Date.now();
     const registries = [plan.primary.registry, plan.secondary.registry];
