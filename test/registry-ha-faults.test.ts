@@ -62,6 +62,9 @@ async function image(name: string) {
   return images[name];
 }
 
+/** A schedule's description follows its updates with a lag, long on a loaded machine (seen: over 30 s). */
+const schedulesSettle = 90_000;
+
 /** The pairs the rule's schedule would run now. */
 async function scheduledPairs(): Promise<string[]> {
   const stored = await describeSyncSchedule(temporal.client, rule);
@@ -176,7 +179,7 @@ test('a failed nginx reload fails the failover: traffic, the upstream file and t
   assert.equal(parseUpstreamBlock(readFileSync(files.upstreamFile, 'utf8')).registry, 'reg-a', 'the upstream file is back');
   const state = await groupState();
   assert.deepEqual([state.active, state.events.length, state.operation], ['primary', 0, undefined]);
-  await waitFor('the sync rules to be unfenced', async () => ((await scheduledPairs()).length === 2 ? true : undefined), 30_000);
+  await waitFor('the sync rules to be unfenced', async () => ((await scheduledPairs()).length === 2 ? true : undefined), schedulesSettle);
   // An operator's reload later, or an nginx restart, still serves the primary.
   process.kill(Number(realPid), 'SIGHUP');
   await sleep(1500);
@@ -208,7 +211,7 @@ test('a manual failover of a primary with 2,000 tags behind a slow link switches
   assert.equal(event.verifiedPull.error, undefined);
 
   // berth's own sync rule writes nothing to the fenced primary while the secondary serves.
-  await waitFor('the sync rules to be fenced', async () => ((await scheduledPairs()).length === 0 ? true : undefined), 30_000);
+  await waitFor('the sync rules to be fenced', async () => ((await scheduledPairs()).length === 0 ? true : undefined), schedulesSettle);
   await pushWithSkopeo(await image('fresh'), endpoint, 'apps/fresh');
   const run = await api.inject({ method: 'POST', url: `/v1/sync-rules/${rule}/run` });
   assert.equal(run.statusCode, 202, run.body);
@@ -246,7 +249,7 @@ test('the guard survives its own loss: restarted, it reads the secondary from th
     return s.guardRunning && s.endpoint?.serving === 'reg-b' && s.syncFence?.fenced ? s : undefined;
   });
   assert.equal(back.active, 'secondary');
-  await waitFor('the fence back on the rewritten schedule', async () => ((await scheduledPairs()).length === 0 ? true : undefined), 30_000);
+  await waitFor('the fence back on the rewritten schedule', async () => ((await scheduledPairs()).length === 0 ? true : undefined), schedulesSettle);
 
   // A guard that stops while the API runs is started again.
   await temporal.client.workflow.getHandle(guardId(group)).terminate('lost again');
@@ -285,7 +288,7 @@ test("a push through the endpoint during a failback's resync is on the primary a
   assert.equal(await servedBy(), hostOf(distant.url));
   const state = await groupState();
   assert.deepEqual([state.active, state.endpoint.writesRefused], ['primary', false]);
-  await waitFor('the sync rule to write to the primary again', async () => ((await scheduledPairs()).length === 2 ? true : undefined), 30_000);
+  await waitFor('the sync rule to write to the primary again', async () => ((await scheduledPairs()).length === 2 ? true : undefined), schedulesSettle);
   assert.deepEqual(await scheduledPairs(), ['reg-a->reg-b', 'reg-b->reg-a']);
   // Writes go through again, to the primary.
   await pushWithSkopeo(await image('after'), endpoint, 'apps/after');
