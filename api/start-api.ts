@@ -3,7 +3,7 @@ import { openInventory } from '../activities/inventory/db.ts';
 import { dataConverter } from '../codec/data-converter.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { authStore, ensureFirstAdmin } from './auth/bootstrap.ts';
-import { ensureRegistryGuards } from './registry-guards.ts';
+import { ensureRegistryGuards, keepRegistryGuards } from './registry-guards.ts';
 import { ensureSearchAttributes } from './search-attributes.ts';
 import { buildApi } from './server.ts';
 import { reconcileSyncSchedules } from './sync-schedules.ts';
@@ -29,6 +29,7 @@ export async function startApi(config: BerthConfig, opts: { logger: boolean }) {
     const firstAdminToken = await ensureFirstAdmin(auth);
     const schedules = await reconcileSyncSchedules(client, config);
     await ensureRegistryGuards(client, config);
+    opened.unshift(keepRegistryGuards(client, config));
     return {
       url: `http://${config.api.host}:${config.api.port}`,
       schedules,

@@ -110,7 +110,12 @@ export const haGroupSchema = z
       .object({
         /** What clients use: the stable registry address. */
         url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).transform((u) => u.replace(/\/+$/, '')),
-        /** An nginx reverse proxy whose upstream berth rewrites and reloads (on the main worker's machine). */
+        /**
+         * The task queue of the berth worker beside nginx, which runs the endpoint's activities (switch, verify, push
+         * log, where it points): `workers/main.ts --endpoint <group>`. The main queue when not given.
+         */
+        taskQueue: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').optional(),
+        /** An nginx reverse proxy whose upstream berth rewrites and reloads (on the machine of the endpoint's worker). */
         nginx: z
           .object({
             /** The file nginx includes at http level; berth writes `upstream berth_<group> { server host:port; }`. */

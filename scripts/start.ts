@@ -59,7 +59,7 @@ async function startDemoRegistries(config: BerthConfig): Promise<void> {
         url: g.endpoint.url,
         upstreamFile: g.endpoint.nginx.upstreamFile,
         pushLog: g.endpoint.nginx.pushLog,
-        initialUpstream: new URL(findRegistry(config, g.primary)!.url).host,
+        sides: [g.primary, g.secondary].map((r) => ({ registry: r, upstream: new URL(findRegistry(config, r)!.url).host })),
       })),
     });
     for (const g of config.haGroups) console.log(`  HA endpoint ${g.name} on ${g.endpoint.url} (${g.primary} primary, ${g.secondary} secondary)`);
