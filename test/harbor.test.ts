@@ -50,6 +50,15 @@ function replicate(opts: Partial<ReplicateWithHarborInput> = {}) {
   return replicateWithHarbor({ source: harbor, target: plainTarget, repository: 'team/app', tag: '1.0', deadlineMs: 60_000, ...opts });
 }
 
+/** A registry of its own that Harbor has replicated to once (its endpoint exists, as wanted), then stopped. */
+async function targetReplicatedToThenDown(name: string): Promise<{ target: HarborReplicationTarget; registry: TestRegistry }> {
+  const registry = await startedRegistry(name);
+  const target: HarborReplicationTarget = { name, url: registry.url, kind: 'distribution', credentials: { username: registry.username!, password: registry.password! } };
+  await replicate({ target });
+  await registry.stop();
+  return { target, registry };
+}
+
 /** Runs `fn` while the source Harbor misbehaves as `fault` says. */
 async function whileSource(fault: 'stuck' | 'skipCopies' | 'jobserviceHangs', fn: () => Promise<void>): Promise<void> {
   source[fault] = true;
@@ -292,11 +301,8 @@ describe('replicateWithHarbor', () => {
   });
 
   test('a target that went down: the unchanged endpoint is left alone, and the failed execution says why, from its log as text', async () => {
-    const flaky = await startedRegistry('plain-flaky');
-    const target: HarborReplicationTarget = { name: 'plain-flaky', url: flaky.url, kind: 'distribution', credentials: { username: flaky.username!, password: flaky.password! } };
+    const { target, registry } = await targetReplicatedToThenDown('plain-flaky');
     try {
-      await replicate({ target });
-      await flaky.stop();
       const updates = received('PUT /registries/{id}').length;
       let error: unknown;
       await replicate({ target }).catch((err) => (error = err));
@@ -307,23 +313,20 @@ describe('replicateWithHarbor', () => {
       assert.equal(received('PUT /registries/{id}').length, updates, 'the endpoint was not updated (Harbor would have refused it as unhealthy)');
       assert.doesNotMatch((error as Error).message, /\\n/, 'the last line of the log as text, not the log as a JSON string');
     } finally {
-      await flaky.stop();
+      await registry.stop();
     }
   });
 
   test('a changed endpoint whose target is down: target unhealthy, reported as the target being down (retried)', async () => {
-    const moving = await startedRegistry('plain-moving');
-    const target: HarborReplicationTarget = { name: 'plain-moving', url: moving.url, kind: 'distribution', credentials: { username: moving.username!, password: moving.password! } };
+    const { target, registry } = await targetReplicatedToThenDown('plain-moving');
     try {
-      await replicate({ target });
-      await moving.stop();
-      const moved = { ...target, url: moving.url.replace('127.0.0.1', 'localhost') };
+      const moved = { ...target, url: target.url.replace('127.0.0.1', 'localhost') };
       let error: unknown;
       await replicate({ target: moved }).catch((err) => (error = err));
       failure('RegistryUnavailable', /^target unhealthy: harbor-a cannot reach plain-moving \(http:\/\/localhost:\d+\) with its credential; from this worker: ping on plain-moving: .*ECONNREFUSED/)(error);
       assert.equal((error as RegistryError).retryable, true);
     } finally {
-      await moving.stop();
+      await registry.stop();
     }
   });
 
