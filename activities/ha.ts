@@ -6,7 +6,7 @@ import { trafficEndpoint } from './endpoint/index.ts';
 import { RegistryClient } from './registry/client.ts';
 import type { RegistryClients } from './registry/clients.ts';
 import { resolveCredentials } from './registry/credentials.ts';
-import { HarborClient } from './registry/harbor/client.ts';
+import { HarborClient, unhealthyForImages } from './registry/harbor/client.ts';
 import { referredDigest } from './registry/referrers.ts';
 import { asTemporalFailure } from './failures.ts';
 
@@ -71,7 +71,7 @@ export function createHaActivities(config: BerthConfig, clientFor: RegistryClien
   /** The group's registry an endpoint names, by name (berth 0.2 files) or by its address (older ones). */
   const sideOf = (g: HaGroup, seen: { registry?: string; upstream?: string } | undefined) =>
     [g.primary, g.secondary].find((r) => r === seen?.registry || (!seen?.registry && seen?.upstream === upstreamOf(r)));
-  /** Whether a registry answers within the timeout: `/v2/` for distribution, `/api/v2.0/health` for Harbor. */
+  /** Whether a registry answers within the timeout: `/v2/` for distribution, `/api/v2.0/health` for Harbor (its image path). */
   const probe = async (registry: string, timeoutMs: number): Promise<ProbeResult> => {
     const started = Date.now();
     const signal = AbortSignal.timeout(timeoutMs);
@@ -79,9 +79,10 @@ export function createHaActivities(config: BerthConfig, clientFor: RegistryClien
       if (isHarbor(registry)) {
         const h = harbor(registry);
         try {
-          const health = await h.health(signal);
+          // A Harbor whose jobservice or portal is down still serves images: only the image path counts.
+          const unhealthy = unhealthyForImages(await h.health(signal));
           const ms = Date.now() - started;
-          return health.status === 'healthy' ? { up: true, ms } : { up: false, ms, detail: `Harbor reports ${health.status}` };
+          return unhealthy.length ? { up: false, ms, detail: `Harbor reports ${unhealthy.join(', ')} unhealthy` } : { up: true, ms };
         } finally {
           await h.close();
         }

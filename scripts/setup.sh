@@ -65,11 +65,14 @@ fi
 # ~/.cache/berth/go, linked into .tools/bin; a cold build of the Temporal server takes minutes):
 #  - crane, regctl, regsync: peer copiers for the benchmarks and independent checks in the tests
 #  - registry: CNCF Distribution v3, the second registry implementation the copier is held to
+#  - ggcr-registry: go-containerregistry's registry with the Referrers API on (`crane registry serve` leaves it
+#    off), from test/harness/ggcr-registry, rebuilt when its sources change
 #  - temporal-server, temporal-sql-tool: the real Temporal server and its schema tool (the production-path tests)
 bash scripts/go-tool.sh crane github.com/google/go-containerregistry/cmd/crane v0.22.1
 bash scripts/go-tool.sh regctl github.com/regclient/regclient/cmd/regctl v0.11.7
 bash scripts/go-tool.sh regsync github.com/regclient/regclient/cmd/regsync v0.11.7
 bash scripts/go-tool.sh registry github.com/distribution/distribution/v3/cmd/registry v3.1.2
+bash scripts/go-tool.sh ggcr-registry ./test/harness/ggcr-registry "src-$(cat test/harness/ggcr-registry/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12)"
 bash scripts/go-tool.sh temporal-server go.temporal.io/server/cmd/server v1.29.1
 bash scripts/go-tool.sh temporal-sql-tool go.temporal.io/server/cmd/tools/sql v1.29.1
 [ "${1:-}" = test ] || exit 0

@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { basicAuthorization, parseChallenge, realmKeepsCredentialsSafe, type Credentials } from './auth.ts';
-import { asRegistryError, isLostUpload, responseFailure, RegistryError } from './errors.ts';
+import { asRegistryError, formatImage, isLostUpload, responseFailure, RegistryError } from './errors.ts';
 import { manifestAccept, MediaType } from './media-types.ts';
 import { throttled, type TokenBucket } from './throttle.ts';
 
@@ -84,11 +84,11 @@ export class RegistryClient {
   }
 
   async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<Manifest> {
-    const what = `get manifest ${repository}:${reference}`;
+    const what = `get manifest ${formatImage(repository, reference)}`;
     const res = await this.send({ method: 'GET', path: `/v2/${repository}/manifests/${reference}`, headers: { accept: manifestAccept }, scopes: [pull(repository)], what, signal });
     if (res.statusCode === 404) {
       await res.body.dump();
-      throw new RegistryError('ImageNotFound', `${repository}:${reference} does not exist on ${this.name}`, { status: 404 });
+      throw new RegistryError('ImageNotFound', `${formatImage(repository, reference)} does not exist on ${this.name}`, { status: 404 });
     }
     if (res.statusCode !== 200) throw await this.failure(res, what);
     const bytes = Buffer.from(await res.body.arrayBuffer());
@@ -104,7 +104,7 @@ export class RegistryClient {
 
   /** The digest a tag or digest resolves to, or null when the registry has no such manifest. */
   async headManifest(repository: string, reference: string, signal?: AbortSignal): Promise<string | null> {
-    const what = `head manifest ${repository}:${reference}`;
+    const what = `head manifest ${formatImage(repository, reference)}`;
     const res = await this.send({ method: 'HEAD', path: `/v2/${repository}/manifests/${reference}`, headers: { accept: manifestAccept }, scopes: [pull(repository)], what, signal });
     if (res.statusCode === 404) {
       await res.body.dump();
@@ -118,7 +118,7 @@ export class RegistryClient {
   }
 
   async putManifest(repository: string, reference: string, manifest: Manifest, signal?: AbortSignal): Promise<string> {
-    const what = `put manifest ${repository}:${reference}`;
+    const what = `put manifest ${formatImage(repository, reference)}`;
     const res = await this.send({
       method: 'PUT',
       path: `/v2/${repository}/manifests/${reference}`,
@@ -152,7 +152,7 @@ export class RegistryClient {
 
   /**
    * The Referrers API's index documents for a digest, every page, or null where the registry has no such API: it
-   * then answers 404, which the spec forbids a registry with the API to do, even for a digest it does not hold.
+   * then answers a plain 404, which the spec forbids a registry with the API to do, even for a digest it does not hold.
    */
   async getReferrers(repository: string, digest: string, signal?: AbortSignal): Promise<Buffer[] | null> {
     const what = `list referrers of ${repository}@${digest}`;
@@ -160,8 +160,10 @@ export class RegistryClient {
     for (let path: string | undefined = `/v2/${repository}/referrers/${digest}`; path !== undefined; ) {
       const res = await this.send({ method: 'GET', path, headers: { accept: MediaType.ociIndex }, scopes: [pull(repository)], what, signal });
       if (res.statusCode === 404) {
-        await res.body.dump();
-        return null;
+        // A registry with the API may still answer 404 for a repository it does not know (go-containerregistry's
+        // NAME_UNKNOWN): an error body of its own means the API is there and lists nothing.
+        const withApi = /"errors"\s*:/.test(await res.body.text());
+        return withApi ? [] : null;
       }
       if (res.statusCode !== 200) throw await this.failure(res, what);
       pages.push(Buffer.from(await res.body.arrayBuffer()));
