@@ -14,10 +14,18 @@ export interface ManagedProcess {
 
 const running = new Set<ManagedProcess>();
 
-export function spawnManaged(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): ManagedProcess {
+export interface SpawnOptions {
+  /** Run as this user (PostgreSQL refuses to run as root). */
+  uid?: number;
+  gid?: number;
+  /** What `stop()` sends first; SIGTERM when not given. */
+  stopSignal?: NodeJS.Signals;
+}
+
+export function spawnManaged(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env, opts: SpawnOptions = {}): ManagedProcess {
   mkdirSync(dirname(logFile), { recursive: true });
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env, uid: opts.uid, gid: opts.gid });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -28,7 +36,7 @@ export function spawnManaged(name: string, command: string, args: string[], logF
     async stop() {
       running.delete(managed);
       if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
+        child.kill(opts.stopSignal ?? 'SIGTERM');
         const killed = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
         if (!killed) child.kill('SIGKILL');
       }
