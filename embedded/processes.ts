@@ -67,15 +67,20 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
+/** A free loopback port: any the kernel picks, or, with `below`, one under it (tried at random). */
+export async function freePort(opts: { below?: number } = {}): Promise<number> {
+  for (;;) {
+    const wanted = opts.below === undefined ? 0 : 10_000 + Math.floor(Math.random() * (opts.below - 10_000));
+    const port = await new Promise<number | undefined>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', (err: NodeJS.ErrnoException) => (wanted !== 0 && err.code === 'EADDRINUSE' ? resolve(undefined) : reject(err)));
+      srv.listen(wanted, '127.0.0.1', () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => resolve(port));
+      });
     });
-  });
+    if (port !== undefined) return port;
+  }
 }
 
 /** Polls `probe` until it resolves true; fails with the process's name and log when it exits or time runs out. */
