@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # One image for every berth process; the command picks the role (deploy/entrypoint.sh):
 #   docker run berth api
 #   docker run berth worker --no-idc                      workflows and control activities
