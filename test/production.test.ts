@@ -5,14 +5,17 @@
 // provisioning, and a rolling upgrade of the main worker to a build whose workflow code changed behind patched().
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { chmodSync, cpSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { reservedTags } from '../activities/cloud/provider.ts';
 import { startNginx } from '../embedded/nginx.ts';
+import { dockerBuild, ensureNodeImage } from '../embedded/node-image.ts';
 import { startPostgres, type PostgresServer } from '../embedded/postgres.ts';
 import { freePort, type ManagedProcess } from '../embedded/processes.ts';
 import { startTemporalServer, type TemporalServer } from '../embedded/temporal-server.ts';
@@ -23,6 +26,7 @@ import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } fro
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
 import { recordSecret } from './harness/secrets.ts';
 
+const run = promisify(execFile);
 const blobConcurrency = 2;
 const layerMiB = 48;
 const cluster = testClusterName('prod');
@@ -43,6 +47,11 @@ let api: BerthProcess & { token?: string };
 let mainWorker: BerthProcess;
 let apiUrl: string;
 let token: string;
+const secrets = { BERTH_TEST_SSH_KEY_PROD: sshKeyPair().privateKey, BERTH_TEST_PAYLOAD_KEY_PROD: randomBytes(32).toString('base64') };
+recordSecret(secrets.BERTH_TEST_PAYLOAD_KEY_PROD);
+const encryption = { currentKey: 'k1', keys: [{ id: 'k1', key: { env: 'BERTH_TEST_PAYLOAD_KEY_PROD' } }] };
+/** Containers this file starts (removed in `after`). */
+const containers: string[] = [];
 
 before(async () => {
   const pgDir = tempDir('prod-postgres');
@@ -73,8 +82,6 @@ before(async () => {
   nginx = await startNginx({ dir: nginxDir, pidFile: endpoint.pidFile, endpoints: [{ group: 'hub', listen: `127.0.0.1:${endpointPort}`, upstreamFile: endpoint.upstreamFile, initialUpstream: hostOf(source.url), url: `http://127.0.0.1:${endpointPort}` }] });
 
   const engine = await hostEngine();
-  const secrets = { BERTH_TEST_SSH_KEY_PROD: sshKeyPair().privateKey, BERTH_TEST_PAYLOAD_KEY_PROD: randomBytes(32).toString('base64') };
-  recordSecret(secrets.BERTH_TEST_PAYLOAD_KEY_PROD);
   const apiPort = await freePort();
   apiUrl = `http://127.0.0.1:${apiPort}`;
   const { file, env } = testConfig(
@@ -90,7 +97,7 @@ before(async () => {
       workers: { shutdownGraceSeconds: 2 },
       metrics: { host: '127.0.0.1' },
       inventory: { postgres: { host: pg.host, port: pg.port, database: 'berth', user: pg.user } },
-      encryption: { currentKey: 'k1', keys: [{ id: 'k1', key: { env: 'BERTH_TEST_PAYLOAD_KEY_PROD' } }] },
+      encryption,
       haGroups: [{ name: 'hub', primary: 'prod-a', secondary: 'prod-b', endpoint: { url: `http://127.0.0.1:${endpointPort}`, nginx: endpoint }, automaticFailover: false }],
       rateCard: { docker: { small: 0.02 } },
       // A step that takes a few seconds: the window in which PostgreSQL restarts.
@@ -122,6 +129,7 @@ before(async () => {
 
 after(async () => {
   await procs?.stopAll();
+  for (const name of containers) await docker(['rm', '--force', name]).catch(() => undefined);
   await nginx?.stop();
   await removeCluster((await hostEngine()).docker, cluster).catch(() => undefined);
   await Promise.all([sourceLink?.close(), targetLink?.close(), source?.stop(), target?.stop()]);
@@ -130,10 +138,17 @@ after(async () => {
   await pg?.stop();
 });
 
-async function call(method: string, path: string, body?: object): Promise<{ status: number; json: any }> {
-  const res = await fetch(`${apiUrl}${path}`, {
+/** The docker CLI on the engine the tests use: its output, stdout then stderr. */
+async function docker(args: string[], env: Record<string, string> = {}): Promise<string> {
+  const { socketPath } = await hostEngine();
+  const { stdout, stderr } = await run('docker', args, { env: { ...process.env, ...env, DOCKER_HOST: `unix://${socketPath}` } });
+  return stdout + stderr;
+}
+
+async function call(method: string, path: string, body?: object, at = { url: apiUrl, token }): Promise<{ status: number; json: any }> {
+  const res = await fetch(`${at.url}${path}`, {
     method,
-    headers: { authorization: `Bearer ${token}`, ...(body && { 'content-type': 'application/json' }) },
+    headers: { authorization: `Bearer ${at.token}`, ...(body && { 'content-type': 'application/json' }) },
     body: body && JSON.stringify(body),
   });
   return { status: res.status, json: await res.json().catch(() => null) };
@@ -147,10 +162,10 @@ async function start(path: string, body: object): Promise<string> {
 }
 
 /** The workflow as the API reports it once closed; API calls that fail meanwhile (an outage) are retried. */
-async function closed(workflowId: string, timeoutMs = 180_000): Promise<{ status: string; result?: any; failure?: any }> {
+async function closed(workflowId: string, timeoutMs = 180_000, at = { url: apiUrl, token }): Promise<{ status: string; result?: any; failure?: any }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const res = await call('GET', `/v1/workflows/${encodeURIComponent(workflowId)}`).catch(() => undefined);
+    const res = await call('GET', `/v1/workflows/${encodeURIComponent(workflowId)}`, undefined, at).catch(() => undefined);
     if (res?.status === 200 && res.json.status !== 'RUNNING') return res.json;
     assert.ok(Date.now() < deadline, `${workflowId} still running after ${timeoutMs} ms`);
     await sleep(500);
@@ -274,5 +289,51 @@ describe('production topology: Temporal server and inventory on PostgreSQL, ever
     assert.ok(tasks[0].startsWith(identityOf(mainWorker)), 'the workflow started on build A');
     assert.ok(tasks.at(-1)!.startsWith(identityOf(workerB)), 'and ended on build B');
     assert.ok(events.some((e) => e.timerStartedEventAttributes), "build B's patched branch ran (its timer)");
+  });
+  test("berth's image, built on a local base, runs the API and a worker as containers that replicate an image", async () => {
+    const engine = await hostEngine();
+    const base = await ensureNodeImage(engine, engine.image);
+    const tag = `berth:production-test-${process.pid}`;
+    const buildStarted = Date.now();
+    await dockerBuild(engine, repoRoot, ['--build-arg', `NODE_IMAGE=${base}`, '--tag', tag], join(tempDir('prod-image'), 'build.log'));
+    console.log(`berth's image built on ${base} in ${Date.now() - buildStarted} ms`);
+
+    // The containers' own task queues and inventory: only they can run what this test starts.
+    await pg.createDatabase('berth_image');
+    const port = await freePort();
+    const { file, env } = testConfig('prod-image', temporal.address, [{ registry: source, idc: 'idc-a' }, { registry: target, idc: 'idc-b', parent: 'idc-a' }], {}, {
+      api: { host: '127.0.0.1', port },
+      inventory: { postgres: { host: pg.host, port: pg.port, database: 'berth_image', user: pg.user } },
+      encryption,
+    });
+    // The image's processes run as the unprivileged user berth.
+    chmodSync(dirname(file), 0o755);
+    chmodSync(file, 0o644);
+    const secretEnv = { ...env, BERTH_TEST_PAYLOAD_KEY_PROD: secrets.BERTH_TEST_PAYLOAD_KEY_PROD };
+    const container = async (role: string, ...args: string[]) => {
+      const name = `berth-production-test-${role}-${process.pid}`;
+      containers.push(name);
+      // Secrets by name only (`--env NAME`): docker takes their values from its own environment, not the command line.
+      const secretNames = Object.keys(secretEnv).flatMap((k) => ['--env', k]);
+      await docker(['run', '--detach', '--name', name, '--network', 'host', '--volume', `${file}:/etc/berth/berth.yaml:ro`, ...secretNames, tag, role, ...args], secretEnv);
+      return name;
+    };
+    const logsOf = (name: string) => docker(['logs', name]);
+    const apiContainer = await container('api');
+    const workerContainer = await container('worker');
+    const apiLog = await waitFor('the API container', async () => ((await logsOf(apiContainer)).includes('berth api on') ? logsOf(apiContainer) : undefined), 90_000);
+    await waitFor('the worker container', async () => ((await logsOf(workerContainer)).includes('berth worker polling') ? true : undefined), 90_000);
+    const at = { url: `http://127.0.0.1:${port}`, token: apiLog.match(/its token, shown this once: (\S+)/)![1] };
+    recordSecret(at.token);
+    assert.match(await logsOf(workerContainer), /workflows from \/app\/dist\/workflow-bundle\.js/, 'the worker runs the bundle built into the image');
+
+    const image = await buildOciLayout(tempDir('prod-image-app'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 1 << 20, gzip: true }] }]);
+    await pushWithSkopeo(image, source, 'prod/from-image');
+    const started = await call('POST', '/v1/replications', { image: 'prod/from-image:1.0', source: 'idc-a', targets: ['idc-b'] }, at);
+    assert.equal(started.status, 202, JSON.stringify(started.json));
+    const done = await closed(started.json.workflowId, 120_000, at);
+    assert.equal(done.status, 'COMPLETED', JSON.stringify(done.failure));
+    assert.equal(await digestWithSkopeo(target, 'prod/from-image:1.0'), image.digest);
+    await docker(['rmi', '--force', tag]).catch(() => undefined);
   });
 });
