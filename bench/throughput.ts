@@ -22,6 +22,7 @@ import { freePort, spawnManaged, stopAll, waitUntil, type ManagedProcess } from 
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { startTemporalServer } from '../embedded/temporal-server.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../test/harness/berth.ts';
+import { bundleWorkflows } from '../test/harness/berth-process.ts';
 import { buildOciLayout, pushWithSkopeo } from '../test/harness/oci-layout.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
@@ -87,7 +88,7 @@ const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Ma
 async function spawnBerth(name: string, args: string[], ready: string, env: NodeJS.ProcessEnv): Promise<ManagedProcess> {
   const logFile = join(tempDir(`bench-${name}`), `${name}.log`);
   const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', ...args], logFile, env);
-  await waitUntil(name, async () => readFileSync(logFile, 'utf8').includes(ready), { timeoutMs: 60_000, process: proc });
+  await waitUntil(name, async () => readFileSync(logFile, 'utf8').includes(ready), { timeoutMs: 180_000, process: proc });
   return proc;
 }
 
@@ -117,13 +118,13 @@ interface Engine {
   stop(): Promise<void>;
 }
 
-async function phase(workerCount: number, temporal: Engine, source: TestRegistry, target: TestRegistry) {
+async function phase(workerCount: number, temporal: Engine, source: TestRegistry, target: TestRegistry, bundle: string) {
   const apiPort = await freePort();
   const { config, file, env } = testConfig(`throughput-${temporal.name}-${workerCount}`, temporal.address, [
     { registry: source, idc: 'idc-a' },
     { registry: target, idc: 'idc-b' },
   ], {}, { api: { host: '127.0.0.1', port: apiPort } });
-  const processEnv = { ...process.env, ...env, BERTH_CONFIG: file, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' };
+  const processEnv = { ...process.env, ...env, BERTH_CONFIG: file, BERTH_WORKFLOW_BUNDLE: bundle, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' };
   const api = await spawnBerth(`api-${workerCount}`, [script('../api/main.ts')], 'berth api on', processEnv);
   const token = readFileSync(api.logFile, 'utf8').match(/its token, shown this once: (\S+)/)![1];
   // Each worker process serves every queue, as `npm start` does: adding a process adds capacity to all of them.
@@ -234,12 +235,14 @@ async function main() {
   const [source, target] = await Promise.all([startedRegistry('bench-source'), startedRegistry('bench-target')]);
   console.log(`one image in ${repositories} repositories on both registries...`);
   await noopImages(source, target);
+  // Workers load the workflow code prebuilt, as in production, rather than each bundling it as it starts.
+  const bundle = await bundleWorkflows(join(tempDir('bench-bundle'), 'workflow-bundle.js'));
   const phases: Awaited<ReturnType<typeof phase>>[] = [];
   for (const name of engines) {
     const engine = await startEngine(name);
     for (const n of [1, 2]) {
       console.log(`${name === 'dev' ? 'dev server' : 'real server on PostgreSQL'}, ${n} worker process${n > 1 ? 'es' : ''}: starting replications for ${seconds} s (at most ${inFlightCap} in flight)...`);
-      const r = await phase(n, engine, source, target);
+      const r = await phase(n, engine, source, target, bundle);
       phases.push(r);
       const perWorkflow = Object.entries(r.cpuSecondsPerWorkflow).map(([k, v]) => `${k} ${(v * 1000).toFixed(1)}`).join(', ');
       console.log(

@@ -11,15 +11,14 @@ const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an envi
  * Credentials are references only: the secret itself lives in an env var or a file and is resolved by the
  * activity that needs it, so it never reaches workflow arguments or history.
  */
+const passwordRef = {
+  passwordEnv: envVarName.optional(),
+  passwordFile: z.string().min(1).optional(),
+  password: z.never({ error: 'inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)' }).optional(),
+};
+
 export const credentialsRefSchema = z
-  .object({
-    username: z.string().min(1),
-    passwordEnv: envVarName.optional(),
-    passwordFile: z.string().min(1).optional(),
-    password: z
-      .never({ error: 'inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)' })
-      .optional(),
-  })
+  .object({ username: z.string().min(1), ...passwordRef })
   .strict()
   .refine((c) => (c.passwordEnv === undefined) !== (c.passwordFile === undefined), {
     error: 'set exactly one of passwordEnv or passwordFile',
@@ -233,11 +232,7 @@ export const postgresSchema = z
     port: z.number().int().min(1).max(65535).default(5432),
     database: z.string().min(1),
     user: z.string().min(1),
-    passwordEnv: envVarName.optional(),
-    passwordFile: z.string().min(1).optional(),
-    password: z
-      .never({ error: 'inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)' })
-      .optional(),
+    ...passwordRef,
     /** TLS to the server, verified against the system's CAs (NODE_EXTRA_CA_CERTS adds a private one). */
     ssl: z.boolean().default(false),
     /** Connections per process. */

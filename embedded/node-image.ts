@@ -24,7 +24,7 @@ COPY include /usr/local/include/node
 COPY local-ca /usr/local/share/ca-certificates
 RUN update-ca-certificates >/dev/null
 RUN ln -s ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm && ln -s ../lib/node_modules/npm/bin/npx-cli.js /usr/local/bin/npx
-ENV npm_config_nodedir=/usr/local
+ENV npm_config_nodedir=/usr/local NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
 ENTRYPOINT []
 CMD ["node"]
 `;

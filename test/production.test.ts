@@ -50,8 +50,9 @@ let token: string;
 const secrets = { BERTH_TEST_SSH_KEY_PROD: sshKeyPair().privateKey, BERTH_TEST_PAYLOAD_KEY_PROD: randomBytes(32).toString('base64') };
 recordSecret(secrets.BERTH_TEST_PAYLOAD_KEY_PROD);
 const encryption = { currentKey: 'k1', keys: [{ id: 'k1', key: { env: 'BERTH_TEST_PAYLOAD_KEY_PROD' } }] };
-/** Containers this file starts (removed in `after`). */
+/** Containers this file starts, and berth's image it builds (removed in `after`; the base image stays cached). */
 const containers: string[] = [];
+const imageTag = `berth:production-test-${process.pid}`;
 
 before(async () => {
   const pgDir = tempDir('prod-postgres');
@@ -130,6 +131,7 @@ before(async () => {
 after(async () => {
   await procs?.stopAll();
   for (const name of containers) await docker(['rm', '--force', name]).catch(() => undefined);
+  await docker(['rmi', '--force', imageTag]).catch(() => undefined);
   await nginx?.stop();
   await removeCluster((await hostEngine()).docker, cluster).catch(() => undefined);
   await Promise.all([sourceLink?.close(), targetLink?.close(), source?.stop(), target?.stop()]);
@@ -293,9 +295,8 @@ describe('production topology: Temporal server and inventory on PostgreSQL, ever
   test("berth's image, built on a local base, runs the API and a worker as containers that replicate an image", async () => {
     const engine = await hostEngine();
     const base = await ensureNodeImage(engine, engine.image);
-    const tag = `berth:production-test-${process.pid}`;
     const buildStarted = Date.now();
-    await dockerBuild(engine, repoRoot, ['--build-arg', `NODE_IMAGE=${base}`, '--tag', tag], join(tempDir('prod-image'), 'build.log'));
+    await dockerBuild(engine, repoRoot, ['--build-arg', `NODE_IMAGE=${base}`, '--tag', imageTag], join(tempDir('prod-image'), 'build.log'));
     console.log(`berth's image built on ${base} in ${Date.now() - buildStarted} ms`);
 
     // The containers' own task queues and inventory: only they can run what this test starts.
@@ -315,7 +316,7 @@ describe('production topology: Temporal server and inventory on PostgreSQL, ever
       containers.push(name);
       // Secrets by name only (`--env NAME`): docker takes their values from its own environment, not the command line.
       const secretNames = Object.keys(secretEnv).flatMap((k) => ['--env', k]);
-      await docker(['run', '--detach', '--name', name, '--network', 'host', '--volume', `${file}:/etc/berth/berth.yaml:ro`, ...secretNames, tag, role, ...args], secretEnv);
+      await docker(['run', '--detach', '--name', name, '--network', 'host', '--volume', `${file}:/etc/berth/berth.yaml:ro`, ...secretNames, imageTag, role, ...args], secretEnv);
       return name;
     };
     const logsOf = (name: string) => docker(['logs', name]);
@@ -334,6 +335,5 @@ describe('production topology: Temporal server and inventory on PostgreSQL, ever
     const done = await closed(started.json.workflowId, 120_000, at);
     assert.equal(done.status, 'COMPLETED', JSON.stringify(done.failure));
     assert.equal(await digestWithSkopeo(target, 'prod/from-image:1.0'), image.digest);
-    await docker(['rmi', '--force', tag]).catch(() => undefined);
   });
 });
