@@ -18,11 +18,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { startPostgres } from '../embedded/postgres.ts';
-import { freePort, spawnManaged, stopAll, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
+import { freePort, stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { startTemporalServer } from '../embedded/temporal-server.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../test/harness/berth.ts';
-import { bundleWorkflows } from '../test/harness/berth-process.ts';
+import { berthProcesses, bundleWorkflows } from '../test/harness/berth-process.ts';
 import { buildOciLayout, pushWithSkopeo } from '../test/harness/oci-layout.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
@@ -85,13 +85,6 @@ async function taskTimes(client: Client, workflowId: string): Promise<{ queuedMs
 const rssMB = (pid: number) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024;
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))];
 
-async function spawnBerth(name: string, args: string[], ready: string, env: NodeJS.ProcessEnv): Promise<ManagedProcess> {
-  const logFile = join(tempDir(`bench-${name}`), `${name}.log`);
-  const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', ...args], logFile, env);
-  await waitUntil(name, async () => readFileSync(logFile, 'utf8').includes(ready), { timeoutMs: 180_000, process: proc });
-  return proc;
-}
-
 /** One small image in `repositories` repositories on both registries: a replication of any of them copies nothing. */
 async function noopImages(source: TestRegistry, target: TestRegistry): Promise<void> {
   const image = await buildOciLayout(tempDir('bench-noop'), '1', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 64 << 10, gzip: true }] }]);
@@ -124,11 +117,11 @@ async function phase(workerCount: number, temporal: Engine, source: TestRegistry
     { registry: source, idc: 'idc-a' },
     { registry: target, idc: 'idc-b' },
   ], {}, { api: { host: '127.0.0.1', port: apiPort } });
-  const processEnv = { ...process.env, ...env, BERTH_CONFIG: file, BERTH_WORKFLOW_BUNDLE: bundle, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' };
-  const api = await spawnBerth(`api-${workerCount}`, [script('../api/main.ts')], 'berth api on', processEnv);
-  const token = readFileSync(api.logFile, 'utf8').match(/its token, shown this once: (\S+)/)![1];
+  const procs = berthProcesses(file, { ...env, BERTH_WORKFLOW_BUNDLE: bundle, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' });
+  const api = await procs.api(`api-${temporal.name}-${workerCount}`);
+  const token = api.token!;
   // Each worker process serves every queue, as `npm start` does: adding a process adds capacity to all of them.
-  const workers = await Promise.all(Array.from({ length: workerCount }, (_, i) => spawnBerth(`worker-${workerCount}-${i}`, [script('../workers/main.ts')], 'berth worker polling', processEnv)));
+  const workers = await Promise.all(Array.from({ length: workerCount }, (_, i) => procs.worker(`worker-${temporal.name}-${workerCount}-${i}`, [])));
   const query = `TaskQueue = '${config.taskQueues.main}'`;
   const closed = async () => (await temporal.client.workflow.count(`${query} AND ExecutionStatus != 'Running'`)).count;
 
@@ -190,7 +183,7 @@ async function phase(workerCount: number, temporal: Engine, source: TestRegistry
   // A sample of histories is enough to tell where a workflow's time went.
   const sample = completedIds.filter((_, i) => i % Math.ceil(completedIds.length / 100) === 0);
   const times = await Promise.all(sample.map((id) => taskTimes(temporal.client, id)));
-  for (const p of [...workers, api]) await p.stop();
+  await procs.stopAll();
   const cpu = Object.fromEntries(Object.keys(pids).map((k) => [k, cpuAfter[k] - cpuBefore[k]]));
   return {
     engine: temporal.name,
