@@ -74,6 +74,8 @@ export async function startTemporalServer(opts: TemporalServerOptions): Promise<
         return spawnManaged(name, tool('bin/temporal-server'), args, join(opts.dir, `${name}.log`));
       });
       await waitUntil(`Temporal server on ${address}`, () => namespaceReady(address, namespace), { timeoutMs: 120_000, process: server.processes[0] });
+      const dead = server.processes.find((p) => p.child.exitCode !== null);
+      if (dead) throw new Error(`${dead.name} exited with code ${dead.child.exitCode}; see ${dead.logFile}`);
     },
     async stop() {
       for (const p of [...server.processes].reverse()) await p.stop();
