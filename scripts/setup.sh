@@ -79,9 +79,11 @@ bash scripts/go-tool.sh registry github.com/distribution/distribution/v3/cmd/reg
 bash scripts/go-tool.sh temporal-server go.temporal.io/server/cmd/server v1.29.1
 bash scripts/go-tool.sh temporal-sql-tool go.temporal.io/server/cmd/tools/sql v1.29.1
 # The schema files the SQL tool applies come with the server's module (downloaded again if the cache was cleaned).
-temporal_module="$(go env GOMODCACHE)/go.temporal.io/server@v1.29.1"
-[ -d "$temporal_module/schema" ] || go mod download go.temporal.io/server@v1.29.1
-[ "$(readlink .tools/temporal-schema 2>/dev/null)" = "$temporal_module/schema" ] || ln -sfn "$temporal_module/schema" .tools/temporal-schema
+if command -v go >/dev/null 2>&1; then
+  temporal_module="$(go env GOMODCACHE)/go.temporal.io/server@v1.29.1"
+  [ -d "$temporal_module/schema" ] || go mod download go.temporal.io/server@v1.29.1
+  [ "$(readlink .tools/temporal-schema 2>/dev/null)" = "$temporal_module/schema" ] || ln -sfn "$temporal_module/schema" .tools/temporal-schema
+fi
 [ "${1:-}" = test ] || exit 0
 
 # A venv is tied to its path: build it once per machine and version under ~/.cache, as the CLI above, and link it.
