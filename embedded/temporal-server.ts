@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -68,14 +69,23 @@ export async function startTemporalServer(opts: TemporalServerOptions): Promise<
     namespace,
     processes: [],
     async start() {
-      server.processes = groups.map((services) => {
+      const spawn = (services: readonly string[]) => {
         const name = services.length === 1 ? `temporal-${services[0]}` : 'temporal-server';
         const args = ['--root', opts.dir, '--config', 'config', '--env', 'berth', '--allow-no-auth', 'start', ...services.flatMap((s) => ['--service', s])];
         return spawnManaged(name, tool('bin/temporal-server'), args, join(opts.dir, `${name}.log`));
-      });
+      };
+      // The first process writes the cluster's metadata on a fresh database; services started at the same time race
+      // to write it too, and the losers exit. So the others start once the first (the frontend) answers.
+      const [first, ...rest] = groups;
+      server.processes = [spawn(first)];
       await waitUntil(`Temporal server on ${address}`, () => namespaceReady(address, namespace), { timeoutMs: 120_000, process: server.processes[0] });
-      const dead = server.processes.find((p) => p.child.exitCode !== null);
-      if (dead) throw new Error(`${dead.name} exited with code ${dead.child.exitCode}; see ${dead.logFile}`);
+      for (const services of rest) {
+        const proc = spawn(services);
+        server.processes.push(proc);
+        // Up once it listens for its peers (the worker service serves no gRPC of its own).
+        const membership = ports[`${services[0]}Membership`];
+        await waitUntil(`${proc.name} on port ${membership}`, () => listening(membership), { timeoutMs: 60_000, process: proc });
+      }
     },
     async stop() {
       for (const p of [...server.processes].reverse()) await p.stop();
@@ -129,6 +139,13 @@ function serverConfig(opts: TemporalServerOptions, ports: Record<string, number>
     dcRedirectionPolicy: { policy: 'noop' },
     dynamicConfigClient: { filepath: join(opts.dir, 'dynamicconfig.yaml'), pollInterval: '10s' },
   };
+}
+
+function listening(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket.end() !== undefined));
+    socket.once('error', () => resolve(false));
+  });
 }
 
 /** As deploy/temporal/dynamicconfig.yaml: berth's failback is an Update. */
