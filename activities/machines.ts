@@ -38,7 +38,7 @@ const pollEveryMs = 1000;
  */
 export function createMachineActivities(config: BerthConfig) {
   let opened: Promise<Inventory> | undefined;
-  const inventory = () => (opened ??= openInventory({ sqliteFile: config.inventory.sqliteFile }));
+  const inventory = () => (opened ??= openInventory(config.inventory));
   let providers: ReturnType<typeof cloudProviders> | undefined;
   const providerOf = async (cluster: string) => (providers ??= cloudProviders(config, await inventory()))(cluster);
   const clusterOf = (name: string) => {

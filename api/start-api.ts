@@ -19,7 +19,7 @@ export async function startApi(config: BerthConfig, opts: { logger: boolean }) {
   try {
     await ensureSearchAttributes(connection, config.temporal.namespace);
     const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter: dataConverter(config) });
-    const inventory = await openInventory({ sqliteFile: config.inventory.sqliteFile });
+    const inventory = await openInventory(config.inventory);
     opened.unshift({ close: () => inventory.destroy() });
     const auth = authStore(inventory);
     const app = buildApi({ config, client, auth, inventory, logger: opts.logger });

@@ -11,15 +11,14 @@ const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an envi
  * Credentials are references only: the secret itself lives in an env var or a file and is resolved by the
  * activity that needs it, so it never reaches workflow arguments or history.
  */
+const passwordRef = {
+  passwordEnv: envVarName.optional(),
+  passwordFile: z.string().min(1).optional(),
+  password: z.never({ error: 'inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)' }).optional(),
+};
+
 export const credentialsRefSchema = z
-  .object({
-    username: z.string().min(1),
-    passwordEnv: envVarName.optional(),
-    passwordFile: z.string().min(1).optional(),
-    password: z
-      .never({ error: 'inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)' })
-      .optional(),
-  })
+  .object({ username: z.string().min(1), ...passwordRef })
   .strict()
   .refine((c) => (c.passwordEnv === undefined) !== (c.passwordFile === undefined), {
     error: 'set exactly one of passwordEnv or passwordFile',
@@ -231,6 +230,25 @@ export const clusterSchema = z
   })
   .strict();
 
+/** A PostgreSQL database; the password by reference, like a registry's (none: the server trusts the host). */
+export const postgresSchema = z
+  .object({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(5432),
+    database: z.string().min(1),
+    user: z.string().min(1),
+    ...passwordRef,
+    /** TLS to the server, verified against the system's CAs (NODE_EXTRA_CA_CERTS adds a private one). */
+    ssl: z.boolean().default(false),
+    /** Connections per process. */
+    maxConnections: z.number().int().min(1).max(1000).default(10),
+  })
+  .strict()
+  .refine((p) => p.passwordEnv === undefined || p.passwordFile === undefined, { error: 'set at most one of passwordEnv or passwordFile' });
+
+export type PostgresConfig = z.infer<typeof postgresSchema>;
+export type InventoryConfig = { sqliteFile: string; postgres?: undefined } | { postgres: PostgresConfig; sqliteFile?: undefined };
+
 export const configSchema = z
   .object({
     temporal: z
@@ -322,12 +340,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** The inventory database: a SQLite file (the default) or PostgreSQL; the same migrations run on both. */
     inventory: z
       .object({
-        /** The SQLite file of the inventory (PostgreSQL: through a Kysely dialect, see docs/operations.md). */
-        sqliteFile: z.string().min(1).default('.berth/inventory.db'),
+        /** One host: the API and the main worker share the file. */
+        sqliteFile: z.string().min(1).optional(),
+        /** Any number of API and main worker processes, on any hosts. */
+        postgres: postgresSchema.optional(),
       })
       .strict()
+      .refine((i) => i.sqliteFile === undefined || i.postgres === undefined, { error: 'set sqliteFile or postgres, not both' })
+      .transform((i): InventoryConfig => (i.postgres ? { postgres: i.postgres } : { sqliteFile: i.sqliteFile ?? '.berth/inventory.db' }))
       .prefault({}),
   })
   .strict()
