@@ -37,6 +37,11 @@ export const registrySchema = z
       .transform((u) => u.replace(/\/+$/, '')),
     kind: z.enum(['distribution', 'harbor']).default('distribution'),
     credentials: credentialsRefSchema.optional(),
+    /**
+     * Token services on other hosts that may receive this registry's credentials (Docker Hub's auth.docker.io):
+     * berth sends them only to a token realm on the registry's own host, or to one of these (by origin).
+     */
+    trustedTokenRealms: z.array(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).max(20).default([]),
   })
   .strict();
 
