@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
+import { firstAdminTokenFile } from '../api/auth/bootstrap.ts';
 import { freePort, spawnManaged, stopAll, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../test/harness/berth.ts';
@@ -94,7 +95,8 @@ async function phase(workerCount: number, temporal: { address: string; pid: numb
   ], {}, { api: { host: '127.0.0.1', port: apiPort } });
   const processEnv = { ...process.env, ...env, BERTH_CONFIG: file, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' };
   const api = await spawnBerth(`api-${workerCount}`, [script('../api/main.ts')], 'berth api on', processEnv);
-  const token = readFileSync(api.logFile, 'utf8').match(/its token, shown this once: (\S+)/)![1];
+  // Not a terminal: the API wrote the first admin's token to a file beside the inventory.
+  const token = readFileSync(firstAdminTokenFile(config), 'utf8').trim();
   // Each worker process serves every queue, as `npm start` does: adding a process adds capacity to all of them.
   const workers = await Promise.all(Array.from({ length: workerCount }, (_, i) => spawnBerth(`worker-${workerCount}-${i}`, [script('../workers/main.ts')], 'berth worker polling', processEnv)));
   const query = `TaskQueue = '${config.taskQueues.main}'`;

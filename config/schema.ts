@@ -251,7 +251,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
     api: z
-      .object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) })
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Requests without a valid token per minute from one address (each is audited): more answer 429. */
+        unauthenticatedRequestsPerMinute: z.number().int().min(1).max(100_000).default(60),
+      })
       .strict()
       .prefault({}),
     copy: z

@@ -73,12 +73,27 @@ export class AuthStore {
   /** A new token for a user; the token itself is returned once and never stored. */
   async issueToken(userId: number, label: string, expiresAt: Date | null): Promise<{ id: number; token: string }> {
     const { token, hash } = newToken();
+    return { id: await this.storeToken(userId, hash, label, expiresAt), token };
+  }
+
+  /**
+   * The platform admin `admin` with a token already handed over (printed or written down): both or neither, so that
+   * no admin exists whose token nobody was given.
+   */
+  async createFirstAdmin(token: string, label: string): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const store = new AuthStore(trx);
+      await store.storeToken(await store.createUser('admin', true), hashToken(token), label, null);
+    });
+  }
+
+  private async storeToken(userId: number, hash: string, label: string, expiresAt: Date | null): Promise<number> {
     const { id } = await this.db
       .insertInto('api_tokens')
       .values({ user_id: userId, hash, label, created_at: Date.now(), expires_at: expiresAt?.getTime() ?? null, revoked_at: null })
       .returning('id')
       .executeTakeFirstOrThrow();
-    return { id, token };
+    return id;
   }
 
   async revokeToken(id: number): Promise<boolean> {
