@@ -48,7 +48,8 @@ export function codecRoutes(app: FastifyInstance, deps: ApiDeps) {
       summary: `${op === 'encode' ? 'Encrypt' : 'Decrypt'} payloads with berth's key (the Temporal UI's codec endpoint)`,
       tag: 'codec',
       body: payloadsBody,
-      // Decrypting is reading (any token, as the UI's users); encrypting under berth's key is for platform admins.
+      // Decrypting is reading (any token, as the UI's users; each payload for its project's members, see mayRead);
+      // encrypting under berth's key is for platform admins.
       access: op === 'decode' ? { authenticated: true } : { platformAdmin: true },
       handler: async ({ body, principal }) => {
         const payloads = body.payloads.map(fromJson);
