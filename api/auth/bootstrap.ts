@@ -13,14 +13,13 @@ export function authStore(inventory: Inventory): AuthStore {
 
 /**
  * On a first start with no users, creates the platform admin `admin` and returns its token: the one time anyone
- * sees it. The token is handed over (`handOver`) before the admin is stored, so a start that fails on the way
+ * sees it. The token is handed over (`handOver`) before the admin is committed, so a start that fails on the way
  * leaves no admin behind and the next start makes one again. Later starts return nothing.
  */
-export async function ensureFirstAdmin(auth: AuthStore, handOver?: (token: string) => void): Promise<string | undefined> {
+export async function ensureFirstAdmin(auth: AuthStore, handOver: (token: string) => void = () => undefined): Promise<string | undefined> {
   if ((await auth.userCount()) > 0) return undefined;
   const { token } = newToken();
-  handOver?.(token);
-  await auth.createFirstAdmin(token, 'first admin, created on first start');
+  await auth.createFirstAdmin(token, 'first admin, created on first start', () => handOver(token));
   return token;
 }
 

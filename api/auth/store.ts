@@ -77,13 +77,15 @@ export class AuthStore {
   }
 
   /**
-   * The platform admin `admin` with a token already handed over (printed or written down): both or neither, so that
-   * no admin exists whose token nobody was given.
+   * The platform admin `admin` and its token, handed over (`handOver`: printed or written down) before they are
+   * committed: a start that fails anywhere leaves an admin whose token was handed over, or none. A second process
+   * doing the same at once fails on the unique name before it hands anything over.
    */
-  async createFirstAdmin(token: string, label: string): Promise<void> {
+  async createFirstAdmin(token: string, label: string, handOver: () => void): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       const store = new AuthStore(trx);
       await store.storeToken(await store.createUser('admin', true), hashToken(token), label, null);
+      handOver();
     });
   }
 
