@@ -10,9 +10,9 @@ import { reconcileSyncSchedules } from './sync-schedules.ts';
 
 /**
  * The SDK retries an unreachable server for about 20 s by default, and a caller waits all that time for its 503.
- * Four attempts within about a second ride out a blip; a server that is down is answered as down at once.
+ * Three attempts within about half a second ride out a blip; a server that is down is answered as down at once.
  */
-const retries = makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 4, maxIntervalMs: () => 500 }));
+const retries = makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 3, maxIntervalMs: () => 500 }));
 
 /**
  * The API process's start, shared by `npm start` and api/main.ts: a Temporal client with berth's payload codec,
