@@ -139,7 +139,7 @@ describe('first start', () => {
     );
     assert.deepEqual(announced, [], 'no token handed over');
     assert.ok(!existsSync(firstAdminTokenFile(failing)));
-    const inventory = await openInventory({ sqliteFile: failing.inventory.sqliteFile });
+    const inventory = await openInventory(failing.inventory);
     try {
       assert.equal(await authStore(inventory).userCount(), 0, 'no admin whose token nobody has');
       // Handing the token over is the last thing that can fail: nothing is stored when it does.

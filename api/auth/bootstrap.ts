@@ -1,8 +1,8 @@
 import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Inventory } from '../../activities/inventory/db.ts';
-import type { BerthConfig } from '../../config/load.ts';
 import { AuthStore, type AuthTables } from './store.ts';
 import { newToken } from './tokens.ts';
 
@@ -23,9 +23,14 @@ export async function ensureFirstAdmin(auth: AuthStore, handOver: (token: string
   return token;
 }
 
-/** Where the first admin's token is written when nobody watches the terminal: beside the inventory's data. */
-export function firstAdminTokenFile(config: BerthConfig): string {
-  return join(dirname(config.inventory.sqliteFile), 'secrets', 'first-admin-token');
+/**
+ * Where the first admin's token is written when nobody watches the terminal: beside a SQLite inventory (`.berth/`
+ * for `npm start`), else (an inventory in PostgreSQL) in the home of the user the API runs as (`/var/lib/berth` in
+ * the image).
+ */
+export function firstAdminTokenFile(config: { inventory: { sqliteFile?: string } }): string {
+  const dir = config.inventory.sqliteFile ? dirname(config.inventory.sqliteFile) : join(homedir(), '.berth');
+  return join(dir, 'secrets', 'first-admin-token');
 }
 
 /**
