@@ -204,7 +204,9 @@ export function createHaActivities(config: BerthConfig, clientFor: RegistryClien
       const g = group(name);
       const r = findRegistry(config, registry)!;
       const direct = clientFor(registry);
-      const through = new RegistryClient({ name: `${name} endpoint`, baseUrl: g.endpoint.url, credentials: resolveCredentials(registry, r.credentials) });
+      // The registry behind the endpoint may name a token service on its own host: its credentials may go there.
+      const trustedTokenRealms = [r.url, ...r.trustedTokenRealms];
+      const through = new RegistryClient({ name: `${name} endpoint`, baseUrl: g.endpoint.url, credentials: resolveCredentials(registry, r.credentials), trustedTokenRealms });
       const signal = Context.current().cancellationSignal;
       // The last step of a failover (to the secondary) and of a failback (to the primary): where they are counted.
       const direction = registry === g.secondary ? 'failover' : 'failback';

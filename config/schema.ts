@@ -36,6 +36,11 @@ export const registrySchema = z
       .transform((u) => u.replace(/\/+$/, '')),
     kind: z.enum(['distribution', 'harbor']).default('distribution'),
     credentials: credentialsRefSchema.optional(),
+    /**
+     * Token services on other hosts that may receive this registry's credentials (Docker Hub's auth.docker.io):
+     * berth sends them only to a token realm on the registry's own host, or to one of these (by origin).
+     */
+    trustedTokenRealms: z.array(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).max(20).default([]),
   })
   .strict();
 
@@ -269,7 +274,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
     api: z
-      .object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) })
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Requests without a valid token per minute from one address (each is audited): more answer 429. */
+        unauthenticatedRequestsPerMinute: z.number().int().min(1).max(100_000).default(60),
+      })
       .strict()
       .prefault({}),
     copy: z

@@ -39,6 +39,8 @@ for (const kind of inventoryKinds) describe(`access on ${kind}`, () => {
     // Names of their own per database: workflow IDs derive from them, and both suites share one Temporal.
     const [a, b] = [await testRegistry(`a-${kind}`), await testRegistry(`b-${kind}`)];
     ({ config } = testConfig(`access-${kind}`, temporal.address, [{ registry: a, idc: 'idc-a' }, { registry: b, idc: 'idc-b', parent: 'idc-a' }], {}, {
+      // Every route with every kind of bad token, within a minute: more than the default allowance (test/first-start.test.ts tests the limit).
+      api: { unauthenticatedRequestsPerMinute: 10_000 },
       projects: [
         { name: 'platform', repositories: ['platform/**'] },
         { name: 'other', repositories: ['other/**'] },

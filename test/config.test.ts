@@ -65,6 +65,10 @@ describe('berth.yaml', () => {
     assert.deepEqual(problems(base.replace('passwordFile: secrets/a', 'passwordFile: secrets/a, passwordEnv: A')), [
       'registries[0].credentials: set exactly one of passwordEnv or passwordFile',
     ]);
+    assert.deepEqual(problems(`${base.replace('passwordEnv: REG_B_PASSWORD }', 'passwordEnv: REG_B_PASSWORD }, trustedTokenRealms: [auth.example] ')}api: { unauthenticatedRequestsPerMinute: 0 }\n`), [
+      'api.unauthenticatedRequestsPerMinute: Too small: expected number to be >=1',
+      'registries[1].trustedTokenRealms[0]: must be an http:// or https:// URL',
+    ]);
   });
 
   test('the IDC tree and registry references are checked', () => {

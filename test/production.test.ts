@@ -124,7 +124,7 @@ before(async () => {
     // The HA endpoint's worker: beside nginx, serving only the group's endpoint queue.
     procs.worker('endpoint', ['--endpoint', 'hub', '--no-main', '--no-idc']),
   ]);
-  assert.ok(api.token, `the first start printed the admin's token; see ${api.logFile}`);
+  assert.ok(api.token, `the first start wrote the admin's token to the file its log names; see ${api.logFile}`);
   token = api.token;
 });
 
@@ -324,7 +324,9 @@ describe('production topology: Temporal server and inventory on PostgreSQL, ever
     const workerContainer = await container('worker');
     const apiLog = await waitFor('the API container', async () => ((await logsOf(apiContainer)).includes('berth api on') ? logsOf(apiContainer) : undefined), 90_000);
     await waitFor('the worker container', async () => ((await logsOf(workerContainer)).includes('berth worker polling') ? true : undefined), 90_000);
-    const at = { url: `http://127.0.0.1:${port}`, token: apiLog.match(/its token, shown this once: (\S+)/)![1] };
+    // Not a terminal: the API wrote the first admin's token to a file (0600) of its user, named in its log.
+    const tokenFile = apiLog.match(/its token is in (\S+) /)![1];
+    const at = { url: `http://127.0.0.1:${port}`, token: (await docker(['exec', apiContainer, 'cat', tokenFile])).trim() };
     recordSecret(at.token);
     assert.match(await logsOf(workerContainer), /workflows from \/app\/dist\/workflow-bundle\.js/, 'the worker runs the bundle built into the image');
 

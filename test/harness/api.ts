@@ -28,7 +28,7 @@ export async function testApi(config: BerthConfig, client: Client): Promise<Test
   // A second API on the same database (another process, as in production) gets a token of the existing admin.
   const adminToken = (await ensureFirstAdmin(auth)) ?? (await auth.issueToken((await auth.userByName('admin'))!.id, 'test', null)).token;
   recordSecret(adminToken);
-  const app = buildApi({ config, client, auth, inventory });
+  const app = await buildApi({ config, client, auth, inventory });
   return {
     auth,
     adminToken,

@@ -26,10 +26,14 @@ export function berthProcesses(configFile: string, configEnv: Record<string, str
     return proc;
   };
   return {
-    /** `api/main.ts`; with the first admin's token when this start created it. */
+    /**
+     * `api/main.ts`; with the first admin's token when this start created it (not a terminal: the API writes it to
+     * the file its log names).
+     */
     async api(name = 'api', env: Record<string, string> = {}): Promise<BerthProcess & { token?: string }> {
       const proc = await spawn(name, [join(repoRoot, 'api/main.ts')], 'berth api on', env);
-      return Object.assign(proc, { token: readFileSync(proc.logFile, 'utf8').match(/its token, shown this once: (\S+)/)?.[1] });
+      const file = readFileSync(proc.logFile, 'utf8').match(/its token is in (\S+) /)?.[1];
+      return Object.assign(proc, { token: file && readFileSync(file, 'utf8').trim() });
     },
     /** `workers/main.ts` with its flags, serving /metrics on a port of its own. */
     async worker(name: string, args: string[], env: Record<string, string> = {}): Promise<BerthProcess> {

@@ -74,6 +74,8 @@ export interface ConfigEntry {
   /** Override the password berth is given (for a wrong-password test). */
   password?: string;
   kind?: 'distribution' | 'harbor';
+  /** Token services on other hosts that may receive the registry's credentials. */
+  trustedTokenRealms?: string[];
 }
 
 /**
@@ -104,6 +106,7 @@ export function testConfig(
         idc: e.idc,
         url: e.url ?? e.registry.url,
         ...(e.kind ? { kind: e.kind } : {}),
+        ...(e.trustedTokenRealms ? { trustedTokenRealms: e.trustedTokenRealms } : {}),
         ...(e.registry.username ? { credentials: { username: e.registry.username, passwordEnv: envVar } } : {}),
       };
     }),
