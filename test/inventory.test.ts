@@ -1,9 +1,15 @@
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
+import { promises as fs } from 'node:fs';
+import path, { join } from 'node:path';
 import { describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { FileMigrationProvider, Kysely, Migrator, sql, SqliteDialect } from 'kysely';
+import type { InventoryTables } from '../activities/inventory/tables.ts';
 import {
   costs,
   getMachine,
+  installationId,
   listMachines,
   listPools,
   machineEvents,
@@ -60,6 +66,41 @@ describe('inventory', () => {
         await again.destroy();
       }
     });
+  });
+
+  test('an inventory of 0.1.0 migrates: machines and events kept, one installation id, `destroying` a state, one live machine per provider id', async () => {
+    const file = join(tempDir('inventory'), 'inventory.db');
+    // The inventory as 0.1.0 left it: migrated up to 0050_access, with a machine and its history.
+    const old = new Kysely<InventoryTables>({ dialect: new SqliteDialect({ database: new Database(file) }) });
+    const migrationFolder = fileURLToPath(new URL('../activities/inventory/migrations/', import.meta.url));
+    assert.equal((await new Migrator({ db: old, provider: new FileMigrationProvider({ fs, path, migrationFolder }) }).migrateTo('0050_access')).error, undefined);
+    await recordMachine(old, machine('m1', { at: at(0) }));
+    await transitionMachine(old, 'm1', 'creating', { at: at(1), providerId: 'host-1' });
+    await transitionMachine(old, 'm1', 'failed', { at: at(2), failureReason: 'init step sysctl: exit 1' });
+    await old.destroy();
+
+    const db = await openInventory({ sqliteFile: file });
+    const id = await installationId(db);
+    try {
+      assert.deepEqual((await machineEvents(db, 'm1')).map((e) => e.kind), ['requested', 'creating', 'failed']);
+      assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      assert.deepEqual(await sql`pragma foreign_key_check`.execute(db).then((r) => r.rows), []);
+      assert.deepEqual((await sql<{ foreign_keys: number }>`pragma foreign_keys`.execute(db)).rows, [{ foreign_keys: 1 }]);
+      // Another machine cannot take host-1 while m1 holds it (two adoptions of one orphan), and can once it is destroyed.
+      await recordMachine(db, machine('m2'));
+      await assert.rejects(transitionMachine(db, 'm2', 'creating', { providerId: 'host-1' }), /UNIQUE constraint failed: machines\.cluster, machines\.provider_id/);
+      await transitionMachine(db, 'm1', 'destroying', { at: at(3), failureReason: 'compensation' });
+      await assert.rejects(transitionMachine(db, 'm1', 'ready'), { name: 'InvalidTransition', message: 'machine m1 (alpha/web/m1) is destroying: it cannot become ready' });
+      await transitionMachine(db, 'm1', 'destroyed', { at: at(4) });
+      await transitionMachine(db, 'm2', 'creating', { providerId: 'host-1' });
+      assert.deepEqual((await machineEvents(db, 'm1')).map((e) => e.kind), ['requested', 'creating', 'failed', 'destroying', 'destroyed']);
+    } finally {
+      await db.destroy();
+    }
+    // The installation id is made once, by the migration: reopening keeps it.
+    const again = await openInventory({ sqliteFile: file });
+    assert.equal(await installationId(again), id);
+    await again.destroy();
   });
 
   test('two openers of a fresh file at once (the API and a worker) both get a migrated inventory', async () => {
