@@ -27,8 +27,12 @@ function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 /**
- * Machines are containers on a Docker engine (dockerode): the host image (embedded/host-image.ts), host network,
- * sshd on its own loopback port. The engine must be on the worker's machine: the address it reports is 127.0.0.1.
+ * Machines are containers of the host image (embedded/host-image.ts) on a Docker engine (dockerode), each a machine
+ * of its own as far as the network and cgroups go: its sshd and everything started over SSH live in a network
+ * namespace of the machine's (user-mode networking by slirp4netns, sshd published on a loopback port of the
+ * engine's host) and the container has a private cgroup namespace, so sysctls, routes and cgroups set on one
+ * machine stay on it. The container keeps SYS_ADMIN and NET_ADMIN: a development and test stand-in, not a
+ * security boundary. The engine must be on the worker's machine: the address it reports is 127.0.0.1.
  */
 export const dockerProvider: ProviderFactory<'docker'> = (config, context): CloudProvider => {
   const docker = new Docker({ socketPath: config.socketPath });
@@ -77,8 +81,14 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
             Env: [`BERTH_SSH_PORT=${port}`, `BERTH_SSH_USER=${spec.sshUser}`, `BERTH_AUTHORIZED_KEY=${spec.sshPublicKey}`],
             Labels: { ...createTags(spec), [sshPortLabel]: String(port), [instanceTypeLabel]: spec.instanceType },
             HostConfig: {
+              // PID 1 stays in the engine host's network namespace, where slirp4netns reaches the outside and
+              // publishes sshd; the machine itself (sshd and every session) runs in a namespace of its own.
               NetworkMode: 'host',
-              // What a host needs (hostname, sysctl, mounts) without --privileged, which this kernel refuses.
+              // The engine's API has it since 1.41; dockerode's types do not yet.
+              ...({ CgroupnsMode: 'private' } as object),
+              // slirp4netns makes the machine's tap device.
+              Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
+              // What a host needs (hostname, sysctl, mounts, its network) without --privileged, which this kernel refuses.
               CapAdd: ['NET_ADMIN', 'SYS_ADMIN'],
               // `--security-opt systempaths=unconfined` of the CLI, which the API spells as no masked or read-only paths.
               MaskedPaths: [],
