@@ -1,7 +1,7 @@
 // The docker provider on a real Docker engine: machines are containers of the host image with a real sshd on a
-// loopback port. Create is idempotent by key, describe follows the container, tags survive, destroy is idempotent.
-// Each machine has its own network and cgroup namespaces: the demo's `base` profile with its own
-// net.core.somaxconn changes that machine, not the host nor another machine.
+// loopback port. Create is idempotent by key, describe follows the container, tags survive, destroy is idempotent;
+// findByKey and list find machines without the inventory. Each machine has its own network and cgroup namespaces:
+// the demo's `base` profile with its own net.core.somaxconn changes that machine, not the host nor another machine.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
@@ -62,9 +62,14 @@ describe('docker provider', () => {
     assert.equal(one.session.hostKeyFingerprint, fingerprint(Buffer.from(onDisk, 'base64')));
   });
 
-  test('a second machine may not take a name the cluster already has', async () => {
+  test('a second machine may not take a name the cluster already has: NameClash, naming the holder and who made it', async () => {
     const spec = machineSpec(cluster, 'web-1', keys.publicKey, { idempotencyKey: 'another-request' });
-    await assert.rejects(provider.create(spec), (err: ProviderError) => err.type === 'ProviderRejected' && /already has a machine named web-1/.test(err.message));
+    await assert.rejects(provider.create(spec), (err: ProviderError) => {
+      assert.equal(err.type, 'NameClash');
+      assert.equal(err.opts.holder?.id, hosts[0].machine.id);
+      assert.equal(err.message, `cluster ${cluster} already has a machine named web-1 on the Docker engine: container berth-${cluster}-web-1 (${hosts[0].machine.id}, running), made by berth installation berth-tests`);
+      return true;
+    });
   });
 
   test('tags are added and overwritten, the others kept', async () => {
@@ -93,8 +98,22 @@ describe('docker provider', () => {
   test('hourly price from the rate card; an unknown instance type or image is refused', async () => {
     assert.equal(provider.hourlyPrice('large'), 0.05);
     assert.throws(() => provider.hourlyPrice('huge'), (err: ProviderError) => err.type === 'ProviderRejected' && /no price for docker huge/.test(err.message));
-    const noImage = await testDockerProvider(cluster, 'berth-host:does-not-exist');
+    const noImage = await testDockerProvider(cluster, { image: 'berth-host:does-not-exist' });
     await assert.rejects(noImage.create(machineSpec(cluster, 'web-3', keys.publicKey)), (err: ProviderError) => err.type === 'ProviderRejected' && /ensureHostImage/.test(err.message));
+  });
+
+  test('findByKey finds what a key made, list every machine of the cluster; neither asks the inventory', async () => {
+    const spec = machineSpec(cluster, 'web-1', keys.publicKey, { tags: { team: 'payments' } });
+    const [one] = await provider.findByKey(spec.idempotencyKey);
+    assert.equal(one.id, hosts[0].machine.id);
+    assert.deepEqual([one.state, one.address, one.sshPort, one.instanceType], ['running', '127.0.0.1', hosts[0].machine.sshPort, 'small']);
+    assert.equal(one.tags[reservedTags.installation], 'berth-tests');
+    assert.deepEqual(await provider.findByKey('no-such-key'), []);
+    const listed = await provider.list();
+    assert.ok(listed.some((m) => m.id === one.id));
+    assert.ok(listed.every((m) => m.tags[reservedTags.cluster] === cluster && m.createdAt !== undefined));
+    // Another cluster's machines are not this one's.
+    assert.deepEqual(await (await testDockerProvider(testClusterName('other'))).list(), []);
   });
 });
 

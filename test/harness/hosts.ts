@@ -30,9 +30,15 @@ export function testClusterName(prefix: string): string {
 
 export const testRateCard = { docker: { small: 0.012, large: 0.05 } };
 
-export async function testDockerProvider(cluster: string, image?: string): Promise<CloudProvider> {
+/** The installation id of providers the tests build themselves (a berth installation's comes from its inventory). */
+export const testInstallation = 'berth-tests';
+
+export async function testDockerProvider(cluster: string, opts: { image?: string; installation?: string; socketPath?: string } = {}): Promise<CloudProvider> {
   const engine = await hostEngine();
-  return dockerProvider({ kind: 'docker', socketPath: engine.socketPath, image: image ?? engine.image.tag }, { cluster, rateCard: testRateCard });
+  return dockerProvider(
+    { kind: 'docker', socketPath: opts.socketPath ?? engine.socketPath, image: opts.image ?? engine.image.tag },
+    { cluster, rateCard: testRateCard, installation: opts.installation ?? testInstallation },
+  );
 }
 
 export function machineSpec(cluster: string, name: string, publicKey: string, more: Partial<MachineSpec> = {}): MachineSpec {

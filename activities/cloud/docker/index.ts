@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import { createTags, ProviderError, rateCardPrice, reservedTags, type CloudProvider, type Machine, type MachineState, type ProviderFactory } from '../provider.ts';
+import { createTags, madeBy, ProviderError, rateCardPrice, reservedTags, type CloudProvider, type Machine, type MachineState, type ProviderFactory } from '../provider.ts';
 import { allocateSshPort } from './ssh-port.ts';
 import { readTagsFile, writeTagsFile } from './tags-file.ts';
 
@@ -26,6 +26,20 @@ function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
   return run;
 }
 
+/** A container as the engine lists it, seen as a machine (labels only: the tags file is read by describe). */
+function listed(c: Docker.ContainerInfo): Machine {
+  const labels = c.Labels ?? {};
+  return {
+    id: c.Id,
+    state: states[c.State] ?? 'pending',
+    address: '127.0.0.1',
+    sshPort: labels[sshPortLabel] ? Number(labels[sshPortLabel]) : undefined,
+    instanceType: labels[instanceTypeLabel],
+    createdAt: new Date(c.Created * 1000).toISOString(),
+    tags: labels,
+  };
+}
+
 /**
  * Machines are containers of the host image (embedded/host-image.ts) on a Docker engine (dockerode), each a machine
  * of its own as far as the network and cgroups go: its sshd and everything started over SSH live in a network
@@ -37,11 +51,14 @@ function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
 export const dockerProvider: ProviderFactory<'docker'> = (config, context): CloudProvider => {
   const docker = new Docker({ socketPath: config.socketPath });
   const containerName = (machine: string) => `berth-${context.cluster}-${machine}`;
+  const ofCluster = `${reservedTags.cluster}=${context.cluster}`;
 
-  const findByKey = async (key: string): Promise<string | undefined> => {
-    const found = await docker.listContainers({ all: true, filters: { label: [`${reservedTags.idempotencyKey}=${key}`] } }).catch(fail('list containers'));
-    return found[0]?.Id;
+  /** The cluster's containers with these labels too, in any state: even a dead one holds its name until removed. */
+  const containers = async (...labels: string[]): Promise<Machine[]> => {
+    const found = await docker.listContainers({ all: true, filters: { label: [ofCluster, ...labels] } }).catch(fail('list containers'));
+    return found.map(listed);
   };
+  const findByKey = (key: string) => containers(`${reservedTags.idempotencyKey}=${key}`);
 
   const takenPorts = async (): Promise<Set<number>> => {
     const all = await docker.listContainers({ all: true, filters: { label: [sshPortLabel] } }).catch(fail('list containers'));
@@ -55,7 +72,21 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
     const state = states[info.State.Status] ?? 'pending';
     const labels = info.Config.Labels ?? {};
     const added = state === 'terminated' ? {} : await readTagsFile(container).catch((err) => (status(err) === 404 ? {} : fail(`read the tags of container ${id}`)(err)));
-    return { id: info.Id, state, address: '127.0.0.1', sshPort: labels[sshPortLabel] ? Number(labels[sshPortLabel]) : undefined, instanceType: labels[instanceTypeLabel], tags: { ...labels, ...added } };
+    return {
+      id: info.Id,
+      state,
+      address: '127.0.0.1',
+      sshPort: labels[sshPortLabel] ? Number(labels[sshPortLabel]) : undefined,
+      instanceType: labels[instanceTypeLabel],
+      createdAt: new Date(info.Created).toISOString(),
+      tags: { ...labels, ...added },
+    };
+  };
+
+  /** The name is held by a container no request with this key made: say whose it is, for the caller's remedy. */
+  const nameClash = async (name: string, machine: string): Promise<never> => {
+    const holder = await describe(name);
+    throw new ProviderError('NameClash', `cluster ${context.cluster} already has a machine named ${machine} on the Docker engine: container ${name} (${holder.id}, ${holder.state}), made by ${madeBy(holder)}`, { holder });
   };
 
   return {
@@ -63,14 +94,14 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
 
     create: (spec) =>
       oneAtATime(async () => {
-        const existing = await findByKey(spec.idempotencyKey);
+        const [existing] = await findByKey(spec.idempotencyKey);
         if (existing) {
           // An earlier attempt may have died between create and start.
-          const container = docker.getContainer(existing);
-          if ((await container.inspect().catch(fail(`inspect container ${existing}`))).State.Status === 'created') {
-            await container.start().catch(ignore(304)).catch(fail(`start container ${existing}`));
+          const container = docker.getContainer(existing.id);
+          if ((await container.inspect().catch(fail(`inspect container ${existing.id}`))).State.Status === 'created') {
+            await container.start().catch(ignore(304)).catch(fail(`start container ${existing.id}`));
           }
-          return { ...(await describe(existing)), created: false };
+          return { ...(await describe(existing.id)), created: false };
         }
         const name = containerName(spec.name);
         const port = await allocateSshPort(name, await takenPorts());
@@ -79,7 +110,7 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
             name,
             Image: config.image,
             Env: [`BERTH_SSH_PORT=${port}`, `BERTH_SSH_USER=${spec.sshUser}`, `BERTH_AUTHORIZED_KEY=${spec.sshPublicKey}`],
-            Labels: { ...createTags(spec), [sshPortLabel]: String(port), [instanceTypeLabel]: spec.instanceType },
+            Labels: { ...createTags(spec, context.installation), [sshPortLabel]: String(port), [instanceTypeLabel]: spec.instanceType },
             HostConfig: {
               // PID 1 stays in the engine host's network namespace, where slirp4netns reaches the outside and
               // publishes sshd; the machine itself (sshd and every session) runs in a namespace of its own.
@@ -99,17 +130,21 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
           })
           .catch(async (err) => {
             if (status(err) === 409) {
-              if (await findByKey(spec.idempotencyKey)) return undefined;
-              throw new ProviderError('ProviderRejected', `cluster ${context.cluster} already has a machine named ${spec.name} (container ${name}), made by another request`);
+              if ((await findByKey(spec.idempotencyKey)).length > 0) return undefined;
+              return nameClash(name, spec.name);
             }
             if (status(err) === 404) throw new ProviderError('ProviderRejected', `image ${config.image} is not on the Docker engine at ${config.socketPath}: build it with ensureHostImage (embedded/host-image.ts; npm start does)`);
             return fail(`create container ${name}`)(err);
           });
         // Lost the race to a create with the same key: that container is the machine.
-        const id = container?.id ?? (await findByKey(spec.idempotencyKey))!;
+        const id = container?.id ?? (await findByKey(spec.idempotencyKey))[0].id;
         await docker.getContainer(id).start().catch(ignore(304)).catch(fail(`start container ${name}`));
         return { ...(await describe(id)), created: container !== undefined };
       }),
+
+    findByKey,
+
+    list: () => containers(),
 
     describe,
 
