@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import ssh2 from 'ssh2';
 import type { BerthConfig } from '../config/load.ts';
-import { machineSpecSchema, ProviderError, type CloudProvider } from './cloud/provider.ts';
+import { machineSpecSchema, madeBy, ProviderError, type CloudProvider } from './cloud/provider.ts';
 import { recordProvisioning } from '../metrics/registry.ts';
 import { asTemporalFailure } from './failures.ts';
 import { resolvePrivateKey } from './hosts/private-key.ts';
@@ -20,6 +20,8 @@ import {
   type MachineState,
 } from './inventory/index.ts';
 import { heartbeating, machineContext, retryingAtProvider } from './machine-context.ts';
+import { createReconcileActivities, orphanStatus } from './reconcile/index.ts';
+import { remedies } from './reconcile/report.ts';
 
 export interface MachineRef {
   machineId: string;
@@ -40,11 +42,12 @@ export interface DestroyOutcome {
 const pollEveryMs = 1000;
 
 /**
- * Activities of provisioning, on the main queue (control activities): the inventory, the
+ * Activities of provisioning and reconciliation, on the main queue (control activities): the inventory, the
  * budget, and the cluster's provider. One inventory connection per worker process, opened on first use.
  */
 export function createMachineActivities(config: BerthConfig) {
-  const { inventory, providerOf, clusterOf } = machineContext(config);
+  const context = machineContext(config);
+  const { inventory, providerOf, clusterOf } = context;
 
   /**
    * A create that comes after compensation gave the machine up (a late retry of an attempt that timed out): it
@@ -108,7 +111,7 @@ export function createMachineActivities(config: BerthConfig) {
           const owner = await findMachineByProviderId(db, cluster, err.opts.holder.id);
           const whose = owner
             ? `it is machine ${owner.id} (${owner.state}) of this inventory`
-            : `no machine of this inventory accounts for it: an orphan; destroy it, then ask for ${m.name} again`;
+            : `no machine of this inventory accounts for it: an orphan; ${remedies.orphan(cluster, err.opts.holder.id)}, then ask for ${m.name} again`;
           throw ApplicationFailure.nonRetryable(`${err.message}; ${whose}`, 'NameClash');
         });
         try {
@@ -118,6 +121,23 @@ export function createMachineActivities(config: BerthConfig) {
           throw err;
         }
         return { providerId: created.id };
+      });
+    },
+
+    /**
+     * Takes an orphan (a machine of the cluster at its provider that no live machine of the inventory accounts
+     * for) as this machine's, instead of creating one; the rest of provisioning brings it to the pool's profile.
+     */
+    async adoptMachine({ machineId, cluster, providerId }: MachineRef & { providerId: string }): Promise<{ providerId: string }> {
+      return asTemporalFailure(async () => {
+        const db = await inventory();
+        const m = await getMachine(db, machineId);
+        if (m.state === 'creating' && m.providerId === providerId) return { providerId };
+        if (m.state !== 'requested') throw ApplicationFailure.nonRetryable(`machine ${machineId} is ${m.state}: its provisioning was given up, nothing is adopted for it`, 'MachineAbandoned');
+        const status = await orphanStatus(db, await providerOf(cluster), cluster, providerId);
+        if (!status.orphan) throw ApplicationFailure.nonRetryable(status.why, 'NotAnOrphan');
+        await transitionMachine(db, machineId, 'creating', { providerId, detail: `adopted ${providerId}, made by ${madeBy(status.machine)}` });
+        return { providerId };
       });
     },
 
@@ -200,5 +220,7 @@ export function createMachineActivities(config: BerthConfig) {
           .map((m) => ({ machineId: m.id, name: m.name, state: m.state })),
       );
     },
+
+    ...createReconcileActivities(context),
   };
 }

@@ -4,14 +4,15 @@ import { dataConverter } from '../codec/data-converter.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { authStore, ensureFirstAdmin } from './auth/bootstrap.ts';
 import { ensureRegistryGuards } from './registry-guards.ts';
+import { keepReconcileSchedules } from './reconcile-schedules.ts';
 import { ensureSearchAttributes } from './search-attributes.ts';
 import { buildApi } from './server.ts';
 import { reconcileSyncSchedules } from './sync-schedules.ts';
 
 /**
  * The API process's start, shared by `npm start` and api/main.ts: a Temporal client with berth's payload codec,
- * the sync rules' schedules and the HA groups' guards brought in line with berth.yaml, the inventory database
- * (and, on a first start, the first admin), then the HTTP server.
+ * the sync rules' schedules, the clusters' reconciliation schedules and the HA groups' guards brought in line with
+ * berth.yaml, the inventory database (and, on a first start, the first admin), then the HTTP server.
  */
 export async function startApi(config: BerthConfig, opts: { logger: boolean }) {
   const connection = await Connection.connect({ address: config.temporal.address });
@@ -28,6 +29,7 @@ export async function startApi(config: BerthConfig, opts: { logger: boolean }) {
     opened.unshift(app);
     const firstAdminToken = await ensureFirstAdmin(auth);
     const schedules = await reconcileSyncSchedules(client, config);
+    await keepReconcileSchedules(client, config);
     await ensureRegistryGuards(client, config);
     return {
       url: `http://${config.api.host}:${config.api.port}`,

@@ -12,6 +12,8 @@ export interface MachineTarget {
   name: string;
   /** The cluster IDC's task queue: SSH to the machine goes from inside its IDC. */
   idcTaskQueue: string;
+  /** Take this orphan (its provider id) as the machine instead of creating one. */
+  adopt?: { providerId: string };
 }
 
 export interface ProvisionResult {
@@ -41,7 +43,7 @@ const compensated = (outcome: DestroyOutcome | undefined) =>
   outcome?.destroyed.length ? `${outcome.destroyed.join(', ')} was destroyed at the provider` : 'nothing had been created at the provider';
 
 /**
- * Provisions one machine as a saga: budget check -> create -> wait until running -> wait for
+ * Provisions one machine as a saga: budget check -> create (or adopt an orphan) -> wait until running -> wait for
  * SSH and pin its host key -> run the cluster's init profile -> ready in its pool. Any failure after the machine was
  * asked for, and a cancellation, destroys it (in a scope that cannot be cancelled, retried until it is gone) and
  * records why in the inventory; a cancellation while reserving gives the reservation back.
@@ -57,7 +59,7 @@ export async function provisionMachine(target: MachineTarget): Promise<Provision
   const { reserveMachine } = proxyActivities<Activities>(untilGone ? { ...control, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : control);
   const { destroyMachine } = proxyActivities<Activities>(untilGone ? { ...destroying, summary: `destroy ${name}` } : control);
   // A cancelled create is waited for, so that compensation knows the machine the provider may have made.
-  const { createMachine } = proxyActivities<Activities>({ ...control, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
+  const { createMachine, adoptMachine } = proxyActivities<Activities>({ ...control, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
   const { waitForSsh } = proxyActivities<Activities>({ taskQueue: target.idcTaskQueue, startToCloseTimeout: '5 minutes', heartbeatTimeout: '30 seconds', retry: control.retry, summary: `wait for SSH on ${name}` });
   const { initMachine } = proxyActivities<Activities>({ taskQueue: target.idcTaskQueue, startToCloseTimeout: '20 minutes', heartbeatTimeout: '30 seconds', retry: { ...control.retry, maximumAttempts: 3 }, summary: `init ${name}` });
   const { waitMachineRunning } = proxyActivities<Activities>({ ...control, startToCloseTimeout: '10 minutes', heartbeatTimeout: '20 seconds' });
@@ -73,7 +75,8 @@ export async function provisionMachine(target: MachineTarget): Promise<Provision
   }
   try {
     step.status = 'creating';
-    await createMachine({ machineId, cluster });
+    if (target.adopt) await adoptMachine({ machineId, cluster, providerId: target.adopt.providerId });
+    else await createMachine({ machineId, cluster });
     step.status = 'starting';
     const { address, sshPort } = await waitMachineRunning({ machineId, cluster });
     step.status = 'connecting';
