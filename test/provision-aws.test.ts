@@ -64,8 +64,11 @@ test('RunInstances accepted but never answered: compensation terminates every in
   assert.equal(res.statusCode, 202, res.body);
   const { workflowId } = res.json().workflows[0];
   const machine = await eventually('the machine to be recorded', async () => (await listMachines(inventory, { cluster }))[0]);
-  // The create gives up (EC2 unreachable); compensation cannot reach EC2 either and keeps the machine destroying.
-  await eventually('compensation to begin', async () => ((await getMachine(inventory, machine.id)).state === 'destroying' ? true : undefined), 120_000);
+  // The create gives up (EC2 unreachable) and compensation begins; it cannot reach EC2 either.
+  const compensating = await eventually('compensation to begin', async () => {
+    const { state } = await getMachine(inventory, machine.id);
+    return state === 'destroying' || state === 'destroyed' ? state : undefined;
+  }, 120_000);
   const launched = await instancesOf(machine.id);
   // moto does not honour RunInstances' ClientToken as EC2 does: each lost answer may be an instance of its own.
   console.log(`${proxy.lost} RunInstances answers lost, ${launched.length} instances launched for ${machine.id}`);
@@ -75,11 +78,12 @@ test('RunInstances accepted but never answered: compensation terminates every in
 
   proxy.heal();
   const done = await workflowOutcome(temporal.client, workflowId);
-  assert.equal(done.ok, false);
-  assert.match(done.ok ? '' : done.error, new RegExp(`^${cluster}/web/web-1: ProviderUnavailable: EC2 .*; (i-[0-9a-f]+(, )?)+ was destroyed at the provider$`));
   const after = await instancesOf(machine.id);
   assert.deepEqual(after.filter((i) => i.state !== 'terminated' && i.state !== 'shutting-down'), [], 'no instance of the machine keeps running');
   assert.deepEqual(after.map((i) => i.id).sort(), launched.map((i) => i.id).sort());
+  assert.equal(compensating, 'destroying', 'while EC2 was out of reach the machine showed destroying');
+  assert.equal(done.ok, false);
+  assert.match(done.ok ? '' : done.error, new RegExp(`^${cluster}/web/web-1: ProviderUnavailable: EC2 .*; (i-[0-9a-f]+(, )?)+ was destroyed at the provider$`));
   const m = await getMachine(inventory, machine.id);
   assert.equal(m.state, 'destroyed');
   assert.match(m.failureReason!, /^ProviderUnavailable: EC2 /);

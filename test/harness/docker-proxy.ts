@@ -44,7 +44,14 @@ export async function startDockerSocketProxy(engineSocket: string): Promise<Dock
     req.on('error', () => upstream.destroy());
     req.pipe(upstream);
   });
-  const listen = () => new Promise<void>((resolve, reject) => server.once('error', reject).listen(socketPath, () => resolve()));
+  const listen = () =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(socketPath, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
   const stop = () =>
     new Promise<void>((resolve) => {
       server.closeAllConnections();
