@@ -11,7 +11,7 @@ import { installationId, openInventory, type Inventory } from './inventory/index
 export function machineContext(config: BerthConfig) {
   let opened: Promise<Inventory> | undefined;
   const inventory = () =>
-    (opened ??= openInventory({ sqliteFile: config.inventory.sqliteFile }).catch((err) => {
+    (opened ??= openInventory(config.inventory).catch((err) => {
       opened = undefined;
       throw err;
     }));

@@ -1,5 +1,5 @@
 // The inventory's query layer: callers use these functions, never SQL of their own.
-export { openInventory, type Inventory, type InventoryTarget } from './db.ts';
+export { inventoryDialect, openInventory, type Inventory, type InventoryTarget } from './db.ts';
 export { InventoryError, type InventoryErrorType } from './errors.ts';
 export { machineStates, type MachineState } from './tables.ts';
 export { installationId } from './installation.ts';

@@ -21,7 +21,7 @@ export async function machineBed(id: string, more: { rateCard: Record<string, un
   const { config } = testConfig(id, temporal.address, [{ registry: await testRegistry(`${id}-reg`), idc: 'idc-a' }], {}, { ...more, projects: [{ name: 'ops', clusters: more.clusters.map((c) => c.name) }] });
   const workers = await startWorkers(config);
   const api = await testApi(config, temporal.client);
-  const inventory = await openInventory({ sqliteFile: config.inventory.sqliteFile });
+  const inventory = await openInventory(config.inventory);
   return {
     temporal,
     config,
