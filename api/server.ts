@@ -11,6 +11,7 @@ import { openApiRoutes } from './openapi.ts';
 import type { Gatekeeper } from './route.ts';
 import { codecRoutes } from './routes/codec.ts';
 import { machineRoutes } from './routes/machines.ts';
+import { reconciliationRoutes } from './routes/reconciliation.ts';
 import { userRoutes } from './routes/users.ts';
 import { distributionRoutes } from './routes/distributions.ts';
 import { haGroupRoutes } from './routes/ha-groups.ts';
@@ -58,6 +59,7 @@ export async function buildApi({ logger, ...rest }: { config: BerthConfig; clien
   haGroupRoutes(app, deps);
   workflowRoutes(app, deps);
   machineRoutes(app, deps);
+  reconciliationRoutes(app, deps);
   userRoutes(app, deps);
   codecRoutes(app, deps);
   openApiRoutes(app);

@@ -3,6 +3,7 @@ import { openInventory } from '../activities/inventory/db.ts';
 import { clientOptions } from '../codec/data-converter.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { authStore, ensureFirstAdmin, firstAdminTokenFile, handOverFirstAdminToken } from './auth/bootstrap.ts';
+import { keepReconcileSchedules } from './reconcile-schedules.ts';
 import { ensureRegistryGuards, keepRegistryGuards } from './registry-guards.ts';
 import { ensureSearchAttributes } from './search-attributes.ts';
 import { buildApi } from './server.ts';
@@ -16,8 +17,8 @@ const retries = makeGrpcRetryInterceptor(defaultGrpcRetryOptions({ maxAttempts: 
 
 /**
  * The API process's start, shared by `npm start` and api/main.ts: a Temporal client with berth's payload codec,
- * the inventory database, the HTTP server, the sync rules' schedules and the HA groups' guards brought in line with
- * berth.yaml; then, on a first start and only once all that stands, the first admin, whose token goes to
+ * the inventory database, the HTTP server, the sync rules' schedules, the clusters' reconciliation schedules and the
+ * HA groups' guards brought in line with berth.yaml; then, on a first start and only once all that stands, the first admin, whose token goes to
  * `announce` (printed on a terminal, else written to a file: see handOverFirstAdminToken). A start that fails
  * before has created no admin, so a restart shows a token again and nobody is locked out.
  */
@@ -35,6 +36,7 @@ export async function startApi(config: BerthConfig, opts: { logger: boolean; ann
     await app.listen({ host: config.api.host, port: config.api.port });
     opened.unshift(app);
     const schedules = await reconcileSyncSchedules(client, config);
+    await keepReconcileSchedules(client, config);
     await ensureRegistryGuards(client, config);
     opened.unshift(keepRegistryGuards(client, config));
     const announce = opts.announce ?? ((message: string) => console.log(message));

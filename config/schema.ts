@@ -219,6 +219,8 @@ export const clusterSchema = z
     ssh: sshSchema,
     /** Refused before a create that would take the cluster's projected monthly cost above it. */
     monthlyBudget: z.number().positive().optional(),
+    /** How often reconcileInventory holds the provider's machines against the inventory (a Temporal Schedule). */
+    reconcileEvery: z.string().regex(/^\d+(s|m|h|d)$/, 'must be a number and a unit: 30s, 10m, 6h, 1d').default('15m'),
     pools: z
       .array(
         z

@@ -1,8 +1,15 @@
 import assert from 'node:assert/strict';
+import { promises as fs } from 'node:fs';
+import path from 'node:path';
 import { after, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { FileMigrationProvider, Kysely, Migrator, sql } from 'kysely';
+import type { InventoryTables } from '../activities/inventory/tables.ts';
 import {
   costs,
   getMachine,
+  installationId,
+  inventoryDialect,
   listMachines,
   listPools,
   machineEvents,
@@ -63,6 +70,44 @@ for (const kind of inventoryKinds) describe(`inventory on ${kind}`, () => {
         await again.destroy();
       }
     });
+  });
+
+  test('an inventory of 0.1.0 migrates: machines and events kept, one installation id, `destroying` a state, one live machine per provider id', async () => {
+    const target = await freshInventory(kind);
+    // The inventory as 0.1.0 left it: migrated up to 0050_access, with a machine and its history.
+    const old = new Kysely<InventoryTables>({ dialect: inventoryDialect(target) });
+    const migrationFolder = fileURLToPath(new URL('../activities/inventory/migrations/', import.meta.url));
+    assert.equal((await new Migrator({ db: old, provider: new FileMigrationProvider({ fs, path, migrationFolder }) }).migrateTo('0050_access')).error, undefined);
+    await recordMachine(old, machine('m1', { at: at(0) }));
+    await transitionMachine(old, 'm1', 'creating', { at: at(1), providerId: 'host-1' });
+    await transitionMachine(old, 'm1', 'failed', { at: at(2), failureReason: 'init step sysctl: exit 1' });
+    await old.destroy();
+
+    const db = await openInventory(target);
+    const id = await installationId(db);
+    try {
+      assert.deepEqual((await machineEvents(db, 'm1')).map((e) => e.kind), ['requested', 'creating', 'failed']);
+      assert.match(id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      if ('sqliteFile' in target) {
+        // SQLite rebuilt the table with foreign keys off: they are on again, and nothing dangles.
+        assert.deepEqual(await sql`pragma foreign_key_check`.execute(db).then((r) => r.rows), []);
+        assert.deepEqual((await sql<{ foreign_keys: number }>`pragma foreign_keys`.execute(db)).rows, [{ foreign_keys: 1 }]);
+      }
+      // Another machine cannot take host-1 while m1 holds it (two adoptions of one orphan), and can once it is destroyed.
+      await recordMachine(db, machine('m2'));
+      await assert.rejects(transitionMachine(db, 'm2', 'creating', { providerId: 'host-1' }), /UNIQUE constraint failed: machines\.cluster, machines\.provider_id|violates unique constraint "machines_live_provider_id"/);
+      await transitionMachine(db, 'm1', 'destroying', { at: at(3), failureReason: 'compensation' });
+      await assert.rejects(transitionMachine(db, 'm1', 'ready'), { name: 'InvalidTransition', message: 'machine m1 (alpha/web/m1) is destroying: it cannot become ready' });
+      await transitionMachine(db, 'm1', 'destroyed', { at: at(4) });
+      await transitionMachine(db, 'm2', 'creating', { providerId: 'host-1' });
+      assert.deepEqual((await machineEvents(db, 'm1')).map((e) => e.kind), ['requested', 'creating', 'failed', 'destroying', 'destroyed']);
+    } finally {
+      await db.destroy();
+    }
+    // The installation id is made once, by the migration: reopening keeps it.
+    const again = await openInventory(target);
+    assert.equal(await installationId(again), id);
+    await again.destroy();
   });
 
   test('two openers of a fresh database at once (the API and a worker) both get a migrated inventory', async () => {

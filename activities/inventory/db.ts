@@ -19,8 +19,7 @@ const migrationFolder = fileURLToPath(new URL('./migrations/', import.meta.url))
 
 /** Opens the inventory and brings its schema up to date; already applied migrations are skipped. */
 export async function openInventory(target: InventoryTarget): Promise<Inventory> {
-  const dialect = 'dialect' in target ? target.dialect : target.postgres ? postgresDialect(target.postgres) : sqliteDialect(target.sqliteFile);
-  const db = new Kysely<InventoryTables>({ dialect });
+  const db = new Kysely<InventoryTables>({ dialect: inventoryDialect(target) });
   try {
     await migrate(db);
   } catch (err) {
@@ -28,6 +27,11 @@ export async function openInventory(target: InventoryTarget): Promise<Inventory>
     throw err;
   }
   return db;
+}
+
+/** How Kysely reaches the inventory (a test of a migration builds the schema an older berth left with it). */
+export function inventoryDialect(target: InventoryTarget): Dialect {
+  return 'dialect' in target ? target.dialect : target.postgres ? postgresDialect(target.postgres) : sqliteDialect(target.sqliteFile);
 }
 
 function sqliteDialect(file: string): Dialect {
