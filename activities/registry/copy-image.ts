@@ -1,4 +1,3 @@
-import { pipeline } from 'node:stream/promises';
 import type { RegistryClient, Manifest, UploadCheckpoint } from './client.ts';
 import { DigestVerifier } from './digest-verifier.ts';
 import { RegistryError } from './errors.ts';
@@ -121,21 +120,18 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
     } else if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
       progress.blobsMounted++;
     } else {
-      let feeding: Promise<unknown> = Promise.resolve();
       let counted = 0; // this blob's share of bytesCopied, taken back if its upload starts over
       const open = async (offset: number) => {
         const content = await source.getBlob(sourceRepository, blob.digest, signal, offset);
         progress.bytesCopied += offset - counted; // up to offset: sent by an earlier attempt, continued now
         counted = offset;
-        const verifier = new DigestVerifier(blob, offset, (n) => {
+        // A verifier error fails the upload it feeds before the registry commits anything.
+        return new DigestVerifier(content, blob, offset, (n) => {
           counted += n;
           progress.bytesCopied += n;
           // Report while bytes flow, not only per blob: a large blob on a slow link must keep heartbeating.
           if (Date.now() - lastReport >= progressIntervalMs) report();
         });
-        // pipeline() carries a verifier error to the upload (which then fails) and destroys the source stream.
-        feeding = pipeline(content, verifier).catch(() => undefined);
-        return verifier;
       };
       await target.uploadBlob(targetRepository, blob, open, {
         signal,
@@ -145,7 +141,6 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
           report();
         },
       });
-      await feeding;
       delete progress.uploads[blob.digest];
       progress.blobsCopied++;
       progress.copiedDigests.push(blob.digest);
