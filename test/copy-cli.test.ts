@@ -1,0 +1,130 @@
+// `berth copy SRC DST` as a user runs it: the copy engine in one process, no Temporal, against real registries
+// (plain and behind a TLS front with its own CA); credentials by reference; exit codes for scripts.
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+
+const berth = fileURLToPath(new URL('../bin/berth', import.meta.url));
+let source: TestRegistry;
+let target: TestRegistry;
+let image: BuiltImage;
+const servers: Server[] = [];
+
+const host = (r: TestRegistry) => new URL(r.url).host;
+
+/** Runs `berth copy`; resolves with its exit code and output, whatever the code. */
+function copy(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(berth, ['copy', ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
+}
+
+/** Login flags for both ends: the source's password from an env var, the target's from a file. */
+function logins(): { args: string[]; env: Record<string, string> } {
+  const file = join(tempDir('cli-password'), 'target-password');
+  writeFileSync(file, `${target.password}\n`);
+  return {
+    args: ['--src-user', source.username!, '--src-password-env', 'CLI_SOURCE_PASSWORD', '--dst-user', target.username!, '--dst-password-file', file],
+    env: { CLI_SOURCE_PASSWORD: source.password! },
+  };
+}
+
+/** An https front for a registry, as a load balancer terminates TLS before it, with a certificate of our own CA. */
+async function tlsFront(registry: TestRegistry, dir: string): Promise<string> {
+  const upstream = new URL(registry.url);
+  const server = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
+    // X-Forwarded-Proto makes the registry write https Location headers, as behind any TLS front.
+    const up = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, 'x-forwarded-proto': 'https' } }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+}
+
+before(async () => {
+  [source, target] = await Promise.all([startedRegistry('cli-source'), startedRegistry('cli-target')]);
+  image = await buildOciLayout(tempDir('cli-layout'), '1.0', [
+    { os: 'linux', architecture: 'amd64', layers: [{ size: 3 << 20 }, { size: 200 << 10, gzip: true }] },
+    { os: 'linux', architecture: 'arm64', layers: [{ size: 2 << 20 }] },
+  ]);
+  await pushWithSkopeo(image, source, 'lib/app');
+});
+
+after(async () => {
+  for (const s of servers) s.close();
+  await Promise.all([source?.stop(), target?.stop()]);
+});
+
+test('copies every platform between two hosts, passwords by env var and by file; a second run sends nothing', async () => {
+  const { args, env } = logins();
+  const first = await copy([`${host(source)}/lib/app:1.0`, `${host(target)}/lib/app:1.0`, ...args, '--json'], env);
+  assert.equal(first.code, 0, first.stderr);
+  const result = JSON.parse(first.stdout);
+  assert.equal(result.digest, image.digest);
+  assert.equal(result.manifests, 3, 'the index and both platforms');
+  assert.equal(result.bytesCopied, image.blobBytes);
+  assert.equal(await digestWithSkopeo(target, 'lib/app:1.0'), image.digest);
+
+  const again = await copy([`${host(source)}/lib/app:1.0`, `${host(target)}/lib/app:1.0`, ...args, '--json'], env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(JSON.parse(again.stdout).bytesCopied, 0, 'the target already holds the image');
+});
+
+test('registries and IDCs named in berth.yaml, with the credentials it references', async () => {
+  const { file, env } = testConfig('cli-copy', '127.0.0.1:7233', [
+    { registry: source, idc: 'idc-src' },
+    { registry: target, idc: 'idc-dst' },
+  ]);
+  const res = await copy(['cli-source/lib/app:1.0', 'idc-dst/lib/copied:by-name'], { ...env, BERTH_CONFIG: file });
+  assert.equal(res.code, 0, res.stderr);
+  assert.match(res.stdout, new RegExp(`idc-dst/lib/copied:by-name: ${image.digest}`));
+  assert.equal(await digestWithSkopeo(target, 'lib/copied:by-name'), image.digest);
+});
+
+test('bad input, refused credentials and missing images: exit 2, 3 and 4, with a message, and nothing copied', async () => {
+  const { args, env } = logins();
+  const to = `${host(target)}/lib/refused:1.0`;
+  const cases: [string[], Record<string, string>, number, RegExp][] = [
+    [[`${host(source)}/Lib/App:1.0`, to, ...args], env, 2, /not a valid repository name/],
+    [[`${host(source)}/lib/app:1.0`, to, '--src-user', 'berth'], {}, 2, /--src-user needs exactly one of --src-password-env or --src-password-file/],
+    [[`${host(source)}/lib/app:1.0`, to, ...args, '--concurrency', '0'], env, 2, /--concurrency must be a positive whole number/],
+    [[`${host(source)}/lib/app:1.0`, to, ...args], { CLI_SOURCE_PASSWORD: 'wrong-password' }, 3, /RegistryAuthError: .*user "berth"/],
+    [[`${host(source)}/lib/none:1.0`, to, ...args], env, 4, /ImageNotFound: lib\/none:1.0 does not exist/],
+    [['no-such-registry/lib/app:1.0', to], { BERTH_CONFIG: testConfig('cli-none', '127.0.0.1:7233', [{ registry: source, idc: 'idc-src' }]).file }, 4, /"no-such-registry" is neither a host nor a registry or IDC/],
+  ];
+  for (const [argv, extraEnv, code, message] of cases) {
+    const res = await copy(argv, extraEnv);
+    assert.equal(res.code, code, `${argv.join(' ')}: ${res.stderr}`);
+    assert.match(res.stderr, message);
+  }
+  await assert.rejects(digestWithSkopeo(target, 'lib/refused:1.0'), /manifest unknown/, 'no tag was written');
+});
+
+test('over TLS, both ends behind an https front whose CA the process trusts (NODE_EXTRA_CA_CERTS)', async () => {
+  const dir = tempDir('cli-tls');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  const [from, to] = [await tlsFront(source, dir), await tlsFront(target, dir)];
+  const { args, env } = logins();
+  const untrusted = await copy([`${from}/lib/app:1.0`, `${to}/lib/tls:1.0`, ...args, '--attempts', '1'], env);
+  assert.equal(untrusted.code, 5, 'a certificate the process does not trust fails the connection');
+  assert.match(untrusted.stderr, /self[- ]signed/i);
+
+  const res = await copy([`${from}/lib/app:1.0`, `${to}/lib/tls:1.0`, ...args, '--json'], { ...env, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal(JSON.parse(res.stdout).bytesCopied, image.blobBytes, 'every blob went up over TLS');
+  assert.equal(await digestWithSkopeo(target, 'lib/tls:1.0'), image.digest);
+});
