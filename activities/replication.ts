@@ -6,7 +6,7 @@ import { HarborClient } from './registry/harbor/client.ts';
 import { replicateWithHarbor, type HarborReplicationResult } from './registry/harbor/replicate.ts';
 import { resolveCredentials } from './registry/credentials.ts';
 import type { ClientLimits, RegistryClients } from './registry/clients.ts';
-import { copyImage, type CopyImageResult, type CopyProgress } from './registry/copy-image.ts';
+import { copyCounts, copyImage, type CopyImageResult, type CopyProgress } from './registry/copy-image.ts';
 import { parseImageReference } from './registry/reference.ts';
 import { copyProgressSignal } from '../workflows/replicate-image.ts';
 
@@ -74,10 +74,9 @@ export function createReplicationActivities(config: BerthConfig, clientFor: Regi
         // One signal at a time, so they arrive in order; paced, so a long copy keeps its workflow history small.
         if (!workflow || input.progressSignalMs === undefined || signalling || Date.now() - lastSignal < input.progressSignalMs) return;
         lastSignal = Date.now();
-        const { copiedDigests: _, uploads: __, ...counts } = p;
         signalling = ctx.client.workflow
           .getHandle(workflow.workflowId, workflow.runId)
-          .signal(copyProgressSignal, { target: input.target, attempt: ctx.info.attempt, ...counts })
+          .signal(copyProgressSignal, { target: input.target, attempt: ctx.info.attempt, ...copyCounts(p) })
           // Progress is informative: a lost signal must not fail the copy.
           .catch((err) => ctx.log.warn('progress signal failed', { err }))
           .finally(() => (signalling = undefined));

@@ -1,9 +1,6 @@
 import { ActivityFailure, ApplicationFailure, defineQuery, defineSignal, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities, CopyToRegistryResult } from '../activities/index.ts';
-import type { CopyProgress } from '../activities/registry/copy-image.ts';
-
-/** Bytes and blobs of a copy, done and in total, as the copy activity counts them. */
-export type CopyCounts = Omit<CopyProgress, 'copiedDigests' | 'uploads'>;
+import type { CopyCounts } from '../activities/registry/copy-image.ts';
 
 export interface RegistryEndpoint {
   registry: string;

@@ -13,8 +13,20 @@ export interface CopyProgress {
   blobsMounted: number;
   /** Blobs this copy has finished uploading: kept across retries so a resumed copy does not count them again. */
   copiedDigests: string[];
+  /**
+   * Blobs the target lacked when this copy looked, before it uploaded anything, and not uploaded yet. A retry that
+   * finds one of them on the target counts it as copied: an attempt whose later heartbeats were lost put it there.
+   */
+  missingDigests: string[];
   /** Chunked uploads under way, by digest: a retry continues them instead of sending their bytes again. */
   uploads: Record<string, UploadCheckpoint>;
+}
+
+/** What a copy reports to the workflow: its counts, without what only a retry needs. */
+export type CopyCounts = Omit<CopyProgress, 'copiedDigests' | 'missingDigests' | 'uploads'>;
+
+export function copyCounts({ copiedDigests: _, missingDigests: __, uploads: ___, ...counts }: CopyProgress): CopyCounts {
+  return counts;
 }
 
 export interface CopyImageRequest {
@@ -28,8 +40,8 @@ export interface CopyImageRequest {
   targetReference?: string;
   /** Blobs uploaded at once. */
   concurrency: number;
-  /** Progress of an earlier attempt of the same copy (from heartbeat details). */
-  resumeFrom?: Pick<CopyProgress, 'copiedDigests' | 'uploads'>;
+  /** Progress of an earlier attempt of the same copy (from heartbeat details; missingDigests is new in 0.2). */
+  resumeFrom?: Pick<CopyProgress, 'copiedDigests' | 'uploads'> & Partial<Pick<CopyProgress, 'missingDigests'>>;
   onProgress?: (progress: CopyProgress) => void;
   signal?: AbortSignal;
 }
@@ -87,72 +99,82 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
   // Blobs of manifests the target holds are there (a registry refuses a manifest whose blobs it lacks).
   const toCopy = new Map(missing.flatMap((u) => [...u.blobs]));
 
-  const resumed = new Set(req.resumeFrom?.copiedDigests ?? []);
+  // What the target lacks, all of it before the first upload, and reported at once: whatever happens to this
+  // attempt's later reports (a dead worker, Temporal out of reach), a retry knows which blobs it finds there
+  // this replication put there.
+  const present = new Set<string>();
+  await forEachLimit([...toCopy.keys()], req.concurrency, async (digest) => {
+    if (await target.hasBlob(targetRepository, digest, signal)) present.add(digest);
+  });
+  const ours = new Set([...(req.resumeFrom?.copiedDigests ?? []), ...(req.resumeFrom?.missingDigests ?? [])]);
   const sizeOf = (digests: Iterable<string>) => [...digests].reduce((n, d) => n + (blobs.get(d)?.size ?? 0), 0);
-  const progress: CopyProgress = {
-    bytesTotal: sizeOf(blobs.keys()),
-    // Bytes of blob content put on the target, each blob counted once however many attempts it took.
-    bytesCopied: sizeOf(resumed),
-    blobsTotal: blobs.size,
-    blobsCopied: 0,
-    blobsSkipped: 0,
-    blobsMounted: 0,
-    copiedDigests: [...resumed],
-    uploads: { ...req.resumeFrom?.uploads },
-  };
+  const copied: string[] = [];
+  const lacking = new Set<string>();
+  let [blobsSkipped, blobsMounted] = [0, 0];
   for (const digest of blobs.keys()) {
-    // Blobs an earlier attempt uploaded (it stopped before it could report the manifest) count as copied.
-    if (toCopy.has(digest)) continue;
-    if (resumed.has(digest)) progress.blobsCopied++;
-    else progress.blobsSkipped++;
+    if (toCopy.has(digest) && !present.has(digest)) lacking.add(digest);
+    else if (ours.has(digest)) copied.push(digest); // an earlier attempt uploaded it
+    else blobsSkipped++;
   }
+  // Bytes of blob content put on the target, each blob counted once however many attempts it took.
+  let bytesCopied = sizeOf(copied);
+  const uploads = { ...req.resumeFrom?.uploads };
   let lastReport = 0;
   const report = () => {
     lastReport = Date.now();
-    req.onProgress?.({ ...progress, copiedDigests: [...progress.copiedDigests], uploads: { ...progress.uploads } });
+    req.onProgress?.({
+      bytesTotal: sizeOf(blobs.keys()),
+      bytesCopied,
+      blobsTotal: blobs.size,
+      blobsCopied: copied.length,
+      blobsSkipped,
+      blobsMounted,
+      copiedDigests: [...copied],
+      missingDigests: [...lacking],
+      uploads: { ...uploads },
+    });
   };
+  report();
 
   const sameRegistry = source.baseUrl === target.baseUrl;
   const copyBlob = async (blob: Descriptor) => {
-    if (await target.hasBlob(targetRepository, blob.digest, signal)) {
-      if (resumed.has(blob.digest)) progress.blobsCopied++;
-      else progress.blobsSkipped++;
-    } else if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
-      progress.blobsMounted++;
+    if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
+      blobsMounted++;
     } else {
       let counted = 0; // this blob's share of bytesCopied, taken back if its upload starts over
       const open = async (offset: number) => {
         const content = await source.getBlob(sourceRepository, blob.digest, signal, offset);
-        progress.bytesCopied += offset - counted; // up to offset: sent by an earlier attempt, continued now
+        bytesCopied += offset - counted; // up to offset: sent by an earlier attempt, continued now
         counted = offset;
         // A verifier error fails the upload it feeds before the registry commits anything.
         return new DigestVerifier(content, blob, offset, (n) => {
           counted += n;
-          progress.bytesCopied += n;
+          bytesCopied += n;
           // Report while bytes flow, not only per blob: a large blob on a slow link must keep heartbeating.
           if (Date.now() - lastReport >= progressIntervalMs) report();
         });
       };
       await target.uploadBlob(targetRepository, blob, open, {
         signal,
-        resume: progress.uploads[blob.digest],
+        resume: uploads[blob.digest],
         onCheckpoint: (checkpoint) => {
-          progress.uploads[blob.digest] = checkpoint;
+          uploads[blob.digest] = checkpoint;
           report();
         },
       });
-      delete progress.uploads[blob.digest];
-      progress.blobsCopied++;
-      progress.copiedDigests.push(blob.digest);
+      delete uploads[blob.digest];
+      copied.push(blob.digest);
     }
+    lacking.delete(blob.digest);
     report();
   };
 
   const imageBlobs = stored.has(image) ? new Map<string, Descriptor>() : image.blobs;
-  await forEachLimit([...imageBlobs.values()], req.concurrency, copyBlob);
+  const toUpload = (descriptors: Iterable<Descriptor>) => [...descriptors].filter((b) => lacking.has(b.digest));
+  await forEachLimit(toUpload(imageBlobs.values()), req.concurrency, copyBlob);
   // A signed image without its signature is not a good copy: a referrer that fails fails the copy, before the tag.
   await inContext(`copying ${ofImage} to ${target.name}`, async () => {
-    await forEachLimit([...toCopy.values()].filter((b) => !imageBlobs.has(b.digest)), req.concurrency, copyBlob);
+    await forEachLimit(toUpload(toCopy.values()), req.concurrency, copyBlob);
     for (const u of missing) if (u !== image) await store(target, targetRepository, u, signal);
     await tagReferrersWithoutApi(target, targetRepository, referrers.listed, signal);
   });
@@ -163,12 +185,12 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
     mediaType: top.mediaType,
     manifests: image.children.length + 1,
     referrers: referrers.count,
-    // Blobs this copy put on the target, each counted once across attempts. A blob finished just before a crash,
-    // after the last heartbeat, is found on the target by the next attempt and counted as skipped.
-    bytesCopied: sizeOf(progress.copiedDigests),
-    blobsCopied: progress.blobsCopied,
-    blobsSkipped: progress.blobsSkipped,
-    blobsMounted: progress.blobsMounted,
+    // Blobs this copy put on the target, each counted once across attempts, provided this copy's first report
+    // (the blobs the target lacked) reached Temporal before an attempt was lost.
+    bytesCopied: sizeOf(copied),
+    blobsCopied: copied.length,
+    blobsSkipped,
+    blobsMounted,
   };
 }
 
