@@ -15,6 +15,8 @@ export interface DockerRegistryOptions {
   /** Blobs, config and log live here; the same directory on a restart keeps the content. */
   dataDir: string;
   auth?: RegistryAuth;
+  /** The registry binary: Debian's `docker-registry` (distribution 2.8) by default; CNCF Distribution v3's `registry` reads the same config. */
+  command?: string;
 }
 
 export interface DockerRegistry extends ManagedProcess {
@@ -49,7 +51,7 @@ export async function startDockerRegistry(opts: DockerRegistryOptions): Promise<
   }
   const configFile = join(opts.dataDir, 'config.yml');
   writeFileSync(configFile, stringify(config));
-  const proc = spawnManaged(`registry ${opts.name}`, 'docker-registry', ['serve', configFile], join(opts.dataDir, 'registry.log'));
+  const proc = spawnManaged(`registry ${opts.name}`, opts.command ?? 'docker-registry', ['serve', configFile], join(opts.dataDir, 'registry.log'));
   const url = `http://127.0.0.1:${opts.port}`;
   await waitUntil(
     `docker-registry ${opts.name} on ${url}`,

@@ -28,7 +28,10 @@ export interface TestRegistry {
 }
 
 /** Describes a docker-registry on a free port; `start` brings it up. Basic auth with a random password by default. */
-export async function testRegistry(name: string, opts: { auth?: 'htpasswd' | 'none' | RegistryAuth; username?: string; password?: string } = {}): Promise<TestRegistry> {
+export async function testRegistry(
+  name: string,
+  opts: { auth?: 'htpasswd' | 'none' | RegistryAuth; username?: string; password?: string; /** the registry binary (startDockerRegistry) */ command?: string } = {},
+): Promise<TestRegistry> {
   const port = await freePort();
   const username = opts.auth === 'none' ? undefined : (opts.username ?? 'berth');
   const password = opts.auth === 'none' ? undefined : (opts.password ?? randomBytes(12).toString('hex'));
@@ -44,7 +47,7 @@ export async function testRegistry(name: string, opts: { auth?: 'htpasswd' | 'no
     password,
     auth,
     async start() {
-      reg.process = await startDockerRegistry({ name, port, dataDir: reg.dataDir, auth });
+      reg.process = await startDockerRegistry({ name, port, dataDir: reg.dataDir, auth, command: opts.command });
     },
     async stop() {
       await reg.process?.stop();
