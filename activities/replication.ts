@@ -26,6 +26,18 @@ export interface CopyToRegistryInput {
   progressSignalMs?: number;
   /** A sync rule's limits: requests per second per registry, blob bytes per second over this link. */
   limits?: Pick<ClientLimits, 'requestsPerSecond' | 'bytesPerSecond'>;
+  /** In a distribution, a copy that starts while its source is still receiving the image. */
+  pipeline?: Pipelining;
+}
+
+/** How a copy in a distribution's tree works with the copies above and below it (copy-image.ts has the detail). */
+export interface Pipelining {
+  /** The registry that holds the whole image (the distribution's source): manifests and referrers come from it. */
+  manifestsFrom: string;
+  /** Wait for each blob on the source, which is receiving them from its own parent. */
+  waitForSource: boolean;
+  /** Copy large blobs one at a time, in order, for the IDCs below the target, which wait on them. */
+  inOrder: boolean;
 }
 
 export interface ReplicateViaHarborInput {
@@ -91,6 +103,10 @@ export function createReplicationActivities(config: BerthConfig, clientFor: Regi
             reference: input.digest,
             targetReference: reference,
             concurrency: config.copy.blobConcurrency,
+            // The source's own client when it is the distribution's source: it has the image, and its credentials.
+            manifestSource: input.pipeline && input.pipeline.manifestsFrom !== input.source ? clientFor(input.pipeline.manifestsFrom) : undefined,
+            waitForSource: input.pipeline?.waitForSource,
+            inOrder: input.pipeline?.inOrder,
             resumeFrom: latest,
             onProgress,
             signal: ctx.cancellationSignal,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegistryClient, Manifest, UploadCheckpoint } from './client.ts';
 import { DigestVerifier } from './digest-verifier.ts';
 import { RegistryError } from './errors.ts';
@@ -40,6 +41,18 @@ export interface CopyImageRequest {
   targetReference?: string;
   /** Blobs uploaded at once. */
   concurrency: number;
+  /** Where manifests and referrers are read when `source` may not hold them yet: a distribution's source. */
+  manifestSource?: RegistryClient;
+  /**
+   * `source` is itself still receiving the image (an IDC upstream in a distribution): a blob it lacks is waited for,
+   * as long as blobs keep arriving there, and pulled as soon as it lands.
+   */
+  waitForSource?: boolean;
+  /**
+   * Blobs of 1 MiB and more go one at a time, in manifest order: each lands as early as it can for the copies that
+   * wait on this target (an IDC with IDCs below it). Concurrent copies over one link all finish together, late.
+   */
+  inOrder?: boolean;
   /** Progress of an earlier attempt of the same copy (from heartbeat details; missingDigests is new in 0.2). */
   resumeFrom?: Pick<CopyProgress, 'copiedDigests' | 'uploads'> & Partial<Pick<CopyProgress, 'missingDigests'>>;
   onProgress?: (progress: CopyProgress) => void;
@@ -48,6 +61,12 @@ export interface CopyImageRequest {
 
 /** How often a copy reports progress while bytes flow. */
 const progressIntervalMs = 1000;
+
+/** A copy waiting on a source that is itself receiving gives up when no blob arrived there for this long. */
+const sourceStallMs = 10 * 60_000;
+
+/** Blobs below this size are copied concurrently even in order: a config or a small layer holds nothing up. */
+const inOrderFrom = 1 << 20;
 
 /**
  * How many levels of referrers are followed: a signature of an SBOM of the image is two. It bounds the requests a
@@ -84,10 +103,11 @@ interface Unit {
 export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult> {
   const { source, target, sourceRepository, targetRepository, reference, signal } = req;
   const targetReference = req.targetReference ?? reference;
-  const top = await source.getManifest(sourceRepository, reference, signal);
-  const image = await collect(source, sourceRepository, top, targetReference, signal);
+  const manifests = req.manifestSource ?? source;
+  const top = await manifests.getManifest(sourceRepository, reference, signal);
+  const image = await collect(manifests, sourceRepository, top, targetReference, signal);
   const ofImage = `the referrers of ${sourceRepository}@${top.digest}`;
-  const referrers = await inContext(`finding ${ofImage} on ${source.name}`, () => collectReferrers(source, sourceRepository, image, signal));
+  const referrers = await inContext(`finding ${ofImage} on ${manifests.name}`, () => collectReferrers(manifests, sourceRepository, image, signal));
 
   const units = [...referrers.units, image];
   const stored = new Set<Unit>();
@@ -137,7 +157,9 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
   report();
 
   const sameRegistry = source.baseUrl === target.baseUrl;
+  const lastArrival = { at: Date.now() };
   const copyBlob = async (blob: Descriptor) => {
+    if (req.waitForSource) await arrival(source, sourceRepository, blob.digest, lastArrival, signal);
     if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
       blobsMounted++;
     } else {
@@ -170,11 +192,16 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
   };
 
   const imageBlobs = stored.has(image) ? new Map<string, Descriptor>() : image.blobs;
-  const toUpload = (descriptors: Iterable<Descriptor>) => [...descriptors].filter((b) => lacking.has(b.digest));
-  await forEachLimit(toUpload(imageBlobs.values()), req.concurrency, copyBlob);
+  const upload = async (descriptors: Iterable<Descriptor>) => {
+    const lacked = [...descriptors].filter((b) => lacking.has(b.digest));
+    if (!req.inOrder) return forEachLimit(lacked, req.concurrency, copyBlob);
+    await forEachLimit(lacked.filter((b) => b.size < inOrderFrom), req.concurrency, copyBlob);
+    await forEachLimit(lacked.filter((b) => b.size >= inOrderFrom), 1, copyBlob);
+  };
+  await upload(imageBlobs.values());
   // A signed image without its signature is not a good copy: a referrer that fails fails the copy, before the tag.
   await inContext(`copying ${ofImage} to ${target.name}`, async () => {
-    await forEachLimit(toUpload(toCopy.values()), req.concurrency, copyBlob);
+    await upload(toCopy.values());
     for (const u of missing) if (u !== image) await store(target, targetRepository, u, signal);
     await tagReferrersWithoutApi(target, targetRepository, referrers.listed, signal);
   });
@@ -192,6 +219,24 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
     blobsSkipped,
     blobsMounted,
   };
+}
+
+/**
+ * Waits until a source that is itself receiving the image holds a blob. Unreachable counts as not there yet: the
+ * source may be restarting, and if its own copy fails for good, the distribution cancels this one.
+ */
+async function arrival(source: RegistryClient, repository: string, digest: string, last: { at: number }, signal?: AbortSignal): Promise<void> {
+  for (let delayMs = 100; ; delayMs = Math.min(1000, delayMs * 1.5)) {
+    const there = await source.hasBlob(repository, digest, signal).catch((err) => {
+      if (err instanceof RegistryError && err.retryable) return false;
+      throw err;
+    });
+    if (there) return void (last.at = Date.now());
+    if (Date.now() - last.at > sourceStallMs) {
+      throw new RegistryError('RegistryUnavailable', `${source.name} has received no blob of the image for ${sourceStallMs / 60_000} minutes; ${digest} is still missing there`);
+    }
+    await sleep(delayMs, undefined, { signal });
+  }
 }
 
 /** Writes a unit children first, then reads its reference back: only the target's own answer counts. */
