@@ -49,8 +49,10 @@ export interface CopyImageRequest {
    */
   waitForSource?: boolean;
   /**
-   * Blobs of 1 MiB and more go one at a time, in manifest order: each lands as early as it can for the copies that
-   * wait on this target (an IDC with IDCs below it). Concurrent copies over one link all finish together, late.
+   * Blobs of 1 MiB and more go in manifest order, each starting when the one before it is 3/4 through, so that they
+   * land one after another, each as early as it can, for the copies that wait on this target (an IDC with IDCs
+   * below it). Concurrent copies over one link all finish together, late; one at a time leaves a link idle between
+   * blobs and, on a busy machine, a single stream short of the link.
    */
   inOrder?: boolean;
   /** Progress of an earlier attempt of the same copy (from heartbeat details; missingDigests is new in 0.2). */
@@ -67,6 +69,9 @@ const sourceStallMs = 10 * 60_000;
 
 /** Blobs below this size are copied concurrently even in order: a config or a small layer holds nothing up. */
 const inOrderFrom = 1 << 20;
+
+/** In order, the next large blob starts when this share of the one before it is through. */
+const staggerAt = 0.75;
 
 /**
  * How many levels of referrers are followed: a signature of an SBOM of the image is two. It bounds the requests a
@@ -158,13 +163,14 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
 
   const sameRegistry = source.baseUrl === target.baseUrl;
   const lastArrival = { at: Date.now() };
-  const copyBlob = async (blob: Descriptor) => {
-    if (req.waitForSource) await arrival(source, sourceRepository, blob.digest, lastArrival, signal);
+  const copyBlob = async (blob: Descriptor, halfway?: () => void) => {
     if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
       blobsMounted++;
     } else {
       let counted = 0; // this blob's share of bytesCopied, taken back if its upload starts over
       const open = async (offset: number) => {
+        // The upload session is open already: the bytes flow two round trips after the blob lands.
+        if (req.waitForSource) await arrival(source, sourceRepository, blob.digest, lastArrival, signal);
         const content = await source.getBlob(sourceRepository, blob.digest, signal, offset);
         bytesCopied += offset - counted; // up to offset: sent by an earlier attempt, continued now
         counted = offset;
@@ -172,6 +178,7 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
         return new DigestVerifier(content, blob, offset, (n) => {
           counted += n;
           bytesCopied += n;
+          if (counted >= blob.size * staggerAt) halfway?.();
           // Report while bytes flow, not only per blob: a large blob on a slow link must keep heartbeating.
           if (Date.now() - lastReport >= progressIntervalMs) report();
         });
@@ -194,9 +201,9 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
   const imageBlobs = stored.has(image) ? new Map<string, Descriptor>() : image.blobs;
   const upload = async (descriptors: Iterable<Descriptor>) => {
     const lacked = [...descriptors].filter((b) => lacking.has(b.digest));
-    if (!req.inOrder) return forEachLimit(lacked, req.concurrency, copyBlob);
-    await forEachLimit(lacked.filter((b) => b.size < inOrderFrom), req.concurrency, copyBlob);
-    await forEachLimit(lacked.filter((b) => b.size >= inOrderFrom), 1, copyBlob);
+    if (!req.inOrder) return forEachLimit(lacked, req.concurrency, (b) => copyBlob(b));
+    await forEachLimit(lacked.filter((b) => b.size < inOrderFrom), req.concurrency, (b) => copyBlob(b));
+    await staggered(lacked.filter((b) => b.size >= inOrderFrom), copyBlob);
   };
   await upload(imageBlobs.values());
   // A signed image without its signature is not a good copy: a referrer that fails fails the copy, before the tag.
@@ -222,11 +229,12 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
 }
 
 /**
- * Waits until a source that is itself receiving the image holds a blob. Unreachable counts as not there yet: the
- * source may be restarting, and if its own copy fails for good, the distribution cancels this one.
+ * Waits until a source that is itself receiving the image holds a blob (HEAD: asking costs the link no body).
+ * Unreachable counts as not there yet: the source may be restarting, and if its own copy fails for good, the
+ * distribution cancels this one.
  */
 async function arrival(source: RegistryClient, repository: string, digest: string, last: { at: number }, signal?: AbortSignal): Promise<void> {
-  for (let delayMs = 100; ; delayMs = Math.min(1000, delayMs * 1.5)) {
+  for (let delayMs = 50; ; delayMs = Math.min(250, delayMs * 1.5)) {
     const there = await source.hasBlob(repository, digest, signal).catch((err) => {
       if (err instanceof RegistryError && err.retryable) return false;
       throw err;
@@ -318,6 +326,28 @@ async function inContext<T>(what: string, fn: () => Promise<T>): Promise<T> {
     if (err instanceof RegistryError) throw new RegistryError(err.type, `${what}: ${err.message}`, { ...err.opts, cause: err });
     throw err;
   }
+}
+
+/**
+ * Runs `fn` on each item in order, each starting once the one before it called `halfway` (or ended), two at most
+ * at a time. A failure stops the starting of new ones; the other one running finishes before the failure surfaces.
+ */
+async function staggered<T>(items: T[], fn: (item: T, halfway: () => void) => Promise<void>): Promise<void> {
+  const running = new Set<Promise<void>>();
+  let failure: { err: unknown } | undefined;
+  for (const item of items) {
+    if (failure) break;
+    let halfway!: () => void;
+    const half = new Promise<void>((resolve) => (halfway = resolve));
+    const run: Promise<void> = fn(item, halfway)
+      .catch((err) => void (failure ??= { err }))
+      .finally(() => running.delete(run));
+    running.add(run);
+    await Promise.race([half, run]);
+    while (running.size > 1 && !failure) await Promise.race(running);
+  }
+  await Promise.all(running);
+  if (failure) throw failure.err;
 }
 
 async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
