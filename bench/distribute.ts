@@ -5,9 +5,10 @@
 //          (Harbor's replication), and the same copies all at once (a star). Goal: berth <= 0.5 x the star.
 //   chain  an image of 6 similar layers down a 4-level chain (idc-0 -> idc-1 -> idc-2 -> idc-3), against the same
 //          image over a single link. Goal: the chain <= 1.6 x the single link.
-// BENCH_RUNS (3) interleaved rounds, every method into emptied registries. Prints medians, ratios, the floors the
-// links allow and the bytes over each link (berth must carry the image once over every inter-IDC link); writes
-// bench/results/distribute.json. BENCH_TOPOLOGIES (tree,chain) narrows a run.
+// BENCH_RUNS (3) interleaved rounds, every method into emptied registries. berth runs as in production: the API, a
+// main worker, and a worker process per IDC (each skopeo copy is a process of its own too). Prints medians,
+// ratios, the floors the links allow and the bytes over each link (berth must carry the image once over every
+// inter-IDC link); writes bench/results/distribute.json. BENCH_TOPOLOGIES (tree,chain) narrows a run.
 import { execFile } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,8 +20,7 @@ import { testApi } from '../test/harness/api.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../test/harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../test/harness/oci-layout.ts';
 import type { distributeImage, DistributeImageResult } from '../workflows/distribute-image.ts';
-import { startWorkers } from '../workers/run.ts';
-import { machineWatch, median, seconds, writeResult } from './lib.ts';
+import { berthProcess, machineWatch, median, seconds, writeResult } from './lib.ts';
 import { startWanLinks, type LinkBytes } from './wan-link.ts';
 
 const run = promisify(execFile);
@@ -96,9 +96,14 @@ async function main() {
   const connection = await Connection.connect({ address: temporal.address });
   cleanups.push(() => connection.close());
   const client = new Client({ connection });
-  const { config } = testConfig('bench-distribute', temporal.address, nodes.map((t) => ({ registry: registries[t.name], idc: t.idc, parent: t.parent, url: links.urls[t.name] })));
-  const workers = await startWorkers(config);
-  cleanups.push(workers.shutdown);
+  const { config, file, env } = testConfig('bench-distribute', temporal.address, nodes.map((t) => ({ registry: registries[t.name], idc: t.idc, parent: t.parent, url: links.urls[t.name] })));
+  const workerEnv = { ...process.env, ...env, BERTH_CONFIG: file, BERTH_LOG_LEVEL: 'ERROR' };
+  const roots = nodes.filter((t) => !t.parent).map((t) => t.idc);
+  const workerSets = [['main', ['--no-idc']], ['roots', ['--idc', roots.join(','), '--no-main']], ...nodes.filter((t) => t.parent).map((t) => [t.idc, ['--idc', t.idc, '--no-main']])] as const;
+  for (const [name, args] of workerSets) {
+    const worker = await berthProcess(`worker-${name}`, 'workers/main.ts', [...args], 'berth worker polling', workerEnv);
+    cleanups.push(() => worker.stop());
+  }
   const api = await testApi(config, client);
   cleanups.push(api.close);
 
@@ -203,8 +208,8 @@ async function main() {
     );
   }
   result.machine = watch();
-  const file = writeResult('distribute', result);
-  console.log(`\nlinks ${link.bytesPerSecond / 2 ** 20} MiB/s each way, RTT ${link.rttMs} ms; ${runs} rounds\n${lines.join('\n')}\nwritten to ${file}`);
+  const written = writeResult('distribute', result);
+  console.log(`\nlinks ${link.bytesPerSecond / 2 ** 20} MiB/s each way, RTT ${link.rttMs} ms; ${runs} rounds\n${lines.join('\n')}\nwritten to ${written}`);
 }
 
 main()

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -81,3 +82,14 @@ export function writeResult(name: string, result: unknown): string {
 }
 
 export const seconds = (ms: number, digits = 2) => `${(ms / 1000).toFixed(digits)} s`;
+
+/**
+ * A berth process (`workers/main.ts`, `api/main.ts`, with its arguments) as production runs it, its log in a file;
+ * ready when the log says `ready`.
+ */
+export async function berthProcess(name: string, script: string, args: string[], ready: string, env: NodeJS.ProcessEnv): Promise<ManagedProcess> {
+  const logFile = join(mkdtempSync(join(tmpdir(), `berth-bench-${name}-`)), `${name}.log`);
+  const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`../${script}`, import.meta.url)), ...args], logFile, env);
+  await waitUntil(name, async () => existsSync(logFile) && readFileSync(logFile, 'utf8').includes(ready), { timeoutMs: 60_000, process: proc });
+  return proc;
+}
