@@ -23,4 +23,4 @@ export type Activities = ReturnType<typeof createActivities>;
 export type { CopyToRegistryInput, CopyToRegistryResult, ResolveImageInput } from './replication.ts';
 export type { DeleteManifestInput, DiffRepositoryInput, ListRepositoriesInput } from './sync/index.ts';
 export type { RepositoryDrift } from './sync/drift.ts';
-export type { ProbeResult, RpoEntry, RpoMeasurement } from './ha.ts';
+export type { EndpointView, ProbeResult, RpoEntry, RpoMeasurement } from './ha.ts';

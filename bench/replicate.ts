@@ -36,7 +36,7 @@ const workloads: Record<string, { what: string; platforms: PlatformSpec[] }> = {
   index: { what: '430 MB, 2 platforms x 5 layers', platforms: ['amd64', 'arm64'].map((a) => platform(a, layers(5, 43e6))) },
   small: { what: '1,000 blobs of 50 KB, 5 platforms x 200 layers', platforms: ['amd64', 'arm64', 'ppc64le', 's390x', 'riscv64'].map((a) => platform(a, layers(200, 50_000))) },
 };
-const registryKinds = { v3: { what: 'CNCF Distribution v3.1.2', command: tool('registry') }, v2: { what: "Debian's docker-registry 2.8", command: 'docker-registry' } };
+const registryKinds = { v3: { what: 'CNCF Distribution v3.1.2', version: 3 }, v2: { what: "Debian's docker-registry 2.8", version: 2 } } as const;
 type Kind = keyof typeof registryKinds;
 const tools = ['berth', 'crane', 'regctl', 'skopeo'] as const;
 type Tool = (typeof tools)[number];
@@ -92,10 +92,10 @@ async function main() {
   let api: Record<string, { replicationMs: number[]; noopMs: number[] }> = {};
 
   for (const kind of chosenKinds) {
-    const { command, what } = registryKinds[kind];
+    const { version, what } = registryKinds[kind];
     console.log(`registries: ${what}`);
-    const source = await startedRegistry(`bench-${kind}-source`, { auth: 'none', command });
-    const target = await startedRegistry(`bench-${kind}-target`, { auth: 'none', command });
+    const source = await startedRegistry(`bench-${kind}-source`, { auth: 'none', version });
+    const target = await startedRegistry(`bench-${kind}-target`, { auth: 'none', version });
     cleanups.push(source.stop, target.stop);
     for (const r of [source, target]) execFileSync(tool('regctl'), ['registry', 'set', '--tls', 'disabled', new URL(r.url).host], { env: { ...process.env, REGCTL_CONFIG: regctlConfig } });
     for (const w of chosenWorkloads) await pushWithSkopeo(images[w], source, `bench/${w}`);

@@ -96,8 +96,8 @@ async function resolveEnd(text: string, side: 'src' | 'dst', values: Values, con
   } catch (err) {
     throw usage(`${side} "${text}": ${(err as Error).message}`);
   }
-  const make = (name: string, baseUrl: string, credentials: Credentials | undefined, chunkSizeMiB?: number) => ({
-    client: new RegistryClient({ name, baseUrl, credentials, chunkSize: chunkSizeMiB && chunkSizeMiB * 1024 * 1024 }),
+  const make = (name: string, baseUrl: string, credentials: Credentials | undefined, chunkSizeMiB?: number, trustedTokenRealms?: string[]) => ({
+    client: new RegistryClient({ name, baseUrl, credentials, trustedTokenRealms, chunkSize: chunkSizeMiB && chunkSizeMiB * 1024 * 1024 }),
     ...image,
   });
   if (scheme || isHost(registry)) {
@@ -109,7 +109,7 @@ async function resolveEnd(text: string, side: 'src' | 'dst', values: Values, con
   if (!found) throw new CliError(`${side}: "${registry}" is neither a host nor a registry or IDC of ${loaded.file}`, exitCodes.notFound);
   if (values[`${side}-user`] !== undefined) throw usage(`--${side}-user: ${registry} takes its credentials from ${loaded.file}`);
   const chunkSizeMiB = positiveInt(values['chunk-size-mib'], '--chunk-size-mib') ?? loaded.config.copy.chunkSizeMiB;
-  return { end: make(found.name, found.url, loaded.resolveCredentials(found.name, found.credentials), chunkSizeMiB), fromConfig: loaded };
+  return { end: make(found.name, found.url, loaded.resolveCredentials(found.name, found.credentials), chunkSizeMiB, found.trustedTokenRealms), fromConfig: loaded };
 }
 
 const exitCodeOf: Record<RegistryError['type'], number> = {
@@ -117,6 +117,7 @@ const exitCodeOf: Record<RegistryError['type'], number> = {
   ImageNotFound: exitCodes.notFound,
   DigestMismatch: exitCodes.failed,
   RegistryRejected: exitCodes.failed,
+  RegistryReadOnly: exitCodes.denied,
   RegistryUnavailable: exitCodes.unavailable,
 };
 

@@ -1,4 +1,4 @@
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { Transform } from 'node:stream';
 
 export interface RegistryProxy {
@@ -7,6 +7,8 @@ export interface RegistryProxy {
   uploadedBytes: number;
   /** Body bytes of blob downloads that passed through: what readers pulled from this registry. */
   downloadedBytes: number;
+  /** Added to every request before it is passed on (a distant registry); may be changed while the proxy runs. */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -56,11 +58,14 @@ export async function startRegistryProxy(
     refuseFirst?: { requests: number; status: number; headers?: Record<string, string> };
     /** a slow link: blob downloads are paced to this rate */
     downloadBytesPerSecond?: number;
+    /** a distant registry: every request waits this long before it is passed on */
+    delayMs?: number;
   } = {},
 ): Promise<RegistryProxy> {
   const target = new URL(targetUrl);
-  const state = { uploadedBytes: 0, downloadedBytes: 0, refused: 0 };
-  const server: Server = createServer((req, res) => {
+  const state = { uploadedBytes: 0, downloadedBytes: 0, refused: 0, delayMs: opts.delayMs ?? 0 };
+  const server: Server = createServer((req, res) => (state.delayMs > 0 ? setTimeout(() => forward(req, res), state.delayMs) : forward(req, res)));
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
     if (opts.refuseFirst && state.refused < opts.refuseFirst.requests) {
       state.refused++;
       req.resume();
@@ -88,7 +93,7 @@ export async function startRegistryProxy(
       return;
     }
     req.pipe(tamper(opts.corrupt === 'uploads', (n) => (state.uploadedBytes += n))).pipe(upstream);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   return {
@@ -98,6 +103,12 @@ export async function startRegistryProxy(
     },
     get downloadedBytes() {
       return state.downloadedBytes;
+    },
+    get delayMs() {
+      return state.delayMs;
+    },
+    set delayMs(ms: number) {
+      state.delayMs = ms;
     },
     close: () =>
       new Promise((resolve) => {
