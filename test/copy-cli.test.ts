@@ -1,10 +1,8 @@
 // `berth copy SRC DST` as a user runs it: the copy engine in one process, no Temporal, against real registries
-// (plain and behind a TLS front with its own CA); credentials by reference; exit codes for scripts.
+// (plain, and Distribution v3 serving https with a certificate of its own CA); credentials by reference; exit codes for scripts.
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
-import { createServer as createHttpsServer, type Server } from 'node:https';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -15,7 +13,7 @@ const berth = fileURLToPath(new URL('../bin/berth', import.meta.url));
 let source: TestRegistry;
 let target: TestRegistry;
 let image: BuiltImage;
-const servers: Server[] = [];
+const started: TestRegistry[] = [];
 
 const host = (r: TestRegistry) => new URL(r.url).host;
 
@@ -38,23 +36,6 @@ function logins(): { args: string[]; env: Record<string, string> } {
   };
 }
 
-/** An https front for a registry, as a load balancer terminates TLS before it, with a certificate of our own CA. */
-async function tlsFront(registry: TestRegistry, dir: string): Promise<string> {
-  const upstream = new URL(registry.url);
-  const server = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
-    // X-Forwarded-Proto makes the registry write https Location headers, as behind any TLS front.
-    const up = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, 'x-forwarded-proto': 'https' } }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    up.on('error', () => res.destroy());
-    req.pipe(up);
-  });
-  servers.push(server);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return `https://127.0.0.1:${(server.address() as { port: number }).port}`;
-}
-
 before(async () => {
   [source, target] = await Promise.all([startedRegistry('cli-source'), startedRegistry('cli-target')]);
   image = await buildOciLayout(tempDir('cli-layout'), '1.0', [
@@ -65,8 +46,7 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of servers) s.close();
-  await Promise.all([source?.stop(), target?.stop()]);
+  await Promise.all([source?.stop(), target?.stop(), ...started.map((r) => r.stop())]);
 });
 
 test('copies every platform between two hosts, passwords by env var and by file; a second run sends nothing', async () => {
@@ -114,17 +94,28 @@ test('bad input, refused credentials and missing images: exit 2, 3 and 4, with a
   await assert.rejects(digestWithSkopeo(target, 'lib/refused:1.0'), /manifest unknown/, 'no tag was written');
 });
 
-test('over TLS, both ends behind an https front whose CA the process trusts (NODE_EXTRA_CA_CERTS)', async () => {
+test('over TLS: a Distribution v3 serving https with a self-signed certificate the process trusts (NODE_EXTRA_CA_CERTS)', async () => {
   const dir = tempDir('cli-tls');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-  const [from, to] = [await tlsFront(source, dir), await tlsFront(target, dir)];
+  const [certificate, key] = [join(dir, 'cert.pem'), join(dir, 'key.pem')];
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', certificate], { stdio: 'ignore' });
+  const secure = await startedRegistry('cli-tls', { version: 3, tls: { certificate, key }, username: target.username, password: target.password });
+  started.push(secure);
   const { args, env } = logins();
-  const untrusted = await copy([`${from}/lib/app:1.0`, `${to}/lib/tls:1.0`, ...args, '--attempts', '1'], env);
+  const into = `${secure.url}/lib/tls:1.0`;
+  const untrusted = await copy([`${host(source)}/lib/app:1.0`, into, ...args, '--attempts', '1'], env);
   assert.equal(untrusted.code, 5, 'a certificate the process does not trust fails the connection');
   assert.match(untrusted.stderr, /self[- ]signed/i);
 
-  const res = await copy([`${from}/lib/app:1.0`, `${to}/lib/tls:1.0`, ...args, '--json'], { ...env, NODE_EXTRA_CA_CERTS: join(dir, 'cert.pem') });
-  assert.equal(res.code, 0, res.stderr);
-  assert.equal(JSON.parse(res.stdout).bytesCopied, image.blobBytes, 'every blob went up over TLS');
-  assert.equal(await digestWithSkopeo(target, 'lib/tls:1.0'), image.digest);
+  // Written over TLS, then read back over TLS into the plain target, where skopeo checks it.
+  const trusted = { ...env, NODE_EXTRA_CA_CERTS: certificate };
+  const up = await copy([`${host(source)}/lib/app:1.0`, into, ...args, '--json'], trusted);
+  assert.equal(up.code, 0, up.stderr);
+  assert.equal(JSON.parse(up.stdout).bytesCopied, image.blobBytes, 'every blob went up over TLS');
+  const down = await copy([into, `${host(target)}/lib/from-tls:1.0`, ...args, '--json'], {
+    ...trusted,
+    CLI_SOURCE_PASSWORD: secure.password!,
+  });
+  assert.equal(down.code, 0, down.stderr);
+  assert.equal(JSON.parse(down.stdout).bytesCopied, image.blobBytes, 'every blob came down over TLS');
+  assert.equal(await digestWithSkopeo(target, 'lib/from-tls:1.0'), image.digest);
 });

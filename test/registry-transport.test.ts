@@ -1,12 +1,16 @@
 // berth's own HTTP/1.1 transport (activities/registry/http.ts) against a real registry, with what real networks
 // put in between: blob downloads redirected to storage on another origin, bodies sent chunked in odd pieces, a
-// kept-alive connection the server dropped, a server refusing an upload in the middle of its body.
+// kept-alive connection the server dropped, a server refusing an upload in the middle of its body, a server that
+// stops answering.
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { copyImage } from '../activities/registry/copy-image.ts';
 import { RegistryError } from '../activities/registry/errors.ts';
+import { HttpAgent, HttpError } from '../activities/registry/http.ts';
 import { registryClient, startedRegistry, tempDir, type TestRegistry } from './harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 
@@ -136,4 +140,35 @@ test('a refusal in the middle of an upload fails it with the registry\'s answer,
   assert.equal(err.type, 'RegistryRejected');
   assert.match(err.message, /HTTP 413 SIZE_LIMIT: request body too large/);
   await assert.rejects(digestWithSkopeo(target, 'lib/refused:1.0'), /manifest unknown/);
+});
+
+test('a server that stops answering, before its headers or in the middle of a body, fails the request in time', async () => {
+  const upstream = new URL(source.url);
+  const manifest = JSON.parse(readFileSync(join(image.layoutDir, 'blobs', 'sha256', image.manifests[0].digest.slice('sha256:'.length)), 'utf8'));
+  const blob = (manifest.layers as { digest: string; size: number }[]).find((l) => l.size > 1 << 20)!;
+  // Headers never come for /silent; for a blob, the first part of the body comes, then nothing.
+  const registry = await front(source, (req, res) => {
+    if (req.url === '/silent') return true;
+    if (!isBlobGet(req)) return false;
+    const up = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: { ...req.headers, authorization: basic(source) } }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.once('data', (data: Buffer) => {
+        res.write(data);
+        answer.destroy();
+      });
+    });
+    up.end();
+    return true;
+  });
+  const http = new HttpAgent({ timeoutMs: 1_000 });
+  try {
+    const started = performance.now();
+    await assert.rejects(http.request({ method: 'GET', url: new URL(`${registry}/silent`), headers: {} }), (err) => err instanceof HttpError && err.code === 'HTTP_TIMEOUT');
+    const res = await http.request({ method: 'GET', url: new URL(`${registry}/v2/lib/app/blobs/${blob.digest}`), headers: {} });
+    assert.equal(res.statusCode, 200);
+    await assert.rejects(res.body.bytes(), (err) => err instanceof HttpError && err.code === 'HTTP_TIMEOUT');
+    assert.ok(performance.now() - started < 30_000, 'both gave up after about their timeout, not the server\'s');
+  } finally {
+    await http.close();
+  }
 });
