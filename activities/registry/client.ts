@@ -401,6 +401,11 @@ export class RegistryClient {
         // Cancelled: let the activity's own cancellation surface, not a registry error.
         if (req.signal?.aborted) throw err;
         if (err instanceof HttpError && err.code === 'HTTP_BODY_LENGTH') throw new RegistryError('DigestMismatch', `${req.what} on ${this.name}: ${err.message}`, { cause: err });
+        // A certificate the process does not trust stays untrusted however often it is tried.
+        const code = (err as { code?: string }).code;
+        if (code && untrustedCertificate.has(code)) {
+          throw new RegistryError('RegistryRejected', `${req.what} on ${this.name}: ${code} ${(err as Error).message} (trust its CA with NODE_EXTRA_CA_CERTS)`, { cause: err });
+        }
         throw asRegistryError(err, `${req.what} on ${this.name}`);
       }
       const challenge = header(res, 'www-authenticate');
@@ -488,6 +493,17 @@ export class RegistryClient {
 function pull(repository: string): string {
   return `repository:${repository}:pull`;
 }
+
+/** Node's TLS verification failures: permanent until the process trusts the certificate's CA. */
+const untrustedCertificate = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 function push(repository: string): string {
   return `repository:${repository}:pull,push`;
