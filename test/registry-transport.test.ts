@@ -123,12 +123,16 @@ test('a kept-alive connection the server dropped is replaced for a request that 
 });
 
 test('a refusal in the middle of an upload fails it with the registry\'s answer, and nothing is committed', async () => {
-  const registry = await front(target, (req, res) => {
+  const registry = await front(target, (req) => {
     if (!(req.method === 'PUT' || req.method === 'PATCH') || !/\/blobs\/uploads\//.test(req.url ?? '') || Number(req.headers['content-length']) < 1 << 20) return false;
-    // Read some of the body, then answer as a proxy with a body size limit does.
+    // Read some of the body, then answer as a proxy with a body size limit does (nginx): the answer with
+    // `connection: close`, then a lingering close, reading what the client still sends for a while. Closing at
+    // once would reset the connection under the client's unsent bytes, and the kernel would drop the answer.
     req.once('data', () => {
-      res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
-      res.end(JSON.stringify({ errors: [{ code: 'SIZE_LIMIT', message: 'request body too large' }] }));
+      const answer = JSON.stringify({ errors: [{ code: 'SIZE_LIMIT', message: 'request body too large' }] });
+      req.socket.write(`HTTP/1.1 413 Request Entity Too Large\r\ncontent-type: application/json\r\ncontent-length: ${answer.length}\r\nconnection: close\r\n\r\n${answer}`);
+      req.resume();
+      setTimeout(() => req.socket.destroy(), 5_000).unref();
     });
     return true;
   });
