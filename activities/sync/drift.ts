@@ -1,4 +1,5 @@
 import type { RegistryClient } from '../registry/client.ts';
+import { RegistryError } from '../registry/errors.ts';
 import { referredDigest } from '../registry/referrers.ts';
 import { lanes } from './lanes.ts';
 
@@ -74,8 +75,8 @@ export interface DriftPageRequest {
   source: RegistryClient;
   target: RegistryClient;
   repository: string;
-  /** Tag list page size (`n`). */
-  pageSize: number;
+  /** Both sides' tags, as `tagLists` reads them. */
+  lists: TagLists;
   covered: (tag: string) => boolean;
   /** Deletion sync: which extra tags may go depends on every tag at their digests. */
   deleteExtra: boolean;
@@ -85,7 +86,7 @@ export interface DriftPageRequest {
   limit: number;
   /** ... or once it has read this many tags, so that a page of tags in step takes bounded time too. */
   readLimit: number;
-  /** Tags read at once (a HEAD on each side). */
+  /** Tags read at once (a manifest read on each side). */
   lanes: number;
   signal?: AbortSignal;
   onTag?: () => void;
@@ -93,12 +94,12 @@ export interface DriftPageRequest {
 
 /**
  * One page of a repository's drift: its tags after `after`, in order, until `limit` of them need a fix or
- * `readLimit` have been read; `next` is the page's last tag when more follow. Both tag lists are read whole (a request per thousand tags), digests only
- * for the page's tags, and only where they can differ: a tag the target's list lacks is missing without a HEAD.
+ * `readLimit` have been read; `next` is the page's last tag when more follow. Digests are read only for the page's
+ * tags, and only where they can differ: a tag the target's list lacks is missing without reading its manifest there.
  */
 export async function driftPage(req: DriftPageRequest): Promise<{ drift: RepositoryDrift; next?: string; read: number }> {
   const { source, target, repository, covered, signal } = req;
-  const [sourceList, targetList] = await Promise.all([allTags(source, repository, req.pageSize, signal), allTags(target, repository, req.pageSize, signal)]);
+  const { source: sourceList, target: targetList } = req.lists;
   const onSource = new Set(sourceList.filter(covered));
   const onTarget = new Set(targetList);
   // The tags that can drift: the source's, and covered ones only the target has (extra). Referrer tags travel with
@@ -108,9 +109,8 @@ export async function driftPage(req: DriftPageRequest): Promise<{ drift: Reposit
     .sort();
   const sourceDigests = new Map<string, string>();
   const targetDigests = new Map<string, string>();
-  const head = async (client: RegistryClient, tag: string, into: Map<string, string>) => {
-    // A tag listed a moment ago may be gone now: nothing to compare then.
-    const digest = await client.headManifest(repository, tag, signal);
+  const read = async (client: RegistryClient, tag: string, into: Map<string, string>) => {
+    const digest = await digestOf(client, repository, tag, signal);
     if (digest) into.set(tag, digest);
     req.onTag?.();
   };
@@ -121,7 +121,7 @@ export async function driftPage(req: DriftPageRequest): Promise<{ drift: Reposit
     () => walked < candidates.length && toFix < req.limit && walked < req.readLimit,
     async () => {
       const tag = candidates[walked++];
-      await Promise.all([onSource.has(tag) && head(source, tag, sourceDigests), onTarget.has(tag) && head(target, tag, targetDigests)]);
+      await Promise.all([onSource.has(tag) && read(source, tag, sourceDigests), onTarget.has(tag) && read(target, tag, targetDigests)]);
       if (sourceDigests.get(tag) !== targetDigests.get(tag)) toFix++;
     },
   );
@@ -131,14 +131,39 @@ export async function driftPage(req: DriftPageRequest): Promise<{ drift: Reposit
   if (req.deleteExtra && drift.extra.length > 0) {
     const unread = targetList.filter((t) => !targetDigests.has(t));
     let i = 0;
-    await lanes(req.lanes, () => i < unread.length, () => head(target, unread[i++], targetDigests));
+    await lanes(req.lanes, () => i < unread.length, () => read(target, unread[i++], targetDigests));
     drift = compareTags(repository, sourceDigests, targetDigests, covered, inPage, onSource);
   }
   return { drift, read: walked, ...(walked < candidates.length ? { next: last } : {}) };
 }
 
-async function allTags(client: RegistryClient, repository: string, pageSize: number, signal?: AbortSignal): Promise<string[]> {
-  const tags: string[] = [];
-  for await (const page of client.listTags(repository, pageSize, signal)) tags.push(...page);
-  return tags;
+/**
+ * The digest a tag points to, from a GET of its manifest; undefined when the tag is gone (listed a moment ago, it
+ * may be). Not a HEAD: undici closes the connection after every HEAD (against servers that send a body anyway),
+ * so a diff of thousands of tags would open thousands of connections; a GET of a manifest (a few hundred bytes to
+ * a few KB) keeps one, and costs the registry the same work.
+ */
+async function digestOf(client: RegistryClient, repository: string, tag: string, signal?: AbortSignal): Promise<string | undefined> {
+  try {
+    return (await client.getManifest(repository, tag, signal)).digest;
+  } catch (err) {
+    if (err instanceof RegistryError && err.type === 'ImageNotFound') return undefined;
+    throw err;
+  }
+}
+
+export interface TagLists {
+  source: string[];
+  target: string[];
+}
+
+/** Every tag of a repository on both sides, read whole (a request per `pageSize` tags). */
+export async function tagLists(source: RegistryClient, target: RegistryClient, repository: string, pageSize: number, signal?: AbortSignal): Promise<TagLists> {
+  const all = async (client: RegistryClient) => {
+    const tags: string[] = [];
+    for await (const page of client.listTags(repository, pageSize, signal)) tags.push(...page);
+    return tags;
+  };
+  const [sourceTags, targetTags] = await Promise.all([all(source), all(target)]);
+  return { source: sourceTags, target: targetTags };
 }

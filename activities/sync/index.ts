@@ -4,7 +4,7 @@ import type { BerthConfig, SyncFilter } from '../../config/load.ts';
 import type { RegistryClients } from '../registry/clients.ts';
 import { asTemporalFailure } from '../failures.ts';
 import { createCopyImages, isTransient } from './copy-images.ts';
-import { driftPage, type RepositoryDrift } from './drift.ts';
+import { driftPage, tagLists, type RepositoryDrift, type TagLists } from './drift.ts';
 import { compileFilter } from './filters.ts';
 
 export interface ListRepositoriesInput {
@@ -71,7 +71,7 @@ export interface DeleteManifestInput {
 export const driftPageItems = 400;
 /** Tags compared per drift page: a page of tags in step ends too, long before the activity's timeout. */
 const driftPageReads = 20_000;
-/** Tags read at once while diffing a repository (a HEAD on each side). */
+/** Tags read at once while diffing a repository (a manifest read on each side). */
 const diffLanes = 8;
 
 /** Activities of a scheduled sync: list what a rule covers, compare source and target, copy, delete what is extra. */
@@ -95,15 +95,23 @@ export function createSyncActivities(config: BerthConfig, clientFor: RegistryCli
     });
   };
 
-  const diffOne = (input: DiffRepositoryInput & { after?: string; limit: number; readLimit: number }) => {
+  const clientsOf = (input: Pick<DiffRepositoryInput, 'source' | 'target' | 'requestsPerSecond'>) => ({
+    source: clientFor(input.source, { requestsPerSecond: input.requestsPerSecond }),
+    target: clientFor(input.target, { requestsPerSecond: input.requestsPerSecond }),
+  });
+  const listsOf = (input: DiffRepositoryInput) => {
+    const { source, target } = clientsOf(input);
+    return tagLists(source, target, input.repository, pageSize, Context.current().cancellationSignal);
+  };
+  const diffOne = (input: DiffRepositoryInput & { lists: TagLists; after?: string; limit: number; readLimit: number }) => {
     const ctx = Context.current();
     // Every request in flight listens for the activity's cancellation.
     setMaxListeners(4 * diffLanes, ctx.cancellationSignal);
+    let beat = 0;
     return driftPage({
-      source: clientFor(input.source, { requestsPerSecond: input.requestsPerSecond }),
-      target: clientFor(input.target, { requestsPerSecond: input.requestsPerSecond }),
+      ...clientsOf(input),
       repository: input.repository,
-      pageSize,
+      lists: input.lists,
       covered: compileFilter(input.tags),
       deleteExtra: input.deleteExtra,
       after: input.after,
@@ -111,7 +119,12 @@ export function createSyncActivities(config: BerthConfig, clientFor: RegistryCli
       readLimit: input.readLimit,
       lanes: diffLanes,
       signal: ctx.cancellationSignal,
-      onTag: () => ctx.heartbeat(),
+      // A heartbeat a second at most: the SDK would throttle thousands a second, but each call costs.
+      onTag: () => {
+        if (Date.now() - beat < 1000) return;
+        beat = Date.now();
+        ctx.heartbeat();
+      },
     });
   };
 
@@ -133,11 +146,21 @@ export function createSyncActivities(config: BerthConfig, clientFor: RegistryCli
         const result: DriftPageResult = { drifts: [], failed: [] };
         let budget = driftPageItems;
         let reads = driftPageReads;
+        // The next repository's tag lists are read while this one's manifests are (its failure, if any, is its own).
+        const prefetch = (i: number) => {
+          const lists = i < input.repositories.length ? listsOf({ ...input, repository: input.repositories[i] }) : undefined;
+          lists?.catch(() => undefined);
+          return lists;
+        };
+        let upcoming = prefetch(start);
         for (let i = start; i < input.repositories.length; i++) {
           const repository = input.repositories[i];
           if (budget <= 0 || reads <= 0) return { ...result, next: { repository } };
+          const lists = upcoming!;
+          upcoming = prefetch(i + 1);
           try {
-            const { drift, next, read } = await diffOne({ ...input, repository, after: i === start ? input.from?.after : undefined, limit: budget, readLimit: reads });
+            const after = i === start ? input.from?.after : undefined;
+            const { drift, next, read } = await diffOne({ ...input, repository, lists: await lists, after, limit: budget, readLimit: reads });
             result.drifts.push(drift);
             budget -= drift.missing.length + drift.different.length + drift.extra.length;
             reads -= read;
@@ -165,7 +188,7 @@ export function createSyncActivities(config: BerthConfig, clientFor: RegistryCli
 
     /** One repository's whole drift. Runs begun before the sync-pages patch call it; newer ones diff in pages. */
     async diffRepository(input: DiffRepositoryInput): Promise<RepositoryDrift> {
-      return asTemporalFailure(async () => (await diffOne({ ...input, limit: Infinity, readLimit: Infinity })).drift);
+      return asTemporalFailure(async () => (await diffOne({ ...input, lists: await listsOf(input), limit: Infinity, readLimit: Infinity })).drift);
     },
   };
 }
