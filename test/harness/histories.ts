@@ -2,7 +2,7 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Client } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { historyFromJSON, historyToJSON, type History } from '@temporalio/common/lib/proto-utils.js';
 
 /**
@@ -99,7 +99,7 @@ export async function historyBounds(client: Client, workflowId: string, runId?: 
     if (events.length > longest.events) longest = { workflowId: run.workflowId, runId: run.runId, events: events.length };
     for (const e of events) {
       const bytes = payloadBytes(e);
-      if (bytes > largest.bytes) largest = { workflowId: run.workflowId, runId: run.runId, eventType: temporal.api.enums.v1.EventType[e.eventType ?? 0], bytes };
+      if (bytes > largest.bytes) largest = { workflowId: run.workflowId, runId: run.runId, eventType: proto.temporal.api.enums.v1.EventType[e.eventType ?? 0], bytes };
     }
   }
   return { runs, longest, largestPayload: largest };
