@@ -271,7 +271,7 @@ export const configSchema = z
         repositoriesPerBatch: z.number().int().min(1).max(500).default(50),
         /**
          * A sync run, and each of its batches, continues as new once its history holds this many events; a drift
-         * page adds at most ~2,500 more. Temporal warns at 10,240 events and fails a workflow at 51,200.
+         * page adds at most ~700 more. Temporal warns at 10,240 events and fails a workflow at 51,200.
          */
         eventsPerRun: z.number().int().min(100).max(20_000).default(5000),
       })

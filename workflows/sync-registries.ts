@@ -1,5 +1,5 @@
 import { ApplicationFailure, continueAsNew, defineQuery, executeChild, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
-import type { Activities, DriftCursor, ImageToCopy, RepositoryDrift } from '../activities/index.ts';
+import type { Activities, CopyImagesResult, DriftCursor, ImageToCopy, RepositoryDrift } from '../activities/index.ts';
 import { pool } from './pool.ts';
 import { describeFailure, type RegistryEndpoint } from './replicate-image.ts';
 
@@ -84,10 +84,29 @@ const listLimit = 100;
 const errorLimit = 500;
 const counted: Counted[] = ['missing', 'different', 'extra', 'fixed', 'deleted'];
 /**
- * Images per copyImages activity, one such activity at a time per sync batch: two at once could copy sibling images
- * of one repository side by side, which copyImages avoids within itself (shared layers, see there).
+ * Images per copyImages activity (and manifests per deleteManifests), one such activity at a time per sync batch:
+ * two at once could copy sibling images of one repository side by side, which copyImages avoids within itself
+ * (shared layers, see there).
  */
 const imagesPerCopy = 100;
+/**
+ * Tags to fix per drift page: a page costs a few activities when copies and deletes go in batches, and one per tag
+ * when Harbor replicates; either way a page adds at most ~700 events to a history.
+ */
+const pageItems = 400;
+const harborPageItems = 100;
+
+interface Doomed {
+  repository: string;
+  digest: string;
+  tags: string[];
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
 
 function emptyReport(pair: SyncPair): PairReport {
   const counts = { inSync: 0, failed: 0, missing: 0, different: 0, extra: 0, fixed: 0, deleted: 0 };
@@ -173,8 +192,7 @@ export async function syncRegistries(plan: SyncPlan, resumed?: SyncRunState): Pr
         pairState.status = 'done';
         return;
       }
-      const batches: string[][] = [];
-      for (let i = 0; i < repositories.length; i += plan.repositoriesPerBatch) batches.push(repositories.slice(i, i + plan.repositoriesPerBatch));
+      const batches = chunks(repositories, plan.repositoriesPerBatch);
       pairState.batches = batches.length;
       await pool(batches, 2, runBatch);
       pairState.status = 'done';
@@ -220,7 +238,7 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
   const paged = patched(pagesPatch);
   const { plan, pair, repositories } = input;
   const report = input.resume?.report ?? { ...emptyReport(pair), repositories: repositories.length };
-  const { diffRepository, diffRepositories, deleteManifest } = proxyActivities<Activities>({
+  const { diffRepository, diffRepositories, deleteManifest, deleteManifests } = proxyActivities<Activities>({
     startToCloseTimeout: '30 minutes',
     heartbeatTimeout: '1 minute',
     retry: { ...retry, maximumAttempts: plan.maxAttempts },
@@ -239,8 +257,12 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
   const limits = { requestsPerSecond: plan.requestsPerSecond, bytesPerSecond: plan.bytesPerSecond };
   const diffing = { source: pair.from.registry, target: pair.to.registry, tags: plan.tags, deleteExtra: plan.deleteExtra, requestsPerSecond: plan.requestsPerSecond };
 
-  /** Fixes images one activity each (Harbor's replication; runs begun before the patch, which copied that way too). */
-  const fixEach = async (images: ImageToCopy[], unfixed: Set<string>) => {
+  /**
+   * Fixes images one activity each (Harbor's replication; runs begun before the patch, which copied that way too).
+   * Returns the images it could not fix.
+   */
+  const fixEach = async (images: ImageToCopy[]) => {
+    const unfixed = new Set<string>();
     // Harbor's policy for a repository and target carries the tag in its filter: one tag at a time there.
     await pool(images, pair.viaHarbor ? 1 : 2, async ({ repository, tag, digest }) => {
       const image = `${repository}:${tag}`;
@@ -255,27 +277,38 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
         fail(report, image, err);
       }
     });
+    return unfixed;
   };
-  /** Copies images a batch per activity. */
-  const copyInBatches = async (images: ImageToCopy[], unfixed: Set<string>) => {
-    const batches: ImageToCopy[][] = [];
-    for (let i = 0; i < images.length; i += imagesPerCopy) batches.push(images.slice(i, i + imagesPerCopy));
-    await pool(batches, 1, async (batch) => {
-      let failed: { image: string; error: string }[];
+  /**
+   * Runs a batch activity over items, `imagesPerCopy` at a time: what it reports failed (all of a batch whose
+   * activity failed) is noted as such, named by `nameOf`, and the rest handed to `done`.
+   */
+  const inBatches = async <T, F extends { error: string }>(items: T[], run: (batch: T[]) => Promise<{ failed: F[] }>, nameOf: (x: T | F) => string, done: (item: T) => void) => {
+    const refused = new Set<string>();
+    for (const batch of chunks(items, imagesPerCopy)) {
+      let failed: { name: string; error: string }[];
       try {
-        ({ failed } = await copyImages({ source: pair.from.registry, target: pair.to.registry, images: batch, limits, maxAttempts: plan.maxAttempts }));
+        failed = (await run(batch)).failed.map((f) => ({ name: nameOf(f), error: f.error }));
       } catch (err) {
         if (isCancellation(err)) throw err;
-        failed = batch.map(({ repository, tag }) => ({ image: `${repository}:${tag}`, error: describeFailure(err) }));
+        failed = batch.map((x) => ({ name: nameOf(x), error: describeFailure(err) }));
       }
-      const failedImages = new Set(failed.map((f) => f.image));
       for (const f of failed) {
-        unfixed.add(f.image);
-        noteFailure(report, f.image, f.error);
+        refused.add(f.name);
+        noteFailure(report, f.name, f.error);
       }
-      for (const { repository, tag } of batch) if (!failedImages.has(`${repository}:${tag}`)) note(report, 'fixed', `${repository}:${tag}`);
-    });
+      for (const x of batch) if (!refused.has(nameOf(x))) done(x);
+    }
+    return refused;
   };
+  const imageName = ({ repository, tag }: { repository: string; tag: string }) => `${repository}:${tag}`;
+  const copyInBatches = (images: ImageToCopy[]) =>
+    inBatches<ImageToCopy, CopyImagesResult['failed'][number]>(
+      images,
+      (batch) => copyImages({ source: pair.from.registry, target: pair.to.registry, images: batch, limits, maxAttempts: plan.maxAttempts }),
+      imageName,
+      (image) => note(report, 'fixed', imageName(image)),
+    );
   const toFix = (drift: RepositoryDrift): ImageToCopy[] => [...drift.missing, ...drift.different].map(({ tag, digest }) => ({ repository: drift.repository, tag, digest }));
   const record = (drift: RepositoryDrift) => {
     report.counts.inSync += drift.inSync;
@@ -283,22 +316,19 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
     for (const d of drift.different) note(report, 'different', `${drift.repository}:${d.tag}`);
     for (const e of drift.extra) note(report, 'extra', `${drift.repository}:${e.tag}`);
   };
-  const deleteExtra = async ({ repository, different, extra }: RepositoryDrift, unfixed: Set<string>) => {
-    if (!plan.deleteExtra) return;
-    // One delete per digest; a digest that a staying tag points to is left alone (and stays reported as extra).
-    // A tag whose fix failed still points to its old digest: deleting that digest would delete the tag too.
+  /**
+   * What deleteExtra deletes of a drift: one manifest per digest, with the tags that go with it. A digest that a
+   * staying tag points to is left alone (and stays reported as extra). A tag whose fix failed still points to its
+   * old digest: deleting that digest would delete the tag too.
+   */
+  const doomedOf = ({ repository, different, extra }: RepositoryDrift, unfixed: Set<string>): Doomed[] => {
+    if (!plan.deleteExtra) return [];
     const stillHeld = new Set(different.filter((d) => unfixed.has(`${repository}:${d.tag}`)).map((d) => d.targetDigest));
     const doomed = new Map<string, string[]>();
     for (const e of extra.filter((x) => !x.sharedWith && !stillHeld.has(x.digest))) doomed.set(e.digest, [...(doomed.get(e.digest) ?? []), e.tag]);
-    for (const [digest, tags] of doomed) {
-      try {
-        await deleteManifest({ registry: pair.to.registry, repository, digest });
-        for (const tag of tags) note(report, 'deleted', `${repository}:${tag}`);
-      } catch (err) {
-        fail(report, `${repository}@${digest}`, err);
-      }
-    }
+    return [...doomed].map(([digest, tags]) => ({ repository, digest, tags }));
   };
+  const deleted = ({ repository, tags }: Doomed) => tags.forEach((tag) => note(report, 'deleted', `${repository}:${tag}`));
 
   if (!paged) {
     await pool(repositories, 4, async (repository) => {
@@ -310,17 +340,40 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
         return;
       }
       record(drift);
-      const unfixed = new Set<string>();
-      await fixEach(toFix(drift), unfixed);
-      await deleteExtra(drift, unfixed);
+      const unfixed = await fixEach(toFix(drift));
+      for (const d of doomedOf(drift, unfixed)) {
+        try {
+          await deleteManifest({ registry: pair.to.registry, repository, digest: d.digest });
+          deleted(d);
+        } catch (err) {
+          fail(report, `${repository}@${d.digest}`, err);
+        }
+      }
     });
     return report;
   }
 
-  for (let from = input.resume?.from; ; ) {
+  const deleteInBatches = (doomed: Doomed[]) =>
+    inBatches(
+      doomed,
+      (batch) => deleteManifests({ registry: pair.to.registry, manifests: batch.map(({ repository, digest }) => ({ repository, digest })), maxAttempts: plan.maxAttempts }),
+      ({ repository, digest }) => `${repository}@${digest}`,
+      deleted,
+    );
+  // Harbor fixes a tag per activity: smaller pages keep each page's events few.
+  const diffPage = (from?: DriftCursor) => {
+    const page = diffRepositories({ ...diffing, repositories, from, limit: pair.viaHarbor ? harborPageItems : pageItems, maxAttempts: plan.maxAttempts });
+    page.catch(() => undefined); // awaited later; until then a failure must not count as unhandled
+    return page;
+  };
+
+  // The next page is compared while this one's images are copied: its tags come after this page's.
+  let from = input.resume?.from;
+  let upcoming = diffPage(from);
+  for (;;) {
     let page;
     try {
-      page = await diffRepositories({ ...diffing, repositories, from, maxAttempts: plan.maxAttempts });
+      page = await upcoming;
     } catch (err) {
       // The rest of the batch cannot be compared: reported as one failure, from where it stopped.
       fail(report, `${from?.repository ?? repositories[0]} .. ${repositories[repositories.length - 1]}`, err);
@@ -328,12 +381,13 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
     }
     for (const f of page.failed) noteFailure(report, f.repository, f.error);
     page.drifts.forEach(record);
-    const unfixed = new Set<string>();
-    const images = page.drifts.flatMap(toFix);
-    await (pair.viaHarbor ? fixEach(images, unfixed) : copyInBatches(images, unfixed));
-    await pool(page.drifts, 4, (drift) => deleteExtra(drift, unfixed));
-    if (!page.next) return report;
     from = page.next;
-    if (historyIsLong(plan)) await continueAsNew<typeof syncRepositories>({ plan, pair, repositories, resume: { from, report } });
+    const long = historyIsLong(plan);
+    if (from && !long) upcoming = diffPage(from);
+    const images = page.drifts.flatMap(toFix);
+    const unfixed = pair.viaHarbor ? await fixEach(images) : await copyInBatches(images);
+    await deleteInBatches(page.drifts.flatMap((d) => doomedOf(d, unfixed)));
+    if (!from) return report;
+    if (long) await continueAsNew<typeof syncRepositories>({ plan, pair, repositories, resume: { from, report } });
   }
 }

@@ -1,10 +1,11 @@
 import { setMaxListeners } from 'node:events';
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { Context } from '@temporalio/activity';
 import type { BerthConfig } from '../../config/load.ts';
 import { recordCopy } from '../../metrics/registry.ts';
 import type { ClientLimits, RegistryClients } from '../registry/clients.ts';
 import { copyImage, type CopyProgress } from '../registry/copy-image.ts';
 import { RegistryError } from '../registry/errors.ts';
+import { isTransient, retryTransient } from './attempts.ts';
 import { lanes } from './lanes.ts';
 
 export interface ImageToCopy {
@@ -25,8 +26,8 @@ export interface CopyImagesInput {
 }
 
 export interface CopyImagesResult {
-  /** Images (`repository:tag`) that are not on the target, and why; every other one is, at its digest. */
-  failed: { image: string; error: string }[];
+  /** Images that are not on the target, and why; every other one is, at its digest. */
+  failed: { repository: string; tag: string; error: string }[];
 }
 
 /** What a batch has done so far, in its heartbeats: a retry copies only the rest, continuing uploads under way. */
@@ -39,9 +40,6 @@ interface BatchProgress {
 /** Images copied at once by one batch. */
 const imagesAtOnce = 8;
 const heartbeatEveryMs = 5000;
-
-/** A fault another attempt may fix: an unreachable registry, a 5xx, a 429. */
-export const isTransient = (err: unknown) => err instanceof RegistryError && err.retryable;
 
 /**
  * A sync's copies, a batch of images per activity: one round trip through Temporal for many small images, each
@@ -82,7 +80,7 @@ export function createCopyImages(config: BerthConfig, clientFor: RegistryClients
       } catch (err) {
         if (ctx.cancellationSignal.aborted) throw err;
         // A transient fault keeps the image's uploads for the retry to continue.
-        if (isTransient(err)) transient.push({ index, error: err as RegistryError });
+        if (isTransient(err)) transient.push({ index, error: err });
         else {
           progress.failed.push({ index, error: (err as Error).message });
           delete progress.copying[index];
@@ -107,14 +105,8 @@ export function createCopyImages(config: BerthConfig, clientFor: RegistryClients
     } finally {
       clearInterval(heartbeat);
     }
-    if (transient.length > 0 && ctx.info.attempt < maxAttempts) {
-      throw ApplicationFailure.create({
-        type: 'RegistryUnavailable',
-        message: `${transient.length} of ${images.length} images failed, to be tried again; the first: ${transient[0].error.message}`,
-        nextRetryDelay: Math.max(0, ...transient.map((t) => t.error.opts.retryAfterMs ?? 0)) || undefined,
-      });
-    }
+    retryTransient(transient.map((t) => t.error), images.length, 'images', maxAttempts);
     const failed = [...progress.failed, ...transient.map(({ index, error }) => ({ index, error: error.message }))];
-    return { failed: failed.map(({ index, error }) => ({ image: `${images[index].repository}:${images[index].tag}`, error })) };
+    return { failed: failed.map(({ index, error }) => ({ repository: images[index].repository, tag: images[index].tag, error })) };
   };
 }

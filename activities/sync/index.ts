@@ -2,10 +2,13 @@ import { setMaxListeners } from 'node:events';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { BerthConfig, SyncFilter } from '../../config/load.ts';
 import type { RegistryClients } from '../registry/clients.ts';
+import type { RegistryError } from '../registry/errors.ts';
 import { asTemporalFailure } from '../failures.ts';
-import { createCopyImages, isTransient } from './copy-images.ts';
+import { isTransient, lastAttempt, retryTransient } from './attempts.ts';
+import { createCopyImages } from './copy-images.ts';
 import { driftPage, tagLists, type RepositoryDrift, type TagLists } from './drift.ts';
 import { compileFilter } from './filters.ts';
+import { lanes } from './lanes.ts';
 
 export interface ListRepositoriesInput {
   registry: string;
@@ -46,6 +49,8 @@ export interface DiffRepositoriesInput extends Omit<DiffRepositoryInput, 'reposi
   /** The batch's repositories, in order. */
   repositories: string[];
   from?: DriftCursor;
+  /** Tags to fix per page, at most `driftPageItems`. */
+  limit: number;
   /** The activity's maximumAttempts: the last attempt reports a repository it still cannot read instead of failing. */
   maxAttempts: number;
 }
@@ -62,6 +67,13 @@ export interface DeleteManifestInput {
   registry: string;
   repository: string;
   digest: string;
+}
+
+export interface DeleteManifestsInput {
+  registry: string;
+  manifests: { repository: string; digest: string }[];
+  /** The activity's maximumAttempts: the last attempt reports what still fails instead of failing. */
+  maxAttempts: number;
 }
 
 /**
@@ -144,7 +156,7 @@ export function createSyncActivities(config: BerthConfig, clientFor: RegistryCli
       if (start < 0) throw ApplicationFailure.nonRetryable(`${input.from!.repository} is not in this batch`, 'BadCursor');
       return asTemporalFailure(async () => {
         const result: DriftPageResult = { drifts: [], failed: [] };
-        let budget = driftPageItems;
+        let budget = Math.min(input.limit, driftPageItems);
         let reads = driftPageReads;
         // The next repository's tag lists are read while this one's manifests are (its failure, if any, is its own).
         const prefetch = (i: number) => {
@@ -166,7 +178,7 @@ export function createSyncActivities(config: BerthConfig, clientFor: RegistryCli
             reads -= read;
             if (next !== undefined) return { ...result, next: { repository, after: next } };
           } catch (err) {
-            if (ctx.cancellationSignal.aborted || (isTransient(err) && ctx.info.attempt < input.maxAttempts)) throw err;
+            if (ctx.cancellationSignal.aborted || (isTransient(err) && !lastAttempt(input.maxAttempts))) throw err;
             result.failed.push({ repository, error: (err as Error).message });
           }
         }
@@ -175,6 +187,27 @@ export function createSyncActivities(config: BerthConfig, clientFor: RegistryCli
     },
 
     copyImages: createCopyImages(config, clientFor),
+
+    /** Deletes manifests (and with each every tag at its digest) from a target, 4 at a time; gone counts as done. */
+    async deleteManifests({ registry, manifests, maxAttempts }: DeleteManifestsInput): Promise<{ failed: { repository: string; digest: string; error: string }[] }> {
+      const ctx = Context.current();
+      const client = clientFor(registry);
+      const failed: { repository: string; digest: string; error: string }[] = [];
+      const transient: RegistryError[] = [];
+      let i = 0;
+      await lanes(4, () => i < manifests.length, async () => {
+        const { repository, digest } = manifests[i++];
+        try {
+          await client.deleteManifest(repository, digest, ctx.cancellationSignal);
+        } catch (err) {
+          if (ctx.cancellationSignal.aborted) throw err;
+          if (isTransient(err)) transient.push(err);
+          failed.push({ repository, digest, error: (err as Error).message });
+        }
+      });
+      retryTransient(transient, manifests.length, 'deletes', maxAttempts);
+      return { failed };
+    },
 
     /** Deletes a manifest (and with it every tag at that digest) from a target; gone already counts as done. */
     async deleteManifest({ registry, repository, digest }: DeleteManifestInput): Promise<void> {
