@@ -270,10 +270,11 @@ export const configSchema = z
          */
         repositoriesPerBatch: z.number().int().min(1).max(500).default(50),
         /**
-         * A sync run, and each of its batches, continues as new once its history holds this many events; a drift
-         * page adds at most ~700 more. Temporal warns at 10,240 events and fails a workflow at 51,200.
+         * A sync run, and each of its batches, continues as new once its history holds this many events; two drift
+         * pages (one fixed, the next compared meanwhile) add at most ~1,400 more, so a history stays below 10,000
+         * (Temporal warns at 10,240 events and fails a workflow at 51,200).
          */
-        eventsPerRun: z.number().int().min(100).max(20_000).default(5000),
+        eventsPerRun: z.number().int().min(100).max(8000).default(5000),
       })
       .strict()
       .prefault({}),
