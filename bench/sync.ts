@@ -197,14 +197,20 @@ async function main() {
     }
   }
 
-  // Where berth's time went, from its runs' own histories: activities by type, and Temporal's queues.
+  // Where berth's time went, from its runs' own histories: activities by type, and Temporal's queues; per run, how
+  // long the workflow ran (first event of the run to the last of its tree) against the timed process's wall.
   const profile: Record<string, { count: number; runningS: number; queuedS: number }> = {};
   const bounds = [];
+  const timelines = [];
   for (const m of measurements.filter((x) => x.tool === 'berth')) {
     bounds.push({ target: m.target, ...(await historyBounds(client, m.workflowId!)) });
+    let first = Infinity;
+    let last = 0;
     for await (const run of workflowTree(client, m.workflowId!)) {
       const events = run.history.events ?? [];
       const at = new Map(events.map((e) => [String(e.eventId), Number(e.eventTime!.seconds) + (e.eventTime!.nanos ?? 0) / 1e9]));
+      first = Math.min(first, ...at.values());
+      last = Math.max(last, ...at.values());
       const typeOf = new Map(events.filter((e) => e.activityTaskScheduledEventAttributes).map((e) => [String(e.eventId), e.activityTaskScheduledEventAttributes!.activityType!.name!]));
       for (const e of events) {
         const startedEvent = e.activityTaskStartedEventAttributes ?? e.workflowTaskStartedEventAttributes;
@@ -218,6 +224,7 @@ async function main() {
         }
       }
     }
+    timelines.push({ target: m.target, wallS: m.wallS, workflowS: Number((last - first).toFixed(2)) });
   }
 
   const summary = Object.fromEntries(
@@ -229,7 +236,7 @@ async function main() {
       return [kind, { berth: b, regsync: r, wallRatio: Number((b.wallS / r.wallS).toFixed(2)), cpuRatio: Number((b.cpuS / r.cpuS).toFixed(2)), goal: kind === 'inStep' ? 1.0 : 1.5 }];
     }),
   );
-  const result = { repositories, tags, driftPercent, runs, summary, historyBounds: bounds, profile, measurements };
+  const result = { repositories, tags, driftPercent, runs, summary, historyBounds: bounds, profile, timelines, measurements };
   mkdirSync(script('./results/'), { recursive: true });
   writeFileSync(script('./results/sync.json'), JSON.stringify(result, null, 2));
   for (const [kind, s] of Object.entries(summary)) {
