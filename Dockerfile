@@ -1,9 +1,10 @@
-# syntax=docker/dockerfile:1
 # One image for every berth process; the command picks the role (deploy/entrypoint.sh):
 #   docker run berth api
 #   docker run berth worker --no-idc                      workflows and control activities
 #   docker run berth worker --idc idc-b --no-main         one IDC's activities, run inside that IDC
 # BERTH_CONFIG (default /etc/berth/berth.yaml) names the config; mount it and the secrets it references.
+# The base: the official image by default; where none can be pulled, a local one (docs/operations.md, "The image
+# without Docker Hub").
 ARG NODE_IMAGE=node:20.18.1-bookworm-slim
 
 # deps: production dependencies only. better-sqlite3 compiles from source when no prebuilt binary matches the
@@ -23,7 +24,7 @@ COPY . .
 RUN node --import tsx workers/bundle.ts dist/workflow-bundle.js
 
 # runtime: berth runs its TypeScript sources with tsx, as everywhere; the files belong to root and are read-only
-# for the unprivileged user the processes run as. /var/lib/berth holds the main worker's inventory database.
+# for the unprivileged user the processes run as. /var/lib/berth holds an inventory kept in SQLite (inventory.sqliteFile).
 FROM ${NODE_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 berth \
  && useradd --system --uid 10001 --gid berth --home-dir /var/lib/berth --shell /usr/sbin/nologin berth \

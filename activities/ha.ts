@@ -1,13 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { fenceSyncSchedules } from '../api/sync-fences.ts';
 import { findRegistry, type BerthConfig, type HaGroup } from '../config/load.ts';
 import { recordFailover } from '../metrics/registry.ts';
 import { trafficEndpoint } from './endpoint/index.ts';
 import { RegistryClient } from './registry/client.ts';
 import type { RegistryClients } from './registry/clients.ts';
 import { resolveCredentials } from './registry/credentials.ts';
-import { HarborClient } from './registry/harbor/client.ts';
+import { HarborClient, unhealthyForImages } from './registry/harbor/client.ts';
+import { referredDigest } from './registry/referrers.ts';
 import { asTemporalFailure } from './failures.ts';
-import { compareTags, taggedDigests } from './sync/drift.ts';
 
 export interface ProbeResult {
   up: boolean;
@@ -29,10 +30,26 @@ export interface RpoMeasurement {
   total: number;
   /** Why the RPO is unknown, when it is. */
   error?: string;
+  /** Tags compared on both sides, when read from the primary. */
+  tagsScanned?: number;
+  /** The scan stopped at its time bound: `total` counts what it saw until then. */
+  partial?: boolean;
+}
+
+/** Where a group's endpoint points: what answers through it, and what its configuration says. */
+export interface EndpointView {
+  /** The registry that answers requests through the endpoint; none when nothing answers. */
+  serving?: string;
+  /** The registry the endpoint's configuration names (what a reload would serve). */
+  configured?: string;
+  writesRefused: boolean;
 }
 
 /** The RPO list kept in events and the guard's state: bounded, the total says how many more there were. */
 const rpoListLimit = 100;
+/** Manifests compared at once by the RPO scan, and how long it may read before it reports what it saw. */
+const rpoConcurrency = 8;
+const rpoScanLimitMs = 10 * 60_000;
 
 /** Activities of registry HA: probes from a vantage point, and the failover steps on the endpoint and registries. */
 export function createHaActivities(config: BerthConfig, clientFor: RegistryClients) {
@@ -46,7 +63,15 @@ export function createHaActivities(config: BerthConfig, clientFor: RegistryClien
     return new HarborClient({ name: registry, baseUrl: r.url, credentials: resolveCredentials(registry, r.credentials) });
   };
   const isHarbor = (registry: string) => findRegistry(config, registry)?.kind === 'harbor';
-  /** Whether a registry answers within the timeout: `/v2/` for distribution, `/api/v2.0/health` for Harbor. */
+  /** `host:port` of a registry, with the scheme's default port spelt out: nginx would take a bare https host for port 80. */
+  const upstreamOf = (registry: string) => {
+    const url = new URL(findRegistry(config, registry)!.url);
+    return `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`;
+  };
+  /** The group's registry an endpoint names, by name (berth 0.2 files) or by its address (older ones). */
+  const sideOf = (g: HaGroup, seen: { registry?: string; upstream?: string } | undefined) =>
+    [g.primary, g.secondary].find((r) => r === seen?.registry || (!seen?.registry && seen?.upstream === upstreamOf(r)));
+  /** Whether a registry answers within the timeout: `/v2/` for distribution, `/api/v2.0/health` for Harbor (its image path). */
   const probe = async (registry: string, timeoutMs: number): Promise<ProbeResult> => {
     const started = Date.now();
     const signal = AbortSignal.timeout(timeoutMs);
@@ -54,9 +79,10 @@ export function createHaActivities(config: BerthConfig, clientFor: RegistryClien
       if (isHarbor(registry)) {
         const h = harbor(registry);
         try {
-          const health = await h.health(signal);
+          // A Harbor whose jobservice or portal is down still serves images: only the image path counts.
+          const unhealthy = unhealthyForImages(await h.health(signal));
           const ms = Date.now() - started;
-          return health.status === 'healthy' ? { up: true, ms } : { up: false, ms, detail: `Harbor reports ${health.status}` };
+          return unhealthy.length ? { up: false, ms, detail: `Harbor reports ${unhealthy.join(', ')} unhealthy` } : { up: true, ms };
         } finally {
           await h.close();
         }
@@ -90,47 +116,87 @@ export function createHaActivities(config: BerthConfig, clientFor: RegistryClien
       }
     },
 
-    /** What the old primary holds that the secondary does not: read from the primary if it answers, else the push log. */
+    /** Puts the group's fence on berth's sync rules (no rule writes to the fenced primary), or lifts it. */
+    async fenceSyncRules({ group: name, fenced }: { group: string; fenced: boolean }): Promise<{ rules: string[] }> {
+      const g = group(name);
+      const fence = { group: g.name, registry: g.primary, serving: g.secondary };
+      return { rules: await asTemporalFailure(() => fenceSyncSchedules(Context.current().client, config, fence, fenced)) };
+    },
+
+    /**
+     * What the old primary holds that the secondary does not: read from the primary if it answers (tag by tag,
+     * a heartbeat each, for at most 10 minutes), else from the endpoint's push log. Runs beside the endpoint.
+     */
     async measureRpo({ group: name, primary, secondary, timeoutMs }: { group: string; primary: string; secondary: string; timeoutMs: number }): Promise<RpoMeasurement> {
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
       const target = clientFor(secondary);
       return asTemporalFailure(async () => {
+        const missing: RpoEntry[] = [];
+        let total = 0;
+        const note = (image: string, digest: string) => {
+          total++;
+          if (missing.length < rpoListLimit) missing.push({ image, digest });
+        };
         if ((await probe(primary, timeoutMs)).up) {
           const source = clientFor(primary);
-          const missing: RpoEntry[] = [];
-          const all = () => true;
+          const deadline = Date.now() + rpoScanLimitMs;
+          let scanned = 0;
           for await (const page of source.listRepositories(1000, signal)) {
             for (const repository of page) {
-              const drift = compareTags(repository, await taggedDigests(source, repository, 1000, all, signal), await taggedDigests(target, repository, 1000, all, signal), all);
-              missing.push(...[...drift.missing, ...drift.different].map((m) => ({ image: `${repository}:${m.tag}`, digest: m.digest })));
-              ctx.heartbeat();
+              for await (const tags of source.listTags(repository, 1000, signal)) {
+                // Referrer tags travel with their subject: not images of their own.
+                const queue = tags.filter((t) => referredDigest(t) === undefined);
+                const compare = async () => {
+                  for (let tag = queue.shift(); tag !== undefined; tag = queue.shift()) {
+                    const [digest, there] = await Promise.all([source.headManifest(repository, tag, signal), target.headManifest(repository, tag, signal)]);
+                    if (digest && digest !== there) note(`${repository}:${tag}`, digest);
+                    ctx.heartbeat({ tagsScanned: ++scanned });
+                  }
+                };
+                await Promise.all(Array.from({ length: rpoConcurrency }, compare));
+                if (Date.now() > deadline) return { source: 'primary', missing, total, tagsScanned: scanned, partial: true };
+              }
             }
           }
-          return { source: 'primary', missing: missing.slice(0, rpoListLimit), total: missing.length };
+          return { source: 'primary', missing, total, tagsScanned: scanned };
         }
         const pushes = await trafficEndpoint(group(name)).pushesSince(0);
         if (!pushes) return { source: 'unknown', missing: [], total: 0 };
         // The last push of each tag is what clients expect to pull.
         const latest = new Map(pushes.map((p) => [`${p.repository}:${p.reference}`, p]));
-        const missing: RpoEntry[] = [];
         for (const [image, p] of latest) {
-          if ((await target.headManifest(p.repository, p.reference, signal)) !== p.digest) missing.push({ image, digest: p.digest });
+          if ((await target.headManifest(p.repository, p.reference, signal)) !== p.digest) note(image, p.digest);
           ctx.heartbeat();
         }
-        return { source: 'push-log', missing: missing.slice(0, rpoListLimit), total: missing.length };
+        return { source: 'push-log', missing, total };
       });
     },
 
-    /** Points the group's endpoint at a registry and returns once traffic arrives there. */
-    async switchEndpoint({ group: name, to }: { group: string; to: string }): Promise<{ from?: string; to: string }> {
-      const endpoint = trafficEndpoint(group(name));
-      const from = await endpoint.current();
-      // With the scheme's default port spelt out: nginx would take a bare https host for port 80.
-      const url = new URL(findRegistry(config, to)!.url);
-      const upstream = `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`;
-      await endpoint.switchTo(upstream, Context.current().cancellationSignal);
-      return { from, to: upstream };
+    /**
+     * Points the group's endpoint at a registry (writes refused, for a failback's final catch-up) and returns once
+     * requests through it arrive there; on failure the endpoint is left as it was.
+     */
+    async switchEndpoint({ group: name, to, writesRefused = false }: { group: string; to: string; writesRefused?: boolean }): Promise<{ from?: string; to: string }> {
+      const g = group(name);
+      const endpoint = trafficEndpoint(g);
+      const from = sideOf(g, await endpoint.configured());
+      await endpoint.switchTo({ registry: to, upstream: upstreamOf(to), writesRefused }, Context.current().cancellationSignal);
+      return { from, to };
+    },
+
+    /** Where the group's endpoint points: the registry answering through it, and the one its configuration names. */
+    async readEndpoint({ group: name }: { group: string }): Promise<EndpointView> {
+      const g = group(name);
+      const endpoint = trafficEndpoint(g);
+      const [serving, configured] = await Promise.all([endpoint.serving(Context.current().cancellationSignal), endpoint.configured()]);
+      return { serving: sideOf(g, serving), configured: sideOf(g, configured), writesRefused: serving?.writesRefused ?? false };
+    },
+
+    /** Repositories pushed to through the endpoint since `sinceMs`, from its push log; null when it keeps none. */
+    async pushedRepositories({ group: name, sinceMs }: { group: string; sinceMs: number }): Promise<string[] | null> {
+      const pushes = await trafficEndpoint(group(name)).pushesSince(sinceMs);
+      return pushes && [...new Set(pushes.map((p) => p.repository))].sort();
     },
 
     /** Pulls an image through the endpoint and checks it is the registry's own: the endpoint really serves it. */
@@ -138,7 +204,9 @@ export function createHaActivities(config: BerthConfig, clientFor: RegistryClien
       const g = group(name);
       const r = findRegistry(config, registry)!;
       const direct = clientFor(registry);
-      const through = new RegistryClient({ name: `${name} endpoint`, baseUrl: g.endpoint.url, credentials: resolveCredentials(registry, r.credentials) });
+      // The registry behind the endpoint may name a token service on its own host: its credentials may go there.
+      const trustedTokenRealms = [r.url, ...r.trustedTokenRealms];
+      const through = new RegistryClient({ name: `${name} endpoint`, baseUrl: g.endpoint.url, credentials: resolveCredentials(registry, r.credentials), trustedTokenRealms });
       const signal = Context.current().cancellationSignal;
       // The last step of a failover (to the secondary) and of a failback (to the primary): where they are counted.
       const direction = registry === g.secondary ? 'failover' : 'failback';

@@ -24,4 +24,4 @@ export type { CopyToRegistryInput, CopyToRegistryResult, ResolveImageInput } fro
 export type { DeleteManifestInput, DeleteManifestsInput, DiffRepositoriesInput, DiffRepositoryInput, DriftCursor, DriftPageResult, ListRepositoriesInput, ListRepositoryPageInput, RepositoryPage } from './sync/index.ts';
 export type { CopyImagesInput, CopyImagesResult, ImageToCopy } from './sync/copy-images.ts';
 export type { RepositoryDrift } from './sync/drift.ts';
-export type { ProbeResult, RpoEntry, RpoMeasurement } from './ha.ts';
+export type { EndpointView, ProbeResult, RpoEntry, RpoMeasurement } from './ha.ts';

@@ -1,23 +1,27 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import ssh2 from 'ssh2';
 import type { BerthConfig } from '../config/load.ts';
-import { cloudProviders } from './cloud/index.ts';
-import { machineSpecSchema } from './cloud/provider.ts';
+import { machineSpecSchema, madeBy, ProviderError, type CloudProvider } from './cloud/provider.ts';
 import { recordProvisioning } from '../metrics/registry.ts';
 import { asTemporalFailure } from './failures.ts';
 import { resolvePrivateKey } from './hosts/private-key.ts';
 import {
+  findMachine,
+  findMachineByProviderId,
   getMachine,
+  InventoryError,
   listMachines,
-  openInventory,
   pinHostKey,
   projectedMonthlyCost,
   recordMachine,
+  recordMachineEvent,
   transitionMachine,
-  type Inventory,
   type MachineRecord,
   type MachineState,
 } from './inventory/index.ts';
+import { heartbeating, machineContext, retryingAtProvider } from './machine-context.ts';
+import { createReconcileActivities, orphanStatus } from './reconcile/index.ts';
+import { remedies } from './reconcile/report.ts';
 
 export interface MachineRef {
   machineId: string;
@@ -29,22 +33,31 @@ export interface ReserveMachineInput extends MachineRef {
   name: string;
 }
 
+/** What a destroy did at the provider: the machines it ended (none when nothing had been created). */
+export interface DestroyOutcome {
+  destroyed: string[];
+}
+
 /** Polls while a machine boots; the activity heartbeats on every poll. */
 const pollEveryMs = 1000;
 
 /**
- * Activities of provisioning, on the main queue (control activities): the inventory, the budget, and the cluster's
- * provider. One inventory connection per worker process, opened on first use.
+ * Activities of provisioning and reconciliation, on the main queue (control activities): the inventory, the
+ * budget, and the cluster's provider. One inventory connection per worker process, opened on first use.
  */
 export function createMachineActivities(config: BerthConfig) {
-  let opened: Promise<Inventory> | undefined;
-  const inventory = () => (opened ??= openInventory({ sqliteFile: config.inventory.sqliteFile }));
-  let providers: ReturnType<typeof cloudProviders> | undefined;
-  const providerOf = async (cluster: string) => (providers ??= cloudProviders(config, await inventory()))(cluster);
-  const clusterOf = (name: string) => {
-    const cluster = config.clusters.find((c) => c.name === name);
-    if (!cluster) throw ApplicationFailure.nonRetryable(`cluster "${name}" is not in this worker's config`, 'UnknownCluster');
-    return cluster;
+  const context = machineContext(config);
+  const { inventory, providerOf, clusterOf } = context;
+
+  /**
+   * A create that comes after compensation gave the machine up (a late retry of an attempt that timed out): it
+   * undoes whatever the key made, so that nothing outlives the provisioning.
+   */
+  const givenUp = async (provider: CloudProvider, m: MachineRecord): Promise<never> => {
+    const made = await provider.findByKey(m.id);
+    for (const x of made) await provider.destroy(x.id);
+    const undone = made.length > 0 ? `${made.map((x) => x.id).join(', ')}, made meanwhile, was destroyed` : 'nothing was created for it';
+    throw ApplicationFailure.nonRetryable(`machine ${m.id} is ${m.state}: its provisioning was given up, and ${undone}`, 'MachineAbandoned');
   };
 
   return {
@@ -76,7 +89,9 @@ export function createMachineActivities(config: BerthConfig) {
     async createMachine({ machineId, cluster }: MachineRef): Promise<{ providerId: string }> {
       return asTemporalFailure(async () => {
         const db = await inventory();
+        const provider = await providerOf(cluster);
         const m = await getMachine(db, machineId);
+        if (m.state !== 'requested' && m.state !== 'creating') return givenUp(provider, m);
         const c = clusterOf(cluster);
         const publicKey = ssh2.utils.parseKey(resolvePrivateKey(cluster, c.ssh.privateKey));
         if (publicKey instanceof Error) throw ApplicationFailure.nonRetryable(`the SSH key of cluster ${cluster} cannot be read: ${publicKey.message}`, 'SecretUnavailable');
@@ -91,9 +106,38 @@ export function createMachineActivities(config: BerthConfig) {
         });
         // A spec that does not validate never will: fail now rather than retry.
         if (!spec.success) throw ApplicationFailure.nonRetryable(`machine ${machineId}: ${spec.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'InvalidInput');
-        const created = await (await providerOf(cluster)).create(spec.data);
-        await transitionMachine(db, machineId, 'creating', { providerId: created.id, detail: created.created ? 'created' : 'found by its idempotency key' });
+        const created = await provider.create(spec.data).catch(async (err) => {
+          if (!(err instanceof ProviderError && err.type === 'NameClash' && err.opts.holder)) throw err;
+          const owner = await findMachineByProviderId(db, cluster, err.opts.holder.id);
+          const whose = owner
+            ? `it is machine ${owner.id} (${owner.state}) of this inventory`
+            : `no machine of this inventory accounts for it: an orphan; ${remedies.orphan(cluster, err.opts.holder.id)}, then ask for ${m.name} again`;
+          throw ApplicationFailure.nonRetryable(`${err.message}; ${whose}`, 'NameClash');
+        });
+        try {
+          await transitionMachine(db, machineId, 'creating', { providerId: created.id, detail: created.created ? 'created' : 'found by its idempotency key' });
+        } catch (err) {
+          if (err instanceof InventoryError && err.type === 'InvalidTransition') return givenUp(provider, await getMachine(db, machineId));
+          throw err;
+        }
         return { providerId: created.id };
+      });
+    },
+
+    /**
+     * Takes an orphan (a machine of the cluster at its provider that no live machine of the inventory accounts
+     * for) as this machine's, instead of creating one; the rest of provisioning brings it to the pool's profile.
+     */
+    async adoptMachine({ machineId, cluster, providerId }: MachineRef & { providerId: string }): Promise<{ providerId: string }> {
+      return asTemporalFailure(async () => {
+        const db = await inventory();
+        const m = await getMachine(db, machineId);
+        if (m.state === 'creating' && m.providerId === providerId) return { providerId };
+        if (m.state !== 'requested') throw ApplicationFailure.nonRetryable(`machine ${machineId} is ${m.state}: its provisioning was given up, nothing is adopted for it`, 'MachineAbandoned');
+        const status = await orphanStatus(db, await providerOf(cluster), cluster, providerId);
+        if (!status.orphan) throw ApplicationFailure.nonRetryable(status.why, 'NotAnOrphan');
+        await transitionMachine(db, machineId, 'creating', { providerId, detail: `adopted ${providerId}, made by ${madeBy(status.machine)}` });
+        return { providerId };
       });
     },
 
@@ -130,20 +174,41 @@ export function createMachineActivities(config: BerthConfig) {
     },
 
     /**
-     * Destroys the machine at its provider (gone already is fine) and records why: the compensation of a failed
-     * provisioning, and the end of a decommissioning. `reason` is kept as the machine's failure reason.
+     * Destroys the machine at its provider and records it: the compensation of a failed provisioning (`reason`,
+     * kept as the machine's failure reason; the machine is `destroying` until done), and the end of a
+     * decommissioning. It destroys what its provider id names and whatever the provider holds under its
+     * idempotency key, so a machine whose create never answered is found too; gone already is fine. Every
+     * failure at the provider is retryable: the workflow retries it until the machine is gone.
      */
-    async destroyMachine({ machineId, cluster, reason }: MachineRef & { reason?: string }): Promise<void> {
+    async destroyMachine({ machineId, cluster, reason }: MachineRef & { reason?: string }): Promise<DestroyOutcome> {
+      const { attempt } = Context.current().info;
       return asTemporalFailure(async () => {
         const db = await inventory();
-        const m = await getMachine(db, machineId);
-        if (m.state === 'destroyed') return;
-        if (reason) {
-          await transitionMachine(db, machineId, 'failed', { failureReason: reason, detail: reason });
+        const m = await findMachine(db, machineId);
+        // Nothing was reserved: a cancellation came before the reservation did, or the reservation was refused.
+        if (!m) return { destroyed: [] };
+        if (m.state === 'destroyed') return { destroyed: m.providerId ? [m.providerId] : [] };
+        if (reason && m.state !== 'destroying') {
+          await transitionMachine(db, machineId, 'destroying', { failureReason: reason, detail: reason });
           recordProvisioning(cluster, 'failed');
         }
-        if (m.providerId) await (await providerOf(cluster)).destroy(m.providerId);
-        await transitionMachine(db, machineId, 'destroyed', { detail: reason ?? 'decommissioned' });
+        const provider = await providerOf(cluster);
+        const ids = await retryingAtProvider(
+          async () => {
+            const byKey = await heartbeating(() => provider.findByKey(machineId));
+            const all = [...new Set([...(m.providerId ? [m.providerId] : []), ...byKey.map((x) => x.id)])];
+            for (const id of all) await heartbeating(() => provider.destroy(id), { destroying: id });
+            return all;
+          },
+          async (err) => {
+            if (attempt === 1) await recordMachineEvent(db, machineId, 'destroy-failed', `${err.message}; retrying until the provider lets it be destroyed`);
+          },
+        );
+        await transitionMachine(db, machineId, 'destroyed', {
+          ...(ids.length > 0 && !m.providerId && { providerId: ids[0] }),
+          detail: `${reason ?? 'decommissioned'}; ${ids.length > 0 ? `destroyed ${ids.join(', ')} at the provider` : 'nothing had been created at the provider'}`,
+        });
+        return { destroyed: ids };
       });
     },
 
@@ -155,5 +220,7 @@ export function createMachineActivities(config: BerthConfig) {
           .map((m) => ({ machineId: m.id, name: m.name, state: m.state })),
       );
     },
+
+    ...createReconcileActivities(context),
   };
 }

@@ -16,7 +16,6 @@ async function main(): Promise<void> {
   }
   const api = await startApi(config, { logger: true });
   const { schedules } = api;
-  if (api.firstAdminToken) console.log(`first start: platform admin "admin" created; its token, shown this once: ${api.firstAdminToken}`);
   console.log(
     `berth api on ${api.url}; Temporal ${config.temporal.address}; ` +
       `sync schedules created ${schedules.created.length}, updated ${schedules.updated.length}, deleted ${schedules.deleted.length}; ` +

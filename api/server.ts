@@ -1,3 +1,4 @@
+import rateLimit from '@fastify/rate-limit';
 import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Inventory } from '../activities/inventory/index.ts';
@@ -10,13 +11,13 @@ import { openApiRoutes } from './openapi.ts';
 import type { Gatekeeper } from './route.ts';
 import { codecRoutes } from './routes/codec.ts';
 import { machineRoutes } from './routes/machines.ts';
+import { reconciliationRoutes } from './routes/reconciliation.ts';
 import { userRoutes } from './routes/users.ts';
 import { distributionRoutes } from './routes/distributions.ts';
 import { haGroupRoutes } from './routes/ha-groups.ts';
 import { syncRuleRoutes } from './routes/sync-rules.ts';
 import { replicationRoutes } from './routes/replications.ts';
 import { workflowRoutes } from './routes/workflows.ts';
-
 
 export interface ApiDeps {
   config: BerthConfig;
@@ -26,10 +27,24 @@ export interface ApiDeps {
   gate: Gatekeeper;
 }
 
-export function buildApi({ logger, ...rest }: { config: BerthConfig; client: Client; auth: AuthStore; inventory: Inventory; logger?: boolean }): FastifyInstance {
+/** Probes and scrapers: they write nothing to the audit log and call often, so they are not rate-limited. */
+const unlimited = new Set(['/healthz', '/metrics']);
+
+export async function buildApi({ logger, ...rest }: { config: BerthConfig; client: Client; auth: AuthStore; inventory: Inventory; logger?: boolean }): Promise<FastifyInstance> {
   const deps: ApiDeps = { ...rest, gate: storeGate(rest.auth) };
   // Workflow IDs are derived from requests (image, registries) and, URL-encoded, run past Fastify's default 100.
   const app = Fastify({ logger: logger ?? false, routerOptions: { maxParamLength: 2048 } });
+  // Every refused request is audited: requests without a valid token are limited per address, so that nobody can
+  // flood the audit log (or guess tokens at speed). Callers with a valid token are never limited.
+  const perMinute = deps.config.api.unauthenticatedRequestsPerMinute;
+  await app.register(rateLimit, {
+    global: true,
+    max: perMinute,
+    timeWindow: 60_000,
+    allowList: async (req) => unlimited.has(req.routeOptions.url ?? '') || !('refused' in (await deps.gate.authenticate(req))),
+    errorResponseBuilder: (_req, ctx) =>
+      Object.assign(new Error(`more than ${perMinute} requests without a valid token from this address within a minute: retry in ${ctx.after}`), { statusCode: ctx.statusCode }),
+  });
   app.setErrorHandler((err, _req, reply) => {
     // Temporal out of reach is not the caller's fault, nor a bug: say so, so that clients retry.
     if (isTemporalUnavailable(err)) {
@@ -44,6 +59,7 @@ export function buildApi({ logger, ...rest }: { config: BerthConfig; client: Cli
   haGroupRoutes(app, deps);
   workflowRoutes(app, deps);
   machineRoutes(app, deps);
+  reconciliationRoutes(app, deps);
   userRoutes(app, deps);
   codecRoutes(app, deps);
   openApiRoutes(app);

@@ -28,6 +28,8 @@ interface StartOptions<W extends Workflow> {
   summary: string;
   startedBy: string;
   labels: WorkflowLabels;
+  /** More of the request to keep with the workflow, where a later request can read it back. */
+  memo?: Record<string, unknown>;
 }
 
 /** Starts a workflow, or joins the one running under the same ID; returns where to follow it. */
@@ -40,7 +42,7 @@ export async function startBerthWorkflow<W extends Workflow>({ config, client }:
     staticSummary: opts.summary,
     typedSearchAttributes: searchAttributes(opts.labels),
     // Who started it: a developer may cancel what they started, an admin anything in the project.
-    memo: { startedBy: opts.startedBy },
+    memo: { ...opts.memo, startedBy: opts.startedBy },
   } as unknown as WorkflowStartOptions<W>); // args are checked against W by the signature above
   return {
     workflowId: opts.workflowId,

@@ -1,4 +1,5 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleSpec } from '@temporalio/client';
+import { workflowProjects } from '../codec/workflow-projects.ts';
 import type { BerthConfig, SyncRule } from '../config/load.ts';
 import { syncPlan } from '../config/sync-plan.ts';
 import { syncRegistries } from '../workflows/sync-registries.ts';
@@ -15,11 +16,14 @@ function spec(rule: SyncRule): ScheduleSpec {
 }
 
 function action(config: BerthConfig, rule: SyncRule, origin: RuleOrigin) {
+  const workflowId = `sync:${rule.name}`;
+  // The runs' payloads are labelled with the rule's project, as those of workflows the API starts (codec/).
+  if (rule.project) workflowProjects.remember(workflowId, rule.project);
   return {
     type: 'startWorkflow' as const,
     workflowType: syncRegistries,
     // Temporal appends each run's time, so every run has its own ID under this one.
-    workflowId: `sync:${rule.name}`,
+    workflowId,
     taskQueue: config.taskQueues.main,
     args: [syncPlan(config, rule)] as [ReturnType<typeof syncPlan>],
     staticSummary: `sync rule ${rule.name}`,

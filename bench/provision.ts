@@ -220,7 +220,7 @@ async function main() {
   async function freshHosts(n: number): Promise<{ cluster: string; hosts: Host[] }> {
     const cluster = `bench-prov-${randomBytes(3).toString('hex')}`;
     clusters.add(cluster);
-    const provider = await testDockerProvider(cluster, image.tag);
+    const provider = await testDockerProvider(cluster, { image: image.tag });
     const names = Array.from({ length: n }, (_, i) => `h${String(i + 1).padStart(2, '0')}`);
     const machines = await Promise.all(names.map((name) => provider.create(machineSpec(cluster, name, keys.publicKey))));
     const hosts = await Promise.all(

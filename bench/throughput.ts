@@ -1,37 +1,60 @@
 // `npm run bench -- throughput`: no-op replications per second (the image is on the target already, so a
-// replication is a resolve and a copy that finds everything there) with 1 worker process, then 2. Each replication
-// is of its own repository (BENCH_REPOSITORIES of them, one tag each): a copy lists its repository's tags (the
-// referrers tag schema), so one repository of thousands of tags would measure that listing. For BENCH_SECONDS
-// (60) each, replications are started through the API as fast as it takes them, with at most BENCH_IN_FLIGHT (100)
-// running at once so that the backlog stays bounded (the latency is then about in-flight / throughput). Prints
-// workflows completed per second in that window, p50/p95 start-to-close latency, the workers' RSS, the CPU that the
-// Temporal dev server, the workers, the API and the registries used, and how long a workflow's tasks waited in
+// replication is a resolve and a copy that finds everything there) on two engines, the Temporal dev server (SQLite)
+// and the real Temporal server (v1.29.1, its four services as separate processes) on PostgreSQL, each with 1 worker
+// process, then 2. Each replication is of its own repository (BENCH_REPOSITORIES of them, one tag each): a copy
+// lists its repository's tags (the referrers tag schema), so one repository of thousands of tags would measure that
+// listing. For BENCH_SECONDS (60) per phase, replications are started through the API as fast as it takes them,
+// with at most BENCH_IN_FLIGHT (100) running at once so that the backlog stays bounded (the latency is then about
+// in-flight / throughput). Prints workflows completed per second in that window, p50/p95 start-to-close latency,
+// the workers' RSS, CPU-seconds per workflow by component (Temporal server, PostgreSQL, berth's workers, the API,
+// the registries; from /proc, each process with its children), and how long a workflow's tasks waited in
 // Temporal's queues against how long they ran in the workers: which of the two was the bottleneck.
-// BENCH_DEV_SERVER_DB=memory runs the dev server on in-memory SQLite instead of a file. Writes
-// bench/results/throughput.json.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+// BENCH_ENGINES (dev,real) picks the engines; BENCH_DEV_SERVER_DB=memory runs the dev server on in-memory SQLite
+// instead of a file. Writes bench/results/throughput.json.
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
-import { freePort, spawnManaged, stopAll, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
+import { startPostgres } from '../embedded/postgres.ts';
+import { freePort, stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
+import { startTemporalServer } from '../embedded/temporal-server.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../test/harness/berth.ts';
+import { berthProcesses, bundleWorkflows } from '../test/harness/berth-process.ts';
 import { buildOciLayout, pushWithSkopeo } from '../test/harness/oci-layout.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
 const inFlightCap = Number(process.env.BENCH_IN_FLIGHT ?? 100);
 const devServerDb = process.env.BENCH_DEV_SERVER_DB ?? 'file';
+const engines = (process.env.BENCH_ENGINES ?? 'dev,real').split(',') as ('dev' | 'real')[];
 const repositories = Number(process.env.BENCH_REPOSITORIES ?? 3000);
 const starters = 16;
 const script = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const clockTicks = 100; // USER_HZ on Linux
 
-/** CPU seconds a process has used so far (user + system), from /proc. */
+/** /proc/<pid>/stat after the command name: [state, ppid, ...]. */
+const statFields = (pid: number | string) => readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+
+/**
+ * CPU seconds a process has used so far (user + system), with its children's: the ones it has waited for, and the
+ * ones still running (PostgreSQL's backends), from /proc.
+ */
 function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / clockTicks;
+  const fields = statFields(pid);
+  let ticks = Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14]);
+  for (const child of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    const f = (() => {
+      try {
+        return statFields(child);
+      } catch {
+        return undefined; // gone meanwhile
+      }
+    })();
+    if (f && Number(f[1]) === pid) ticks += cpuSeconds(Number(child)) * clockTicks;
+  }
+  return ticks / clockTicks;
 }
 
 /** Busy and total CPU ticks of the whole machine, from /proc/stat: other work on it competes with the bench. */
@@ -62,13 +85,6 @@ async function taskTimes(client: Client, workflowId: string): Promise<{ queuedMs
 const rssMB = (pid: number) => Number(readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+)/)![1]) / 1024;
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))];
 
-async function spawnBerth(name: string, args: string[], ready: string, env: NodeJS.ProcessEnv): Promise<ManagedProcess> {
-  const logFile = join(tempDir(`bench-${name}`), `${name}.log`);
-  const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', ...args], logFile, env);
-  await waitUntil(name, async () => readFileSync(logFile, 'utf8').includes(ready), { timeoutMs: 60_000, process: proc });
-  return proc;
-}
-
 /** One small image in `repositories` repositories on both registries: a replication of any of them copies nothing. */
 async function noopImages(source: TestRegistry, target: TestRegistry): Promise<void> {
   const image = await buildOciLayout(tempDir('bench-noop'), '1', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 64 << 10, gzip: true }] }]);
@@ -86,22 +102,31 @@ async function noopImages(source: TestRegistry, target: TestRegistry): Promise<v
   }
 }
 
-async function phase(workerCount: number, temporal: { address: string; pid: number; client: Client }, source: TestRegistry, target: TestRegistry) {
+interface Engine {
+  name: 'dev' | 'real';
+  address: string;
+  /** The Temporal server's processes, and PostgreSQL's postmaster (its backends are its children). */
+  pids: { temporal: number[]; postgres: number[] };
+  client: Client;
+  stop(): Promise<void>;
+}
+
+async function phase(workerCount: number, temporal: Engine, source: TestRegistry, target: TestRegistry, bundle: string) {
   const apiPort = await freePort();
-  const { config, file, env } = testConfig(`throughput-${workerCount}`, temporal.address, [
+  const { config, file, env } = testConfig(`throughput-${temporal.name}-${workerCount}`, temporal.address, [
     { registry: source, idc: 'idc-a' },
     { registry: target, idc: 'idc-b' },
   ], {}, { api: { host: '127.0.0.1', port: apiPort } });
-  const processEnv = { ...process.env, ...env, BERTH_CONFIG: file, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' };
-  const api = await spawnBerth(`api-${workerCount}`, [script('../api/main.ts')], 'berth api on', processEnv);
-  const token = readFileSync(api.logFile, 'utf8').match(/its token, shown this once: (\S+)/)![1];
+  const procs = berthProcesses(file, { ...env, BERTH_WORKFLOW_BUNDLE: bundle, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' });
+  const api = await procs.api(`api-${temporal.name}-${workerCount}`);
+  const token = api.token!;
   // Each worker process serves every queue, as `npm start` does: adding a process adds capacity to all of them.
-  const workers = await Promise.all(Array.from({ length: workerCount }, (_, i) => spawnBerth(`worker-${workerCount}-${i}`, [script('../workers/main.ts')], 'berth worker polling', processEnv)));
+  const workers = await Promise.all(Array.from({ length: workerCount }, (_, i) => procs.worker(`worker-${temporal.name}-${workerCount}-${i}`, [])));
   const query = `TaskQueue = '${config.taskQueues.main}'`;
   const closed = async () => (await temporal.client.workflow.count(`${query} AND ExecutionStatus != 'Running'`)).count;
 
   const pids = {
-    temporal: [temporal.pid],
+    ...temporal.pids,
     workers: workers.map((w) => w.child.pid!),
     api: [api.child.pid!],
     registries: [source, target].map((r) => r.process!.child.pid!),
@@ -158,8 +183,10 @@ async function phase(workerCount: number, temporal: { address: string; pid: numb
   // A sample of histories is enough to tell where a workflow's time went.
   const sample = completedIds.filter((_, i) => i % Math.ceil(completedIds.length / 100) === 0);
   const times = await Promise.all(sample.map((id) => taskTimes(temporal.client, id)));
-  for (const p of [...workers, api]) await p.stop();
+  await procs.stopAll();
+  const cpu = Object.fromEntries(Object.keys(pids).map((k) => [k, cpuAfter[k] - cpuBefore[k]]));
   return {
+    engine: temporal.name,
     workers: workerCount,
     started,
     refused,
@@ -170,53 +197,92 @@ async function phase(workerCount: number, temporal: { address: string; pid: numb
     taskMs: { queued: Math.round(mean(times.map((t) => t.queuedMs))), running: Math.round(mean(times.map((t) => t.runningMs))) },
     workerRssMB: rss.map((r) => Math.round(r)),
     // Cores busy on average over the window (the machine has cpus().length).
-    cpuCores: Object.fromEntries(Object.keys(pids).map((k) => [k, Number(((cpuAfter[k] - cpuBefore[k]) / seconds).toFixed(2))])),
+    cpuCores: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Number((v / seconds).toFixed(2))])),
+    // CPU-seconds per workflow completed in the window, by component.
+    cpuSecondsPerWorkflow: Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, Number((v / Math.max(1, completedInWindow)).toFixed(4))])),
     // The whole machine, this bench's processes and anything else running on it.
     machineBusy: Number(((machineAfter.busy - machineBefore.busy) / (machineAfter.total - machineBefore.total)).toFixed(2)),
   };
 }
 
+/** The dev server (SQLite), or the real server with its four services as processes of their own on PostgreSQL. */
+async function startEngine(name: Engine['name']): Promise<Engine> {
+  const dir = tempDir(`bench-${name}`);
+  if (name === 'dev') {
+    const dbFile = devServerDb === 'memory' ? undefined : join(dir, 'temporal.db');
+    const server = await startTemporalDevServer({ port: await freePort(), headless: true, dbFile, logFile: join(dir, 'temporal.log') });
+    const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+    return { name, address: server.address, pids: { temporal: [server.child.pid!], postgres: [] }, client, stop: () => server.stop() };
+  }
+  const pg = await startPostgres({ dir: tempDir('bench-postgres'), port: await freePort() });
+  const server = await startTemporalServer({ dir, postgres: pg, port: await freePort(), layout: 'split' });
+  const client = new Client({ connection: await Connection.connect({ address: server.address }) });
+  const stop = async () => {
+    await server.stop();
+    await pg.stop();
+  };
+  return { name, address: server.address, pids: { temporal: server.processes.map((p) => p.child.pid!), postgres: [pg.process!.child.pid!] }, client, stop };
+}
+
 async function main() {
-  const dir = tempDir('bench-temporal');
-  const dbFile = devServerDb === 'memory' ? undefined : join(dir, 'temporal.db');
-  const server = await startTemporalDevServer({ port: await freePort(), headless: true, dbFile, logFile: join(dir, 'temporal.log') });
-  const connection = await Connection.connect({ address: server.address });
-  const temporal = { address: server.address, pid: server.child.pid!, client: new Client({ connection }) };
   const [source, target] = await Promise.all([startedRegistry('bench-source'), startedRegistry('bench-target')]);
   console.log(`one image in ${repositories} repositories on both registries...`);
   await noopImages(source, target);
+  // Workers load the workflow code prebuilt, as in production, rather than each bundling it as it starts.
+  const bundle = await bundleWorkflows(join(tempDir('bench-bundle'), 'workflow-bundle.js'));
   const phases: Awaited<ReturnType<typeof phase>>[] = [];
-  for (const n of [1, 2]) {
-    console.log(`${n} worker process${n > 1 ? 'es' : ''}: starting replications for ${seconds} s (at most ${inFlightCap} in flight)...`);
-    const r = await phase(n, temporal, source, target);
-    phases.push(r);
-    console.log(
-      `  ${r.completedPerSecond.toFixed(1)} workflows/s; latency p50 ${r.latencyMs.p50} ms, p95 ${r.latencyMs.p95} ms; worker RSS ${r.workerRssMB.join(', ')} MB; ` +
-        `tasks queued ${r.taskMs.queued} ms, running ${r.taskMs.running} ms per workflow; ` +
-        `CPU cores: dev server ${r.cpuCores.temporal}, workers ${r.cpuCores.workers}, API ${r.cpuCores.api}, registries ${r.cpuCores.registries}; machine ${Math.round(r.machineBusy * 100)}% busy; started ${r.started}, failed ${r.failed}, refused ${r.refused}`,
-    );
+  for (const name of engines) {
+    const engine = await startEngine(name);
+    for (const n of [1, 2]) {
+      console.log(`${name === 'dev' ? 'dev server' : 'real server on PostgreSQL'}, ${n} worker process${n > 1 ? 'es' : ''}: starting replications for ${seconds} s (at most ${inFlightCap} in flight)...`);
+      const r = await phase(n, engine, source, target, bundle);
+      phases.push(r);
+      const perWorkflow = Object.entries(r.cpuSecondsPerWorkflow).map(([k, v]) => `${k} ${(v * 1000).toFixed(1)}`).join(', ');
+      console.log(
+        `  ${r.completedPerSecond.toFixed(1)} workflows/s; latency p50 ${r.latencyMs.p50} ms, p95 ${r.latencyMs.p95} ms; worker RSS ${r.workerRssMB.join(', ')} MB; ` +
+          `tasks queued ${r.taskMs.queued} ms, running ${r.taskMs.running} ms per workflow; CPU ms per workflow: ${perWorkflow}; ` +
+          `machine ${Math.round(r.machineBusy * 100)}% busy; started ${r.started}, failed ${r.failed}, refused ${r.refused}`,
+      );
+    }
+    await engine.client.connection.close();
+    await engine.stop();
   }
-  const [one, two] = phases;
   const cores = cpus().length;
-  const busy = (p: (typeof phases)[number]) => Object.values(p.cpuCores).reduce((a, b) => a + b, 0);
-  const result = { seconds, inFlightCap, devServerDb, machine: { cores, node: process.version }, phases, speedup: two.completedPerSecond / one.completedPerSecond };
-  // Tasks that wait in Temporal's queues far longer than they run, while the workers have CPU to spare, are
-  // waiting on the server, not on the workers.
-  const serverBound = two.taskMs.queued > 3 * two.taskMs.running && two.cpuCores.workers < 0.5 * two.workers;
-  const saturated = Math.max(one.machineBusy, two.machineBusy) > 0.9;
-  const bottleneck = saturated
-    ? `the machine's CPU (${Math.round(two.machineBusy * 100)}% busy, ${busy(two).toFixed(2)} of ${cores} cores for the bench's processes): the figures are not worker scaling`
-    : serverBound
-      ? `the Temporal dev server: tasks waited ${two.taskMs.queued} ms in its queues and ran ${two.taskMs.running} ms, with the workers mostly idle`
-      : 'the workers';
+  const of = (engine: string, workers: number) => phases.find((p) => p.engine === engine && p.workers === workers);
+  const best = (engine: string) => Math.max(0, ...phases.filter((p) => p.engine === engine).map((p) => p.completedPerSecond));
+  // berth's share of the CPU a workflow costs: its workers and API against the engine (server and database).
+  const berthShare = (p: (typeof phases)[number]) => {
+    const c = p.cpuSecondsPerWorkflow;
+    const berth = c.workers + c.api;
+    return berth / (berth + c.temporal + c.postgres);
+  };
+  const result = {
+    seconds,
+    inFlightCap,
+    devServerDb,
+    machine: { cores, node: process.version },
+    phases,
+    speedup: Object.fromEntries(engines.map((e) => [e, (of(e, 2)?.completedPerSecond ?? 0) / (of(e, 1)?.completedPerSecond ?? 1)])),
+    realOverDev: engines.length === 2 ? best('real') / best('dev') : null,
+    berthCpuShare: phases.map((p) => ({ engine: p.engine, workers: p.workers, share: Number(berthShare(p).toFixed(2)) })),
+  };
+  // Tasks that wait in Temporal's queues far longer than they run, while the workers have CPU to spare, are waiting
+  // on the engine; a machine above 90% busy bounds everyone.
+  const bottleneck = (p: (typeof phases)[number]) => {
+    const c = p.cpuSecondsPerWorkflow;
+    const busiest = Object.entries(c).sort((x, y) => y[1] - x[1])[0][0];
+    if (p.machineBusy > 0.9) return `the machine's ${cores} cores (${Math.round(p.machineBusy * 100)}% busy; most CPU per workflow: ${busiest})`;
+    if (p.taskMs.queued > 3 * p.taskMs.running && p.cpuCores.workers < 0.5 * p.workers) return `the engine: tasks waited ${p.taskMs.queued} ms in its queues and ran ${p.taskMs.running} ms, workers mostly idle`;
+    return 'the workers';
+  };
   mkdirSync(script('./results/'), { recursive: true });
-  writeFileSync(script('./results/throughput.json'), JSON.stringify(result, null, 2));
+  writeFileSync(script('./results/throughput.json'), JSON.stringify({ ...result, bottleneck: phases.map((p) => ({ engine: p.engine, workers: p.workers, bottleneck: bottleneck(p) })) }, null, 2));
   console.log(`
-2 workers / 1 worker   ${result.speedup.toFixed(2)}x   (goal >= 1.6x where the dev server is not the bottleneck)
-dev server CPU         ${one.cpuCores.temporal} then ${two.cpuCores.temporal} cores (SQLite ${devServerDb}); everything measured ${busy(one).toFixed(2)} then ${busy(two).toFixed(2)} of ${cores} cores
-bottleneck             ${bottleneck}
+bottleneck              ${phases.map((p) => `${p.engine}/${p.workers}w: ${bottleneck(p)}`).join('; ')}
+2 workers / 1 worker    ${engines.map((e) => `${e} ${result.speedup[e].toFixed(2)}x`).join(', ')}
+real / dev server       ${result.realOverDev === null ? 'not measured (BENCH_ENGINES)' : `${result.realOverDev.toFixed(2)}x (best phase of each; goal >= 2x)`}
+berth's share of CPU    ${result.berthCpuShare.map((b) => `${b.engine}/${b.workers}w ${Math.round(b.share * 100)}%`).join(', ')} (goal <= 33%)
 written to bench/results/throughput.json`);
-  await connection.close();
 }
 
 main()

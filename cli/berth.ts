@@ -4,12 +4,16 @@ import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { apiClient, CliError, exitCodes, type ApiCall } from './api-client.ts';
 import { progressLines } from './progress.ts';
+import { reportLines } from './reconcile-report.ts';
 
 const usage = `usage: berth <command> [options]            (BERTH_API, BERTH_TOKEN; --json for scripts)
   replicate <image> --from <idc|registry> --to <a,b> [--watch]
   distribute <image> [--from <idc|registry>] [--watch]
   provision --cluster <c> --pool <p> [--count <n>] [--watch]
   machines [--cluster <c>] [--pool <p>] [--state <s>]
+  decommission <machine-id> [--watch]
+  reconcile --cluster <c>                   compare the provider with the inventory now; print the report
+  orphan destroy|adopt <provider-id> --cluster <c> [--pool <p>] [--name <n>] [--watch]
   failover <ha-group> --reason <text> [--dry-run]
   status <workflowId> [--watch]
   costs [--group-by cluster|pool] [--cluster <c>] [--from <date>] [--to <date>]
@@ -25,6 +29,7 @@ const options = {
   count: { type: 'string' },
   state: { type: 'string' },
   reason: { type: 'string' },
+  name: { type: 'string' },
   'dry-run': { type: 'boolean', default: false },
   'group-by': { type: 'string' },
   help: { type: 'boolean', default: false },
@@ -109,6 +114,24 @@ async function main(argv: string[]): Promise<number> {
       const res = await call('GET', `/v1/machines${query({ cluster: values.cluster, pool: values.pool, state: values.state })}`);
       print(res, () => table(res.machines, ['id', 'cluster', 'pool', 'provider', 'state', 'address', 'sshPort', 'createdAt']));
       return exitCodes.ok;
+    }
+    case 'decommission':
+      return started(call, await call('DELETE', `/v1/machines/${encodeURIComponent(need(arg, 'the machine id'))}`), values);
+    case 'reconcile': {
+      const cluster = encodeURIComponent(need(values.cluster, '--cluster'));
+      const run = await call('POST', `/v1/clusters/${cluster}/reconcile`);
+      let status;
+      while ((status = await call('GET', `/v1/workflows/${encodeURIComponent(run.workflowId)}`)).status === 'RUNNING') await sleep(1000);
+      if (status.status !== 'COMPLETED') throw new CliError(`${run.workflowId} ${status.status}: ${status.failure?.message ?? ''}`, exitCodes.failed);
+      print(status.result, () => reportLines(status.result).join('\n'));
+      return exitCodes.ok;
+    }
+    case 'orphan': {
+      const [, action, id] = positionals;
+      if (action !== 'destroy' && action !== 'adopt') throw new CliError(`orphan destroy or orphan adopt, not "${action ?? ''}"\n${usage}`, exitCodes.usage);
+      const path = `/v1/clusters/${encodeURIComponent(need(values.cluster, '--cluster'))}/orphans/${encodeURIComponent(need(id, 'the provider id'))}/${action}`;
+      const body = action === 'adopt' ? { ...(values.pool ? { pool: values.pool } : {}), ...(values.name ? { name: values.name } : {}) } : undefined;
+      return started(call, await call('POST', path, body), values);
     }
     case 'failover': {
       const res = await call('POST', `/v1/ha-groups/${encodeURIComponent(need(arg, 'the HA group'))}/failover`, { reason: need(values.reason, '--reason'), ...(values['dry-run'] ? { dryRun: true } : {}) });

@@ -39,7 +39,9 @@ export function parseConfig(text: string, file: string, baseDir = dirname(file))
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) throw new ConfigError(file, formatIssues(parsed.error.issues));
   const config = parsed.data;
-  config.inventory.sqliteFile = resolve(baseDir, config.inventory.sqliteFile);
+  if (config.inventory.sqliteFile !== undefined) config.inventory.sqliteFile = resolve(baseDir, config.inventory.sqliteFile);
+  const db = config.inventory.postgres;
+  if (db?.passwordFile !== undefined) db.passwordFile = resolve(baseDir, db.passwordFile);
   for (const k of config.encryption?.keys ?? []) if (k.key.file !== undefined) k.key.file = resolve(baseDir, k.key.file);
   for (const c of config.clusters) {
     const key = c.ssh.privateKey;

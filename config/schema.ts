@@ -11,15 +11,14 @@ const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an envi
  * Credentials are references only: the secret itself lives in an env var or a file and is resolved by the
  * activity that needs it, so it never reaches workflow arguments or history.
  */
+const passwordRef = {
+  passwordEnv: envVarName.optional(),
+  passwordFile: z.string().min(1).optional(),
+  password: z.never({ error: 'inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)' }).optional(),
+};
+
 export const credentialsRefSchema = z
-  .object({
-    username: z.string().min(1),
-    passwordEnv: envVarName.optional(),
-    passwordFile: z.string().min(1).optional(),
-    password: z
-      .never({ error: 'inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)' })
-      .optional(),
-  })
+  .object({ username: z.string().min(1), ...passwordRef })
   .strict()
   .refine((c) => (c.passwordEnv === undefined) !== (c.passwordFile === undefined), {
     error: 'set exactly one of passwordEnv or passwordFile',
@@ -37,6 +36,11 @@ export const registrySchema = z
       .transform((u) => u.replace(/\/+$/, '')),
     kind: z.enum(['distribution', 'harbor']).default('distribution'),
     credentials: credentialsRefSchema.optional(),
+    /**
+     * Token services on other hosts that may receive this registry's credentials (Docker Hub's auth.docker.io):
+     * berth sends them only to a token realm on the registry's own host, or to one of these (by origin).
+     */
+    trustedTokenRealms: z.array(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).max(20).default([]),
   })
   .strict();
 
@@ -110,7 +114,12 @@ export const haGroupSchema = z
       .object({
         /** What clients use: the stable registry address. */
         url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).transform((u) => u.replace(/\/+$/, '')),
-        /** An nginx reverse proxy whose upstream berth rewrites and reloads (on the main worker's machine). */
+        /**
+         * The task queue of the berth worker beside nginx, which runs the endpoint's activities (switch, verify, push
+         * log, where it points): `workers/main.ts --endpoint <group>`. The main queue when not given.
+         */
+        taskQueue: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').optional(),
+        /** An nginx reverse proxy whose upstream berth rewrites and reloads (on the machine of the endpoint's worker). */
         nginx: z
           .object({
             /** The file nginx includes at http level; berth writes `upstream berth_<group> { server host:port; }`. */
@@ -210,6 +219,8 @@ export const clusterSchema = z
     ssh: sshSchema,
     /** Refused before a create that would take the cluster's projected monthly cost above it. */
     monthlyBudget: z.number().positive().optional(),
+    /** How often reconcileInventory holds the provider's machines against the inventory (a Temporal Schedule). */
+    reconcileEvery: z.string().regex(/^\d+(s|m|h|d)$/, 'must be a number and a unit: 30s, 10m, 6h, 1d').default('15m'),
     pools: z
       .array(
         z
@@ -225,6 +236,25 @@ export const clusterSchema = z
       .min(1),
   })
   .strict();
+
+/** A PostgreSQL database; the password by reference, like a registry's (none: the server trusts the host). */
+export const postgresSchema = z
+  .object({
+    host: z.string().min(1),
+    port: z.number().int().min(1).max(65535).default(5432),
+    database: z.string().min(1),
+    user: z.string().min(1),
+    ...passwordRef,
+    /** TLS to the server, verified against the system's CAs (NODE_EXTRA_CA_CERTS adds a private one). */
+    ssl: z.boolean().default(false),
+    /** Connections per process. */
+    maxConnections: z.number().int().min(1).max(1000).default(10),
+  })
+  .strict()
+  .refine((p) => p.passwordEnv === undefined || p.passwordFile === undefined, { error: 'set at most one of passwordEnv or passwordFile' });
+
+export type PostgresConfig = z.infer<typeof postgresSchema>;
+export type InventoryConfig = { sqliteFile: string; postgres?: undefined } | { postgres: PostgresConfig; sqliteFile?: undefined };
 
 export const configSchema = z
   .object({
@@ -246,7 +276,12 @@ export const configSchema = z
       .strict()
       .prefault({}),
     api: z
-      .object({ host: z.string().min(1).default('127.0.0.1'), port: z.number().int().min(0).max(65535).default(8080) })
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Requests without a valid token per minute from one address (each is audited): more answer 429. */
+        unauthenticatedRequestsPerMinute: z.number().int().min(1).max(100_000).default(60),
+      })
       .strict()
       .prefault({}),
     copy: z
@@ -326,12 +361,17 @@ export const configSchema = z
       })
       .strict()
       .prefault({}),
+    /** The inventory database: a SQLite file (the default) or PostgreSQL; the same migrations run on both. */
     inventory: z
       .object({
-        /** The SQLite file of the inventory (PostgreSQL: through a Kysely dialect, see docs/operations.md). */
-        sqliteFile: z.string().min(1).default('.berth/inventory.db'),
+        /** One host: the API and the main worker share the file. */
+        sqliteFile: z.string().min(1).optional(),
+        /** Any number of API and main worker processes, on any hosts. */
+        postgres: postgresSchema.optional(),
       })
       .strict()
+      .refine((i) => i.sqliteFile === undefined || i.postgres === undefined, { error: 'set sqliteFile or postgres, not both' })
+      .transform((i): InventoryConfig => (i.postgres ? { postgres: i.postgres } : { sqliteFile: i.sqliteFile ?? '.berth/inventory.db' }))
       .prefault({}),
   })
   .strict()

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { stringify } from 'yaml';
 import { spawnManaged, waitUntil, type ManagedProcess } from './processes.ts';
@@ -15,14 +16,24 @@ export interface DockerRegistryOptions {
   /** Blobs, config and log live here; the same directory on a restart keeps the content. */
   dataDir: string;
   auth?: RegistryAuth;
+  /**
+   * Which CNCF Distribution serves: Debian's docker-registry 2.8 (the default), or Distribution v3 (`registry`,
+   * built into .tools/bin by `scripts/setup.sh test`: the tests hold berth to both).
+   */
+  version?: 2 | 3;
+  /** Layer URLs (foreign layers) that manifests may carry: both versions refuse every URL unless allowed here. */
+  allowLayerUrls?: string[];
 }
+
+/** Distribution v3, as setup.sh links it. */
+const distributionV3 = fileURLToPath(new URL('../.tools/bin/registry', import.meta.url));
 
 export interface DockerRegistry extends ManagedProcess {
   url: string;
 }
 
 /**
- * One Debian `docker-registry` (CNCF distribution) process on loopback, with a config file of our own: the
+ * One CNCF Distribution process on loopback (Debian's `docker-registry`, or v3), with a config file of our own: the
  * package's default config points its htpasswd at a directory and would not start.
  */
 export async function startDockerRegistry(opts: DockerRegistryOptions): Promise<DockerRegistry> {
@@ -37,6 +48,7 @@ export async function startDockerRegistry(opts: DockerRegistryOptions): Promise<
     },
     // A fixed secret keeps upload sessions valid across a restart of the same registry.
     http: { addr: `127.0.0.1:${opts.port}`, secret: `berth-${opts.name}` },
+    ...(opts.allowLayerUrls && { validation: { manifests: { urls: { allow: opts.allowLayerUrls } } } }),
   };
   if (opts.auth && 'htpasswd' in opts.auth) {
     const htpasswd = join(opts.dataDir, 'htpasswd');
@@ -49,10 +61,11 @@ export async function startDockerRegistry(opts: DockerRegistryOptions): Promise<
   }
   const configFile = join(opts.dataDir, 'config.yml');
   writeFileSync(configFile, stringify(config));
-  const proc = spawnManaged(`registry ${opts.name}`, 'docker-registry', ['serve', configFile], join(opts.dataDir, 'registry.log'));
+  const command = opts.version === 3 ? distributionV3 : 'docker-registry';
+  const proc = spawnManaged(`registry ${opts.name}`, command, ['serve', configFile], join(opts.dataDir, 'registry.log'));
   const url = `http://127.0.0.1:${opts.port}`;
   await waitUntil(
-    `docker-registry ${opts.name} on ${url}`,
+    `${opts.version === 3 ? 'Distribution v3' : 'docker-registry'} ${opts.name} on ${url}`,
     async () => {
       const res = await request(`${url}/v2/`);
       await res.body.dump();

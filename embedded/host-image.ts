@@ -9,10 +9,16 @@ import { berthCacheDir } from './docker-engine.ts';
 /** The machines of the `docker` provider: Debian bookworm with sshd, made from a rootfs (no image can be pulled here). */
 export const hostImageRepository = 'berth-host';
 
-/** PID 1 of a host container. Everything it does is idempotent: it runs again on every restart. */
-const initScript = `#!/bin/sh
+/**
+ * PID 1 of a host container. Everything it does is idempotent: it runs again on every restart. The container
+ * shares the engine host's network namespace; the machine does not: its sshd, and so every SSH session, runs in a
+ * network namespace of the machine's own, which slirp4netns (user-mode networking, no bridge or firewall rule on
+ * the host) connects to the outside and whose sshd it publishes on the loopback port the provider chose.
+ */
+const initScript = `#!/bin/bash
 # A berth host container boots here. On first boot it makes its own SSH host keys and the login it was created
-# for (what cloud-init does on a cloud image), then runs sshd on the loopback port the provider chose.
+# for (what cloud-init does on a cloud image); then it gives the machine its own network namespace and runs sshd
+# inside it, published on 127.0.0.1:BERTH_SSH_PORT of the engine's host.
 set -eu
 : "\${BERTH_SSH_PORT:?the docker provider sets BERTH_SSH_PORT}"
 user="\${BERTH_SSH_USER:-root}"
@@ -29,8 +35,30 @@ if [ -n "\${BERTH_AUTHORIZED_KEY:-}" ]; then
   chmod 0700 "$home/.ssh" && chmod 0600 "$keys" && chown -R "$user:" "$home/.ssh"
 fi
 ssh-keygen -A >/dev/null
-mkdir -p /run/sshd
-exec /usr/sbin/sshd -D -e -p "$BERTH_SSH_PORT" -o ListenAddress=127.0.0.1
+mkdir -p /run/sshd /run/berth
+netns=/run/berth/netns
+touch "$netns"
+unshare --net="$netns" true
+nsenter --net="$netns" ip link set lo up
+# 10.0.2.100 inside, the default route via 10.0.2.2 (which also reaches the host's loopback), DNS as the host's.
+rm -f /run/berth/slirp.sock
+slirp4netns --configure --mtu=65520 --api-socket /run/berth/slirp.sock --netns-type=path "$netns" tap0 &
+forward='{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_addr":"127.0.0.1","host_port":'"$BERTH_SSH_PORT"',"guest_port":22}}'
+answer=
+for _ in $(seq 100); do
+  answer=$(perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => "/run/berth/slirp.sock") or exit 1; print $s $ARGV[0]; shutdown($s, 1); print <$s>' "$forward" 2>/dev/null) || true
+  case "$answer" in *'"return"'*) break ;; esac
+  sleep 0.1
+done
+case "$answer" in
+  *'"return"'*) ;;
+  *) echo "berth-host-init: cannot publish sshd on 127.0.0.1:$BERTH_SSH_PORT: \${answer:-slirp4netns does not answer}" >&2; exit 1 ;;
+esac
+nsenter --net="$netns" /usr/sbin/sshd -D -e -p 22 &
+# A stop ends both at once (PID 1 has no default handler for TERM); either one ending ends the machine, and the
+# engine's restart policy brings it back.
+trap 'kill $(jobs -p) 2>/dev/null; exit 0' TERM INT
+wait -n
 `;
 
 /** Files laid over the rootfs, with their modes. */
@@ -40,13 +68,14 @@ const overlay: Record<string, { mode: number; content: string }> = {
   'usr/sbin/policy-rc.d': { mode: 0o755, content: '#!/bin/sh\n# no init system in a container: packages must not start services\nexit 101\n' },
   'etc/ssh/sshd_config.d/berth.conf': {
     mode: 0o644,
-    content: '# berth hosts take keys only; the port and listen address come from berth-host-init\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nClientAliveInterval 30\n',
+    content: '# berth hosts take keys only; berth-host-init runs sshd in the machine\'s network namespace\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nClientAliveInterval 30\n',
   },
   // The docker provider's mutable tags (container labels cannot change after create).
   'etc/berth/tags.json': { mode: 0o644, content: '{}\n' },
 };
 
-const packages = ['openssh-server', 'sudo', 'iproute2', 'procps', 'ca-certificates'];
+// slirp4netns: the machine's network (see initScript).
+const packages = ['openssh-server', 'sudo', 'iproute2', 'procps', 'ca-certificates', 'slirp4netns'];
 
 /**
  * The apt sources inside the image: this host's Debian sources when it runs bookworm (the mirror known to work

@@ -1,14 +1,23 @@
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { request } from 'undici';
-import { httpPreamble, serverBlock, upstreamBlock, type ServerBlockOptions } from '../activities/endpoint/nginx/config.ts';
+import { httpPreamble, parseUpstreamBlock, serverBlock, upstreamBlock, type ServerBlockOptions } from '../activities/endpoint/nginx/config.ts';
 import { spawnManaged, waitUntil, type ManagedProcess } from './processes.ts';
 
 export interface NginxEndpointOptions extends ServerBlockOptions {
-  /** Written only when the upstream file does not exist yet: after a failover, a restart keeps the active side. */
-  initialUpstream: string;
+  /**
+   * The group's registries and their `host:port`, primary first. The upstream file serves the primary when it does
+   * not exist yet; else the side it names (after a failover, a restart keeps the active side), writes allowed.
+   */
+  sides: { registry: string; upstream: string }[];
   /** Where the endpoint answers, to wait for it: `http://<listen>`. */
   url: string;
+}
+
+/** The side an existing upstream file names (a file of berth 0.1 names only the address), else the primary. */
+function activeSide(e: NginxEndpointOptions): NginxEndpointOptions['sides'][number] {
+  const current = existsSync(e.upstreamFile) ? parseUpstreamBlock(readFileSync(e.upstreamFile, 'utf8')) : {};
+  return e.sides.find((s) => s.registry === current.registry || s.upstream === current.upstream) ?? e.sides[0];
 }
 
 /**
@@ -19,7 +28,7 @@ export async function startNginx(opts: { dir: string; pidFile: string; endpoints
   mkdirSync(join(opts.dir, 'temp'), { recursive: true });
   for (const e of opts.endpoints) {
     mkdirSync(dirname(e.upstreamFile), { recursive: true });
-    if (!existsSync(e.upstreamFile)) writeFileSync(e.upstreamFile, upstreamBlock(e.group, e.initialUpstream));
+    writeFileSync(e.upstreamFile, upstreamBlock(e.group, { ...activeSide(e), writesRefused: false }));
   }
   const temp = (what: string) => `${what}_temp_path ${join(opts.dir, 'temp', what)};`;
   const conf = `# written by berth (embedded/nginx.ts)

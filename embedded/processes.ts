@@ -14,10 +14,18 @@ export interface ManagedProcess {
 
 const running = new Set<ManagedProcess>();
 
-export function spawnManaged(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env): ManagedProcess {
+export interface SpawnOptions {
+  /** Run as this user (PostgreSQL refuses to run as root). */
+  uid?: number;
+  gid?: number;
+  /** What `stop()` sends first; SIGTERM when not given. */
+  stopSignal?: NodeJS.Signals;
+}
+
+export function spawnManaged(name: string, command: string, args: string[], logFile: string, env: NodeJS.ProcessEnv = process.env, opts: SpawnOptions = {}): ManagedProcess {
   mkdirSync(dirname(logFile), { recursive: true });
   const log = createWriteStream(logFile, { flags: 'a' });
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env, uid: opts.uid, gid: opts.gid });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -28,7 +36,7 @@ export function spawnManaged(name: string, command: string, args: string[], logF
     async stop() {
       running.delete(managed);
       if (child.exitCode === null && child.signalCode === null) {
-        child.kill('SIGTERM');
+        child.kill(opts.stopSignal ?? 'SIGTERM');
         const killed = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
         if (!killed) child.kill('SIGKILL');
       }
@@ -59,15 +67,20 @@ for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   });
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
+/** A free loopback port: any the kernel picks, or, with `below`, one under it (tried at random). */
+export async function freePort(opts: { below?: number } = {}): Promise<number> {
+  for (;;) {
+    const wanted = opts.below === undefined ? 0 : 10_000 + Math.floor(Math.random() * (opts.below - 10_000));
+    const port = await new Promise<number | undefined>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', (err: NodeJS.ErrnoException) => (wanted !== 0 && err.code === 'EADDRINUSE' ? resolve(undefined) : reject(err)));
+      srv.listen(wanted, '127.0.0.1', () => {
+        const { port } = srv.address() as { port: number };
+        srv.close(() => resolve(port));
+      });
     });
-  });
+    if (port !== undefined) return port;
+  }
 }
 
 /** Polls `probe` until it resolves true; fails with the process's name and log when it exits or time runs out. */

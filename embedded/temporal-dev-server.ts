@@ -22,6 +22,8 @@ export interface DevServerOptions {
   logFile: string;
   /** The UI decrypts payloads through this endpoint (berth's API /codec). */
   uiCodecEndpoint?: string;
+  /** Dynamic config values (`--dynamic-config-value KEY=JSON`), e.g. a real server's defaults where the dev server's differ. */
+  dynamicConfig?: Record<string, string | number | boolean>;
 }
 
 const cliType = { KEYWORD: 'Keyword', KEYWORD_LIST: 'KeywordList', TEXT: 'Text', INT: 'Int', DOUBLE: 'Double', BOOL: 'Bool', DATETIME: 'Datetime' } as const;
@@ -34,6 +36,7 @@ export async function startTemporalDevServer(opts: DevServerOptions): Promise<Ma
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   if (opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   for (const key of berthSearchAttributes) args.push('--search-attribute', `${key.name}=${cliType[key.type]}`);
+  for (const [key, value] of Object.entries(opts.dynamicConfig ?? {})) args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   const proc = spawnManaged('temporal', temporalCli(), args, opts.logFile);
   const address = `127.0.0.1:${opts.port}`;
   // A first start (fresh SQLite file) can take well over the SDK's 5 s readiness wait.

@@ -6,7 +6,8 @@
 #    embedded/docker-engine.ts) and mmdebstrap (the host image's rootfs, built once by embedded/host-image.ts)
 #  - the Temporal CLI (dev server): `temporal` on PATH, else built once with `go install` and linked into .tools/bin
 #  - with `test` or `bench`: crane, regctl, regsync, Distribution v3's registry and the Temporal server, built once
-#    with `go install` (scripts/go-tool.sh)
+#    with `go install` (scripts/go-tool.sh), the Temporal server's PostgreSQL schema (.tools/temporal-schema), and
+#    Debian's postgresql (the harness runs its own cluster, never the system service)
 #  - with `test` (npm test): moto_server (PyPI moto[server]: the EC2 API of the aws provider's tests), in a venv
 #    linked into .tools/moto
 set -euo pipefail
@@ -23,6 +24,11 @@ missing=()
 for pair in docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils openssl:openssl nginx:nginx dockerd:docker.io mmdebstrap:mmdebstrap; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
 done
+# PostgreSQL (tests and benches of the production path run their own cluster): Debian keeps its server programs in
+# /usr/lib/postgresql/<major>/bin, off PATH.
+if [ "${1:-}" = test ] || [ "${1:-}" = bench ]; then
+  compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null || command -v postgres >/dev/null 2>&1 || missing+=(postgresql)
+fi
 # moto's venv (npm test only) needs ensurepip, which Debian ships apart from python3.
 [ "${1:-}" != test ] || python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -65,13 +71,22 @@ fi
 # ~/.cache/berth/go, linked into .tools/bin; a cold build of the Temporal server takes minutes):
 #  - crane, regctl, regsync: peer copiers for the benchmarks and independent checks in the tests
 #  - registry: CNCF Distribution v3, the second registry implementation the copier is held to
+#  - ggcr-registry: go-containerregistry's registry with the Referrers API on (`crane registry serve` leaves it
+#    off), from test/harness/ggcr-registry, rebuilt when its sources change
 #  - temporal-server, temporal-sql-tool: the real Temporal server and its schema tool (the production-path tests)
 bash scripts/go-tool.sh crane github.com/google/go-containerregistry/cmd/crane v0.22.1
 bash scripts/go-tool.sh regctl github.com/regclient/regclient/cmd/regctl v0.11.7
 bash scripts/go-tool.sh regsync github.com/regclient/regclient/cmd/regsync v0.11.7
 bash scripts/go-tool.sh registry github.com/distribution/distribution/v3/cmd/registry v3.1.2
+bash scripts/go-tool.sh ggcr-registry ./test/harness/ggcr-registry "src-$(cat test/harness/ggcr-registry/{go.mod,go.sum,main.go} | sha256sum | cut -c1-12)"
 bash scripts/go-tool.sh temporal-server go.temporal.io/server/cmd/server v1.29.1
 bash scripts/go-tool.sh temporal-sql-tool go.temporal.io/server/cmd/tools/sql v1.29.1
+# The schema files the SQL tool applies come with the server's module (downloaded again if the cache was cleaned).
+if command -v go >/dev/null 2>&1; then
+  temporal_module="$(go env GOMODCACHE)/go.temporal.io/server@v1.29.1"
+  [ -d "$temporal_module/schema" ] || go mod download go.temporal.io/server@v1.29.1
+  [ "$(readlink .tools/temporal-schema 2>/dev/null)" = "$temporal_module/schema" ] || ln -sfn "$temporal_module/schema" .tools/temporal-schema
+fi
 [ "${1:-}" = test ] || exit 0
 
 # A venv is tied to its path: build it once per machine and version under ~/.cache, as the CLI above, and link it.

@@ -59,7 +59,7 @@ async function startDemoRegistries(config: BerthConfig): Promise<void> {
         url: g.endpoint.url,
         upstreamFile: g.endpoint.nginx.upstreamFile,
         pushLog: g.endpoint.nginx.pushLog,
-        initialUpstream: new URL(findRegistry(config, g.primary)!.url).host,
+        sides: [g.primary, g.secondary].map((r) => ({ registry: r, upstream: new URL(findRegistry(config, r)!.url).host })),
       })),
     });
     for (const g of config.haGroups) console.log(`  HA endpoint ${g.name} on ${g.endpoint.url} (${g.primary} primary, ${g.secondary} secondary)`);
@@ -103,9 +103,8 @@ berth is running
   config        ${configPath()}
 `);
   if (firstAdminToken) {
-    console.log(`First start: berth created the platform admin "admin". Its token, shown this once (keep it):
-  export BERTH_TOKEN=${firstAdminToken}
-Every API call needs it (-H "authorization: Bearer $BERTH_TOKEN"); ${apiUrl}/login lets the Temporal UI decrypt payloads.
+    // The token itself was printed above, or written to a file when stdout is not a terminal (startApi says which).
+    console.log(`Every API call needs the admin's token (-H "authorization: Bearer $BERTH_TOKEN"); ${apiUrl}/login lets the Temporal UI decrypt payloads.
 `);
   }
   if (demo) {

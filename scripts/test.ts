@@ -2,7 +2,7 @@
 // Each file starts the registries and workers it needs; files run two at a time (the machine has 2 cores).
 // test/zz-history-scan.test.ts sorts last and waits for the others: it checks that no secret reached a history.
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, stopAll } from '../embedded/processes.ts';
@@ -15,6 +15,10 @@ const files = process.argv.slice(2).length
       .map((f) => join('test', f));
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-test-'));
+// Every file's registries, machines and data dirs go under this run's folder, removed at the end whatever the
+// outcome: a test killed at its timeout cannot clean up after itself, and runs must not fill the disk.
+const scratch = join(dir, 'tmp');
+mkdirSync(scratch);
 const server = await startTemporalDevServer({ port: await freePort(), headless: true, dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'temporal.log') });
 console.log(`Temporal dev server for this run: ${server.address} (log: ${server.logFile})`);
 
@@ -22,6 +26,7 @@ const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-repo
   stdio: 'inherit',
   env: {
     ...process.env,
+    TMPDIR: scratch,
     BERTH_TEST_TEMPORAL_ADDRESS: server.address,
     BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR',
     // Where the tests write down the secrets they create: the last file scans every history for them.
@@ -31,5 +36,7 @@ const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-repo
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
 const code = await new Promise<number>((resolve) => child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
 await stopAll();
-if (code === 0) rmSync(dir, { recursive: true, force: true });
+// A failed run keeps the Temporal server's log for whoever investigates; the scratch goes either way.
+rmSync(code === 0 ? dir : scratch, { recursive: true, force: true });
+if (code !== 0) console.log(`Temporal dev server's log kept: ${server.logFile}`);
 process.exit(code);

@@ -22,7 +22,7 @@ const sshPublicKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBerthTestKeyBerthTest
 function provider(endpoint: string, accessKeyId: { env: string } = { env: keyIdEnv }): CloudProvider {
   return awsProvider(
     { kind: 'aws', region: 'eu-west-1', endpoint, imageId, accessKeyId, secretAccessKey: { file: secretFile } },
-    { cluster: 'cloud', rateCard: { aws: { 't3.micro': 0.0104 } } },
+    { cluster: 'cloud', rateCard: { aws: { 't3.micro': 0.0104 } }, installation: 'aws-tests' },
   );
 }
 
@@ -62,7 +62,7 @@ describe('aws provider against moto_server', () => {
     assert.equal(second.id, first.id);
     assert.match(first.id, /^i-[0-9a-f]+$/);
     assert.deepEqual((await instancesWithKey('req-web-1')).map((i) => i.InstanceId), [first.id]);
-    assert.deepEqual(first.tags, { Name: 'web-1', team: 'ops', 'berth:cluster': 'cloud', 'berth:pool': 'web', 'berth:name': 'web-1', 'berth:idempotency-key': 'req-web-1' });
+    assert.deepEqual(first.tags, { Name: 'web-1', team: 'ops', 'berth:cluster': 'cloud', 'berth:pool': 'web', 'berth:name': 'web-1', 'berth:idempotency-key': 'req-web-1', 'berth:installation': 'aws-tests' });
 
     assert.equal(await userData(first.id), `#cloud-config\ndisable_root: false\nssh_authorized_keys:\n  - "${sshPublicKey}"\n`);
     const deploy = await aws.create({ ...spec('web-1b', 'req-web-1b'), sshUser: 'deploy' });
@@ -89,6 +89,26 @@ describe('aws provider against moto_server', () => {
     await aws.destroy(id); // already gone: not an error
     // An instance EC2 has forgotten (or never had) is terminated too.
     assert.deepEqual(await aws.describe('i-0123456789abcdef0'), { id: 'i-0123456789abcdef0', state: 'terminated', tags: {} });
+  });
+
+  test("findByKey and list: the cluster's instances EC2 still holds, by tag", async () => {
+    const aws = provider(moto.url);
+    const made = await aws.create(spec('web-5', 'req-web-5'));
+    assert.deepEqual((await aws.findByKey('req-web-5')).map((m) => m.id), [made.id]);
+    assert.deepEqual(await aws.findByKey('req-nobody'), []);
+    const listed = await aws.list();
+    assert.ok(listed.some((m) => m.id === made.id));
+    assert.ok(listed.every((m) => m.tags['berth:cluster'] === 'cloud' && m.tags['berth:installation'] === 'aws-tests' && m.createdAt !== undefined));
+    // Another cluster in the same account and region is not this one's.
+    const other = awsProvider(
+      { kind: 'aws', region: 'eu-west-1', endpoint: moto.url, imageId, accessKeyId: { env: keyIdEnv }, secretAccessKey: { file: secretFile } },
+      { cluster: 'elsewhere', rateCard: { aws: { 't3.micro': 0.0104 } }, installation: 'aws-tests' },
+    );
+    assert.deepEqual(await other.list(), []);
+    // A terminated instance is held no more.
+    await aws.destroy(made.id);
+    assert.deepEqual(await aws.findByKey('req-web-5'), []);
+    assert.ok(!(await aws.list()).some((m) => m.id === made.id));
   });
 
   test('RequestLimitExceeded is retried by the SDK: the create succeeds through 3 throttled answers', async () => {

@@ -1,15 +1,13 @@
 // The berth CLI against a running stack: a real API on a port, workers, registries; the CLI as a user runs it.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { startWorkers, type WorkerSet } from '../workers/run.ts';
 import { testApi, type TestApi } from './harness/api.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
+import { runCli } from './harness/cli.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
-const berth = fileURLToPath(new URL('../bin/berth', import.meta.url));
 let temporal: TestTemporal;
 let api: TestApi;
 let workers: WorkerSet;
@@ -18,13 +16,7 @@ let image: BuiltImage;
 const regs: TestRegistry[] = [];
 
 /** Runs the CLI; resolves with its exit code and output, whatever the code. */
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(berth, args, { env: { ...process.env, BERTH_API: url, BERTH_TOKEN: api.adminToken, ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
+const cli = (args: string[], env: Record<string, string> = {}) => runCli({ url, token: api.adminToken }, args, env);
 
 before(async () => {
   temporal = await connectTestTemporal();

@@ -65,6 +65,10 @@ describe('berth.yaml', () => {
     assert.deepEqual(problems(base.replace('passwordFile: secrets/a', 'passwordFile: secrets/a, passwordEnv: A')), [
       'registries[0].credentials: set exactly one of passwordEnv or passwordFile',
     ]);
+    assert.deepEqual(problems(`${base.replace('passwordEnv: REG_B_PASSWORD }', 'passwordEnv: REG_B_PASSWORD }, trustedTokenRealms: [auth.example] ')}api: { unauthenticatedRequestsPerMinute: 0 }\n`), [
+      'api.unauthenticatedRequestsPerMinute: Too small: expected number to be >=1',
+      'registries[1].trustedTokenRealms[0]: must be an http:// or https:// URL',
+    ]);
   });
 
   test('the IDC tree and registry references are checked', () => {
@@ -99,9 +103,10 @@ describe('berth.yaml', () => {
     ]);
   });
 
-  test('HA groups: unknown registries, a pair in one IDC, unknown vantage points are refused with their YAML paths', () => {
+  test('HA groups: unknown registries, a pair in one IDC, unknown vantage points, a bad endpoint queue are refused with their YAML paths', () => {
     const nginx = '{ upstreamFile: u.conf, pidFile: n.pid }';
-    const group = (fields: string) => `${base}haGroups:\n  - { name: hub, endpoint: { url: "http://127.0.0.1:5000", nginx: ${nginx} }, ${fields} }\n`;
+    const group = (fields: string, queue = '') => `${base}haGroups:\n  - { name: hub, endpoint: { url: "http://127.0.0.1:5000", ${queue}nginx: ${nginx} }, ${fields} }\n`;
+    assert.deepEqual(problems(group('primary: reg-a, secondary: reg-b', 'taskQueue: "nginx host", ')), ['haGroups[0].endpoint.taskQueue: letters, digits, ".", "_" and "-" only']);
     assert.deepEqual(problems(group('primary: reg-a, secondary: reg-x')), ['haGroups[0].secondary: unknown registry "reg-x"']);
     assert.deepEqual(problems(group('primary: reg-a, secondary: reg-a')), ['haGroups[0].secondary: reg-a is in the primary\'s IDC (idc-a): an HA pair spans two IDCs']);
     assert.deepEqual(problems(group('primary: reg-a, secondary: reg-b, probe: { every: 2 seconds, vantagePoints: [idc-a, idc-z] }')), [

@@ -1,13 +1,18 @@
 // The copy engine and the registry client on real registries, below Temporal: cross-repository mount, chunked
-// and resumed uploads, and the copier's own streaming digest check (a corrupted download commits nothing).
+// and resumed uploads, the copier's own streaming digest check (a corrupted download commits nothing), and which
+// blobs travel (layers with urls, foreign layers, artifact manifests) on docker-registry 2.8, Distribution v3 and
+// go-containerregistry's registry, checked with regctl.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import type { RegistryClient, UploadCheckpoint } from '../activities/registry/client.ts';
 import { copyImage } from '../activities/registry/copy-image.ts';
 import { RegistryError } from '../activities/registry/errors.ts';
+import { MediaType } from '../activities/registry/media-types.ts';
 import { registryClient, startedRegistry, tempDir, type TestRegistry } from './harness/berth.ts';
+import { startedGgcrRegistry } from './harness/ggcr.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { pushWithRegctl, referrersWithRegctl, regctl, remote } from './harness/peer-tools.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
 
 let source: TestRegistry;
@@ -143,6 +148,99 @@ describe('RegistryClient.uploadBlob', () => {
       assert.equal(await to.hasBlob('team/resumed-again', layer.digest), true);
     } finally {
       await proxy.close();
+    }
+  });
+});
+
+/** Whether a registry serves a blob, as regctl sees it (404: no; any other failure fails the test). */
+async function hasBlobByRegctl(reg: TestRegistry, repository: string, digest: string): Promise<boolean> {
+  return regctl([reg], ['blob', 'head', remote(reg, repository), digest]).then(
+    () => true,
+    (err: Error & { stderr?: string }) => {
+      if (/not found \[http 404\]/.test(err.stderr ?? '')) return false;
+      throw err;
+    },
+  );
+}
+
+describe('which blobs travel', () => {
+  // Registries that accept layer URLs (both Distribution versions refuse every URL by default).
+  const allowLayerUrls = ['^https://'];
+  let withUrls: TestRegistry;
+  let withUrlsV3: TestRegistry;
+
+  before(async () => {
+    [withUrls, withUrlsV3] = await Promise.all([startedRegistry('urls-2.8', { allowLayerUrls }), startedRegistry('urls-v3', { version: 3, allowLayerUrls })]);
+  });
+
+  after(async () => {
+    await Promise.all([withUrls?.stop(), withUrlsV3?.stop()]);
+  });
+
+  test('a distributable layer that names urls is copied when the source has it; a non-distributable one stays at its urls', async () => {
+    const image = await buildOciLayout(tempDir('urls'), '1.0', [
+      {
+        os: 'windows',
+        architecture: 'amd64',
+        layers: [
+          { size: 32 << 10, gzip: true, nonDistributable: true, urls: ['https://layers.example/base'] },
+          { size: 48 << 10, gzip: true, urls: ['https://mirror.example/app'] },
+          { size: 16 << 10 },
+        ],
+      },
+    ]);
+    await pushWithRegctl(image, withUrls, 'win/app');
+    const layers = JSON.parse((await clientFor(withUrls).getManifest('win/app', '1.0')).bytes.toString()).layers;
+    // docker-registry 2.8 takes the manifest without the layer, Distribution v3 refuses it (MANIFEST_BLOB_UNKNOWN):
+    // both must get the blob.
+    for (const target of [withUrlsV3, withUrls]) {
+      const result = await copyImage({ source: clientFor(withUrls), sourceRepository: 'win/app', target: clientFor(target), targetRepository: 'win/copy', reference: '1.0', concurrency: 2 });
+      assert.equal(await digestWithSkopeo(target, 'win/copy:1.0'), image.digest, target.name);
+      assert.equal(await hasBlobByRegctl(target, 'win/copy', layers[1].digest), true, `${target.name} serves the layer that names urls`);
+      assert.equal(await hasBlobByRegctl(target, 'win/copy', layers[2].digest), true);
+      assert.equal(await hasBlobByRegctl(target, 'win/copy', layers[0].digest), false, `${target.name} was not given the foreign layer`);
+      assert.equal(result.blobsCopied + result.blobsMounted, 3, 'the config and the two distributable layers');
+    }
+  });
+
+  test('a layer with urls that the source does not hold is left to its urls', async () => {
+    const image = await buildOciLayout(tempDir('urls-only'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 8 << 10 }, { size: 24 << 10, gzip: true, urls: ['https://mirror.example/only'] }] }]);
+    // Without --include-external, regctl pushes the manifest and leaves layers with urls to them.
+    await regctl([withUrls], ['image', 'copy', `ocidir://${image.layoutDir}:${image.tag}`, remote(withUrls, 'lib/urls-only:1.0')]);
+    const layers = JSON.parse((await clientFor(withUrls).getManifest('lib/urls-only', '1.0')).bytes.toString()).layers;
+    assert.equal(await hasBlobByRegctl(withUrls, 'lib/urls-only', layers[1].digest), false, 'the source has no such blob');
+    const result = await copyImage({ source: clientFor(withUrls), sourceRepository: 'lib/urls-only', target: clientFor(withUrls), targetRepository: 'lib/urls-only-copy', reference: '1.0', concurrency: 2 });
+    assert.equal(result.blobsMounted, 2, 'the config and the plain layer');
+    assert.equal(await digestWithSkopeo(withUrls, 'lib/urls-only-copy:1.0'), image.digest);
+    assert.equal(await hasBlobByRegctl(withUrls, 'lib/urls-only-copy', layers[1].digest), false);
+  });
+
+  test('an OCI artifact manifest (the legacy one of OCI 1.1 drafts) brings its blobs, as a referrer and by tag', async () => {
+    const [from, to] = await Promise.all([startedGgcrRegistry('ggcr-source'), startedGgcrRegistry('ggcr-target')]);
+    try {
+      const image = await buildOciLayout(tempDir('artifact-subject'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 8 << 10 }] }]);
+      await pushWithSkopeo(image, from, 'lib/signed');
+      const blobs = await Promise.all(
+        [{ signature: 'MEUCIQ…' }, { certificate: '-----BEGIN CERTIFICATE-----' }].map(async (content) => {
+          const bytes = JSON.stringify(content);
+          await regctl([from], ['blob', 'put', remote(from, 'lib/signed')], bytes);
+          return { mediaType: 'application/json', digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}`, size: Buffer.byteLength(bytes) };
+        }),
+      );
+      const artifact = JSON.stringify({ mediaType: MediaType.ociArtifactManifest, artifactType: 'application/vnd.example.signature', blobs, subject: image.descriptor });
+      const artifactDigest = `sha256:${createHash('sha256').update(artifact).digest('hex')}`;
+      await regctl([from], ['manifest', 'put', '--content-type', MediaType.ociArtifactManifest, remote(from, 'lib/signed:signature')], artifact);
+      assert.deepEqual(await referrersWithRegctl(from, 'lib/signed:1.0'), [artifactDigest], 'the source lists it through its Referrers API');
+
+      const copy = (reference: string) => copyImage({ source: clientFor(from), sourceRepository: 'lib/signed', target: clientFor(to), targetRepository: 'lib/signed', reference, concurrency: 2 });
+      assert.equal((await copy('1.0')).referrers, 1);
+      assert.deepEqual(await referrersWithRegctl(to, 'lib/signed:1.0'), [artifactDigest], 'the target lists it through its Referrers API');
+      for (const blob of blobs) assert.equal(await hasBlobByRegctl(to, 'lib/signed', blob.digest), true, `${blob.digest} came with its artifact`);
+
+      const byTag = await copy('signature');
+      assert.deepEqual([byTag.digest, byTag.mediaType, byTag.blobsSkipped], [artifactDigest, MediaType.ociArtifactManifest, 2]);
+    } finally {
+      await Promise.all([from.stop(), to.stop()]);
     }
   });
 });

@@ -73,11 +73,21 @@ describe('docker-compose.yml and the Dockerfile', () => {
     for (const [name, service] of berthServices) assert.ok(roles.has(service.command![0]), `${name}: role ${service.command![0]}`);
   });
 
-  test('the API and the main worker share the inventory database on a volume', () => {
-    const volume = (name: string) => compose.services[name].volumes?.find((v) => v.split(':')[1] === dirname(config.inventory.sqliteFile));
-    assert.ok(volume('berth-worker'), `berth-worker mounts ${dirname(config.inventory.sqliteFile)}`);
-    assert.equal(volume('berth-api'), volume('berth-worker'));
-    assert.ok(!volume('berth-worker')!.startsWith('.'), 'a named volume, not a directory of the checkout');
+  test('the API and the main worker share the inventory in PostgreSQL, with its password; the schema job creates its database', () => {
+    const db = config.inventory.postgres;
+    assert.ok(db, 'deploy/berth.yaml keeps the inventory in PostgreSQL');
+    assert.equal(db.host, 'postgresql');
+    assert.equal(dirname(db.passwordFile!), '/run/secrets');
+    for (const name of ['berth-api', 'berth-worker']) assert.ok(compose.services[name].secrets?.includes(basename(db.passwordFile!)), `${name} gets ${basename(db.passwordFile!)}`);
+    assert.match(read('deploy/temporal/setup-schema.sh'), new RegExp(`^sql --db ${db.database} create\\b`, 'm'));
+  });
+
+  test('payloads are encrypted: every berth service has the key, and the UI decrypts through the API', () => {
+    const keyFiles = config.encryption!.keys.map((k) => k.key.file!);
+    for (const [name, service] of berthServices) for (const file of keyFiles) assert.ok(service.secrets?.includes(basename(file)), `${name} gets ${basename(file)}`);
+    const ui = compose.services['temporal-ui'].environment!;
+    assert.equal(ui.TEMPORAL_CODEC_ENDPOINT, `http://localhost:${config.api.port}/codec`);
+    assert.equal(new URL(config.temporal.uiUrl).port, '8233');
   });
 
   test('the API and the main worker serve what they should; one worker per IDC of berth.yaml, each on its own queue', () => {

@@ -8,6 +8,7 @@ import type { SyncReport } from '../workflows/sync-registries.ts';
 import { startWorkers } from '../workers/run.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { startHarborFixture, type HarborFixture } from './harness/harbor-fixture.ts';
+import { harborSpecProblems } from './harness/harbor-spec.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 import { testApi, type TestApi } from './harness/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
@@ -80,4 +81,5 @@ test('mode harbor: Harbor replicates, berth verifies; a stuck execution is stopp
   } finally {
     harbor.stuck = false;
   }
+  assert.deepEqual(harbor.exchanges.flatMap(harborSpecProblems), [], "the worker's requests and the fixture's answers as Harbor's API describes them");
 });

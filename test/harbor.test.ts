@@ -1,15 +1,22 @@
 // berth on Harbor's REST API v2.0, against a Harbor-API-compatible fixture that fronts a real docker-registry and
-// runs replications with skopeo; what arrives is checked with skopeo, independently of berth.
+// runs replications with skopeo; what arrives is checked with skopeo, independently of berth. The fixture behaves
+// as Harbor v2.15.2 does where berth met it (endpoints checked for health, logs as JSON when asked for JSON, stops
+// that wait on the jobservice, policies newest first, read-only refusals, 7 health components), and every request
+// berth sent and every answer the fixture gave are held to Harbor's own API description at the end.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
+import { createHaActivities } from '../activities/ha.ts';
 import { basicAuthorization, type Credentials } from '../activities/registry/auth.ts';
+import { registryClients } from '../activities/registry/clients.ts';
+import { copyImage } from '../activities/registry/copy-image.ts';
 import { RegistryError, type RegistryErrorType } from '../activities/registry/errors.ts';
-import { HarborClient, type HarborExecution } from '../activities/registry/harbor/client.ts';
+import { HarborClient, unhealthyForImages, type HarborExecution } from '../activities/registry/harbor/client.ts';
 import { replicateWithHarbor, type HarborReplicationTarget, type ReplicateWithHarborInput } from '../activities/registry/harbor/replicate.ts';
-import { startedRegistry, tempDir, type TestRegistry } from './harness/berth.ts';
+import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { startHarborFixture, type HarborFixture } from './harness/harbor-fixture.ts';
+import { harborOperation, harborSpecProblems, type HarborExchange } from './harness/harbor-spec.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 
 let source: HarborFixture;
@@ -34,12 +41,26 @@ async function harborList(h: HarborFixture, path: string): Promise<Record<string
   return (await res.body.json()) as Record<string, any>[];
 }
 
+/** The requests of one operation the source Harbor has received so far, e.g. `PUT /registries/{id}`. */
+function received(operation: string): HarborExchange[] {
+  return source.exchanges.filter((e) => harborOperation(e)?.startsWith(`${operation} (`));
+}
+
 function replicate(opts: Partial<ReplicateWithHarborInput> = {}) {
   return replicateWithHarbor({ source: harbor, target: plainTarget, repository: 'team/app', tag: '1.0', deadlineMs: 60_000, ...opts });
 }
 
+/** A registry of its own that Harbor has replicated to once (its endpoint exists, as wanted), then stopped. */
+async function targetReplicatedToThenDown(name: string): Promise<{ target: HarborReplicationTarget; registry: TestRegistry }> {
+  const registry = await startedRegistry(name);
+  const target: HarborReplicationTarget = { name, url: registry.url, kind: 'distribution', credentials: { username: registry.username!, password: registry.password! } };
+  await replicate({ target });
+  await registry.stop();
+  return { target, registry };
+}
+
 /** Runs `fn` while the source Harbor misbehaves as `fault` says. */
-async function whileSource(fault: 'stuck' | 'skipCopies', fn: () => Promise<void>): Promise<void> {
+async function whileSource(fault: 'stuck' | 'skipCopies' | 'jobserviceHangs', fn: () => Promise<void>): Promise<void> {
   source[fault] = true;
   try {
     await fn();
@@ -78,33 +99,66 @@ after(async () => {
 });
 
 describe('HarborClient', () => {
-  test('health names each component, and a registry that is down', async () => {
+  test("health names Harbor's 7 components; images flow while the jobservice hangs, not while the registry is down", async () => {
     const anonymous = new HarborClient({ name: 'harbor-b', baseUrl: harborTarget.url });
     try {
-      assert.deepEqual(await anonymous.health(), { status: 'healthy', components: [{ name: 'core', status: 'healthy' }, { name: 'registry', status: 'healthy' }] });
+      const names = ['core', 'database', 'jobservice', 'portal', 'redis', 'registry', 'registryctl'];
+      assert.deepEqual(await anonymous.health(), { status: 'healthy', components: names.map((name) => ({ name, status: 'healthy' })) });
+      harborTarget.jobserviceHangs = true;
+      const hung = await anonymous.health();
+      assert.deepEqual([hung.status, hung.components.find((c) => c.name === 'jobservice')?.status], ['unhealthy', 'unhealthy']);
+      assert.deepEqual(unhealthyForImages(hung), [], 'pushes and pulls do not go through the jobservice');
+      harborTarget.jobserviceHangs = false;
       await harborTarget.registry.stop();
       const down = await anonymous.health();
       assert.equal(down.status, 'unhealthy');
       assert.match(down.components.find((c) => c.name === 'registry')?.error ?? '', /ECONNREFUSED/);
+      assert.match(unhealthyForImages(down).join(), /^registry \(.*ECONNREFUSED.*\)$/);
     } finally {
+      harborTarget.jobserviceHangs = false;
       await harborTarget.registry.start();
       await anonymous.close();
     }
   });
 
-  test('ensure* find what exists by name, update it when it differs, and never duplicate it', async () => {
-    const endpoint = { name: 'berth-idem', url: plain.url, type: 'docker-registry' as const, credential: { access_key: 'berth', access_secret: 's3cret' }, insecure: false };
+  test("the HA probe counts a Harbor up while its jobservice hangs, and down while its registry is", async () => {
+    const login = { ...harborTarget.registry, name: 'harbor-b', url: harborTarget.url, username: harborTarget.username, password: harborTarget.password };
+    const { config } = testConfig('harbor-probe', '127.0.0.1:7233', [{ registry: login, idc: 'idc-b', kind: 'harbor' }]);
+    const { probeRegistries } = createHaActivities(config, registryClients(config));
+    const probe = async () => (await probeRegistries({ registries: ['harbor-b'], timeoutMs: 5000 }))['harbor-b'];
+    harborTarget.jobserviceHangs = true;
+    try {
+      assert.equal((await probe()).up, true);
+      await harborTarget.registry.stop();
+      const down = await probe();
+      assert.equal(down.up, false);
+      assert.match(down.detail ?? '', /^Harbor reports registry \(.*\) unhealthy$/);
+    } finally {
+      harborTarget.jobserviceHangs = false;
+      await harborTarget.registry.start();
+    }
+  });
+
+  test('ensure* find what exists by name, update it only when it differs, and never duplicate it', async () => {
+    const credential = { access_key: plain.username!, access_secret: plain.password! };
+    const endpoint = { name: 'berth-idem', url: plain.url, type: 'docker-registry' as const, credential, insecure: false };
     const id = await harbor.ensureRegistryEndpoint(endpoint);
+    const updates = received('PUT /registries/{id}').length;
     assert.equal(await harbor.ensureRegistryEndpoint(endpoint), id);
-    assert.equal(await harbor.ensureRegistryEndpoint({ ...endpoint, url: 'http://127.0.0.1:1' }), id);
+    assert.equal(received('PUT /registries/{id}').length, updates, 'an endpoint as wanted is not updated');
+    // The same registry under another name of its host: a changed URL is updated (and checked by Harbor).
+    const moved = plain.url.replace('127.0.0.1', 'localhost');
+    assert.equal(await harbor.ensureRegistryEndpoint({ ...endpoint, url: moved }), id);
+    assert.equal(received('PUT /registries/{id}').length, updates + 1);
     const endpoints = await harborList(source, '/registries?q=name%3Dberth-idem');
     assert.deepEqual(
       endpoints.map((e) => [e.id, e.url, e.credential]),
-      [[id, 'http://127.0.0.1:1', { type: 'basic', access_key: 'berth', access_secret: '*****' }]],
+      [[id, moved, { type: 'basic', access_key: plain.username, access_secret: '*****' }]],
     );
+    assert.doesNotMatch(JSON.stringify(endpoints), new RegExp(plain.password!), 'Harbor never shows the secret, and berth stores only a salted hash of it');
 
     const policy = { name: 'berth-idem', destRegistryId: id, filters: { name: 'team/app', tag: '1.0' }, override: true };
-    // Harbor looks policies up by substring: asking for berth-idem finds berth-idem-2 first.
+    // Harbor's `name` parameter matches substrings and lists the newest first: berth-idem-2 is found for berth-idem.
     const longer = await harbor.ensureReplicationPolicy({ ...policy, name: 'berth-idem-2' });
     const policyId = await harbor.ensureReplicationPolicy(policy);
     assert.notEqual(policyId, longer);
@@ -114,8 +168,8 @@ describe('HarborClient', () => {
     assert.deepEqual(
       policies.map((p) => [p.name, p.dest_registry.id, p.trigger.type, p.enabled, p.filters]),
       [
-        ['berth-idem-2', id, 'manual', true, [{ type: 'name', value: 'team/app' }, { type: 'tag', value: '1.0' }]],
         ['berth-idem', id, 'manual', true, [{ type: 'name', value: 'team/app' }, { type: 'tag', value: '2.0' }]],
+        ['berth-idem-2', id, 'manual', true, [{ type: 'name', value: 'team/app' }, { type: 'tag', value: '1.0' }]],
       ],
     );
 
@@ -151,25 +205,44 @@ describe('HarborClient', () => {
     );
   });
 
-  test("Harbor's error bodies give the error its code and message", async () => {
+  test('a user who is no administrator creates a project and pushes into it, as Harbor lets every user', async () => {
+    const dev = { username: 'dev', password: 'dev-password', url: source.url };
+    await sourceClient(dev).ensureProject('dev-team');
+    assert.equal(source.projects.get('dev-team')?.owner, 'dev');
+    await pushWithSkopeo(image, dev, 'dev-team/app');
+    assert.equal(await digestWithSkopeo(source, 'dev-team/app:1.0'), image.digest);
+    await assert.rejects(pushWithSkopeo(image, dev, 'team/not-mine'), 'not into a project of someone else');
+  });
+
+  test("Harbor's error bodies give the error its code and message; a project name Harbor would not take is named", async () => {
+    // HEAD /projects answers 400 with no body at all: berth says what is wrong.
     await assert.rejects(
       harbor.ensureProject('Team Two'),
-      failure('RegistryRejected', /ensure project Team Two on harbor-a: HTTP 400 BAD_REQUEST: project name "Team Two" is not in lower case/, { status: 400, code: 'BAD_REQUEST' }),
+      failure('RegistryRejected', /^ensure project Team Two on harbor-a: HTTP 400: "Team Two" is not a Harbor project name \(lower-case letters and digits, joined by \. _ -\)$/, { status: 400 }),
     );
+    assert.equal(source.projects.has('Team Two'), false);
     await assert.rejects(
       harbor.ensureReplicationPolicy({ name: 'berth-nowhere', destRegistryId: 999_999, filters: {}, override: true }),
       failure('RegistryRejected', /HTTP 400 BAD_REQUEST: registry 999999 not found/, { code: 'BAD_REQUEST' }),
     );
     await assert.rejects(harbor.startExecution(999_999), failure('RegistryRejected', /start replication of policy 999999 on harbor-a: HTTP 404 NOT_FOUND: policy 999999 not found/, { status: 404, code: 'NOT_FOUND' }));
   });
-  test('read-only mode (the fence of a failover) refuses pushes until it is lifted', async () => {
+
+  test('read-only mode (the fence of a failover) refuses pushes with 403 DENIED, which berth reports as a fence, not a login', async () => {
     const pushAgain = () => pushWithSkopeo(image, source, 'team/fenced');
+    const into = registryClient({ ...source.registry, url: source.url, username: source.username, password: source.password });
+    const from = registryClient(source.registry);
     await harbor.setReadOnly(true);
     try {
       assert.equal(source.readOnly, true);
-      await assert.rejects(pushAgain, 'a push into a read-only Harbor is refused');
+      await assert.rejects(pushAgain, /denied: The system is in read only mode/i);
+      await assert.rejects(
+        copyImage({ source: from, sourceRepository: 'team/app', target: into, targetRepository: 'team/fenced-copy', reference: '1.0', concurrency: 2 }),
+        failure('RegistryReadOnly', /HTTP 403 DENIED: The system is in read only mode\. Any modification is prohibited\. — harbor-a-registry is read-only \(fenced\): it refuses writes whatever the credentials$/, { status: 403, code: 'DENIED' }),
+      );
     } finally {
       await harbor.setReadOnly(false);
+      await Promise.all([into.close(), from.close()]);
     }
     await pushAgain();
     assert.equal(await digestWithSkopeo(source, 'team/fenced:1.0'), image.digest);
@@ -187,8 +260,11 @@ describe('replicateWithHarbor', () => {
     const [task] = await harbor.listTasks(result.executionId);
     assert.deepEqual([task.status, task.src_resource], ['Succeed', 'team/app [1 item(s) in total]']);
 
+    const writes = () => ['POST /registries', 'PUT /registries/{id}', 'POST /replication/policies', 'PUT /replication/policies/{id}'].map((op) => received(op).length);
+    const before = writes();
     const again = await replicate();
     assert.notEqual(again.executionId, result.executionId);
+    assert.deepEqual(writes(), before, 'endpoint and policy as wanted: nothing written');
     assert.equal((await harborList(source, '/registries?q=name%3Dberth-plain')).length, 1);
     const policies = await harborList(source, '/replication/policies?name=berth-team-app-to-plain');
     assert.deepEqual(
@@ -208,18 +284,50 @@ describe('replicateWithHarbor', () => {
     assert.deepEqual([endpoint.type, endpoint.url], ['harbor', harborTarget.url]);
   });
 
-  test('a failed execution fails with what each failed task copied and why; a corrected password reaches Harbor', async () => {
-    const locked: HarborReplicationTarget = { ...plainTarget, name: 'plain-locked', credentials: { username: plain.username!, password: 'wrong' } };
+  test('a wrong password: Harbor finds the target unhealthy, berth says the target refuses the login, before any execution', async () => {
+    const rotated: HarborReplicationTarget = { ...plainTarget, name: 'plain-rotated' };
+    await replicate({ target: rotated });
+    const executions = source.executions.length;
+    const typo = { ...rotated, credentials: { username: plain.username!, password: 'wrong' } };
     await assert.rejects(
-      replicate({ target: locked }),
+      replicate({ target: typo }),
+      failure('RegistryAuthError', /^target unhealthy: harbor-a cannot reach plain-rotated \(http:\/\/127\.0\.0\.1:\d+\) with its credential; from this worker: ping on plain-rotated: HTTP 401 UNAUTHORIZED: authentication required — plain-rotated refused user "berth"$/),
+    );
+    assert.equal(source.executions.length, executions, 'no execution started');
+    // Harbor kept the credential it had; the corrected one matches it, so nothing is sent again.
+    const updates = received('PUT /registries/{id}').length;
+    assert.deepEqual((await replicate({ target: rotated })).tasks, { total: 1, succeed: 1, failed: 0 });
+    assert.equal(received('PUT /registries/{id}').length, updates);
+  });
+
+  test('a target that went down: the unchanged endpoint is left alone, and the failed execution says why, from its log as text', async () => {
+    const { target, registry } = await targetReplicatedToThenDown('plain-flaky');
+    try {
+      const updates = received('PUT /registries/{id}').length;
+      let error: unknown;
+      await replicate({ target }).catch((err) => (error = err));
       failure(
         'RegistryRejected',
-        /Harbor execution \d+ on harbor-a replicating team\/app:1.0 to plain-locked ended Failed: 1 task\(s\): 0 succeeded, 1 failed, 0 in progress, 0 stopped; task \d+ team\/app \[1 item\(s\) in total\] -> team\/app \[1 item\(s\) in total\]: .*unauthorized: authentication required/,
-      ),
-    );
-    // Harbor never shows the stored secret: berth sends it again on every run.
-    const fixed = await replicate({ target: { ...locked, credentials: plainTarget.credentials } });
-    assert.deepEqual(fixed.tasks, { total: 1, succeed: 1, failed: 0 });
+        /^Harbor execution \d+ on harbor-a replicating team\/app:1.0 to plain-flaky ended Failed: 1 task\(s\): 0 succeeded, 1 failed, 0 in progress, 0 stopped; task \d+ team\/app \[1 item\(s\) in total\] -> team\/app \[1 item\(s\) in total\]: \d{4}-\S+Z \[ERROR\] .*connection refused"$/,
+      )(error);
+      assert.equal(received('PUT /registries/{id}').length, updates, 'the endpoint was not updated (Harbor would have refused it as unhealthy)');
+      assert.doesNotMatch((error as Error).message, /\\n/, 'the last line of the log as text, not the log as a JSON string');
+    } finally {
+      await registry.stop();
+    }
+  });
+
+  test('a changed endpoint whose target is down: target unhealthy, reported as the target being down (retried)', async () => {
+    const { target, registry } = await targetReplicatedToThenDown('plain-moving');
+    try {
+      const moved = { ...target, url: target.url.replace('127.0.0.1', 'localhost') };
+      let error: unknown;
+      await replicate({ target: moved }).catch((err) => (error = err));
+      failure('RegistryUnavailable', /^target unhealthy: harbor-a cannot reach plain-moving \(http:\/\/localhost:\d+\) with its credential; from this worker: ping on plain-moving: .*ECONNREFUSED/)(error);
+      assert.equal((error as RegistryError).retryable, true);
+    } finally {
+      await registry.stop();
+    }
   });
 
   test('a success that Harbor reports without the image arriving fails the replication', async () => {
@@ -245,6 +353,30 @@ describe('replicateWithHarbor', () => {
     });
   });
 
+  test('a stop while the jobservice hangs is bounded and reported; so is the stop of a cancellation', async () => {
+    await whileSource('jobserviceHangs', async () => {
+      const started = Date.now();
+      let error: unknown;
+      await replicate({ deadlineMs: 1500, stopTimeoutMs: 1000 }).catch((err) => (error = err));
+      const execution = source.executions.at(-1)!;
+      failure(
+        'RegistryRejected',
+        new RegExp(`^Harbor execution ${execution.id} on harbor-a was stuck: still InProgress after \\d+\\.\\d s \\(.*\\); berth asked harbor-a to stop it and had no answer within 1\\.0 s \\(Harbor waits on its jobservice, which may hang\\): it may still be running$`),
+      )(error);
+      // Generous margins for a shared machine: the point is seconds, not Harbor's 60 s HTTP timeout.
+      assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+      assert.equal(execution.status, 'InProgress', 'Harbor has not stopped it');
+
+      const cancel = new AbortController();
+      const cancelledAt = { ms: 0 };
+      await assert.rejects(
+        replicate({ signal: cancel.signal, stopTimeoutMs: 1000, onPoll: () => ((cancelledAt.ms = Date.now()), cancel.abort()) }),
+        { name: 'AbortError' },
+      );
+      assert.ok(Date.now() - cancelledAt.ms < 15_000, 'the cancellation returned without waiting for Harbor');
+    });
+  });
+
   test('cancellation stops the execution on Harbor', async () => {
     await whileSource('stuck', async () => {
       const cancel = new AbortController();
@@ -258,5 +390,37 @@ describe('replicateWithHarbor', () => {
     const before = source.executions.length;
     await assert.rejects(replicate({ tag: 'missing' }), failure('ImageNotFound', /team\/app:missing does not exist on harbor-a/));
     assert.equal(source.executions.length, before);
+  });
+});
+
+describe("held to Harbor's API description (swagger-v2.15.2.yaml)", () => {
+  test('every request berth sent to the Harbors above and every answer they gave are as Harbor describes them', () => {
+    const exchanges = [...source.exchanges, ...harborTarget.exchanges];
+    assert.deepEqual(exchanges.flatMap(harborSpecProblems), []);
+    const seen = new Set(exchanges.map((e) => /\((\w+)\)$/.exec(harborOperation(e) ?? '')?.[1]));
+    const berthUses = [
+      'getHealth', 'updateConfigurations', 'headProject', 'createProject', 'listRegistries', 'createRegistry', 'updateRegistry',
+      'listReplicationPolicies', 'createReplicationPolicy', 'updateReplicationPolicy', 'startReplication', 'getReplicationExecution',
+      'stopReplication', 'listReplicationTasks', 'getReplicationLog',
+    ];
+    assert.deepEqual(berthUses.filter((op) => !seen.has(op)), [], 'every operation berth uses was exercised');
+  });
+
+  test('the check finds what Harbor would not take or send', () => {
+    const exchange = (e: Partial<HarborExchange>): HarborExchange => ({ method: 'GET', url: '/api/v2.0/health', requestHeaders: {}, requestBody: '', status: 200, responseHeaders: {}, responseBody: '', ...e });
+    const json = { 'content-type': 'application/json' };
+    const cases: [HarborExchange, RegExp][] = [
+      // berth's former log request: Harbor then answers a JSON string
+      [exchange({ url: '/api/v2.0/replication/executions/3/tasks/4/log', requestHeaders: { accept: 'application/json' }, responseHeaders: { 'content-type': 'text/plain' }, responseBody: 'log' }), /asks for application\/json; the operation produces text\/plain/],
+      [exchange({ method: 'POST', url: '/api/v2.0/registries', requestHeaders: json, requestBody: '{"name":"x","url":"http://r","credential_type":"basic"}', status: 201, responseHeaders: { location: '/api/v2.0/registries/2' } }), /request body .*must NOT have additional properties "credential_type"/],
+      [exchange({ method: 'POST', url: '/api/v2.0/replication/executions', requestHeaders: json, requestBody: '{"policy_id":1}', status: 201 }), /without a Location header/],
+      [exchange({ responseHeaders: json, responseBody: '{"status":"healthy","components":[{"name":"core","status":"healthy","uptime":3}]}' }), /must NOT have additional properties "uptime"/],
+      [exchange({ method: 'PUT', url: '/api/v2.0/replication/executions/3', status: 204 }), /answers 204, which the operation does not declare/],
+      [exchange({ method: 'HEAD', url: '/api/v2.0/projects', status: 200 }), /query parameter project_name is required/],
+      [exchange({ url: '/api/v2.0/replication/policies?page_size=500', responseHeaders: json, responseBody: '[]' }), /page_size=500 is not integer up to 100/],
+      [exchange({ method: 'DELETE', url: '/api/v2.0/health' }), /no such operation/],
+      [exchange({ method: 'PUT', url: '/api/v2.0/configurations', requestHeaders: json, requestBody: '{}', status: 409, responseHeaders: json, responseBody: '{"message":"x"}' }), /answer 409 .*must NOT have additional properties "message"/],
+    ];
+    for (const [ex, expected] of cases) assert.match(harborSpecProblems(ex).join('\n'), expected, `${ex.method} ${ex.url}`);
   });
 });

@@ -47,8 +47,8 @@ after(async () => {
 });
 
 describe('init profiles over SSH', () => {
-  // The profile `base` of the demo. On these host-network containers net.core.somaxconn is the host's own network
-  // namespace: 4096 is this kernel's default, so the live value stays as it was and the persisted file is the change.
+  // The profile `base` of the demo. 4096 is this kernel's default for net.core.somaxconn in a machine's own network
+  // namespace, so the live value stays as it was and the persisted file is the change.
   const base = profile([{ hostname: {} }, { chrony: { servers: ['127.0.0.1'] } }, { sysctl: { 'net.core.somaxconn': 4096 } }, { packages: ['less', 'jq'] }]);
 
   test('profile base: the first run changes the host, the second changes nothing', async () => {

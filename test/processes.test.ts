@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
+import { firstAdminTokenFile } from '../api/auth/bootstrap.ts';
 import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
 import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import { metricsRoute } from '../metrics/exposition.ts';
@@ -35,7 +36,7 @@ let configFile: string;
 let configEnv: Record<string, string>;
 let bundle: string;
 let apiUrl: string;
-/** The first platform admin's token, which the API prints once on its first start. */
+/** The first platform admin's token, which the API hands over once, on its first start. */
 let token: string;
 const processes: ManagedProcess[] = [];
 const workers: Record<string, ManagedProcess & { metricsPort: number }> = {};
@@ -129,7 +130,9 @@ before(async () => {
     spawnWorker('idc-a', ['--idc', 'idc-a', '--no-main'], { BERTH_LOG_LEVEL: 'DEBUG' }),
     spawnWorker('idc-b-1', ['--idc', 'idc-b', '--no-main']),
   ]);
-  token = readFileSync(api.logFile, 'utf8').match(/its token, shown this once: (\S+)/)![1];
+  // Its stdout is a log file, not a terminal: the API wrote the token to a file and logged where.
+  assert.ok(readFileSync(api.logFile, 'utf8').includes(`its token is in ${firstAdminTokenFile(config)}`));
+  token = readFileSync(firstAdminTokenFile(config), 'utf8').trim();
 });
 
 after(async () => {

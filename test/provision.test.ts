@@ -8,7 +8,7 @@ import { startWorkers, type WorkerSet } from '../workers/run.ts';
 import { testApi, type TestApi } from './harness/api.ts';
 import { testConfig, testRegistry } from './harness/berth.ts';
 import { hostEngine, removeCluster, sshKeyPair, testClusterName } from './harness/hosts.ts';
-import { recordHistory } from './harness/histories.ts';
+import { workflowOutcome } from './harness/workflows.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 let temporal: TestTemporal;
@@ -46,15 +46,7 @@ after(async () => {
   await temporal?.close();
 });
 
-/** Waits for a workflow's end (keeping its history as a replay fixture when recording). */
-async function finish(workflowId: string, fixture?: string) {
-  const ended = await temporal.client.workflow.getHandle(workflowId).result().then(
-    (result) => ({ ok: true as const, result }),
-    (err) => ({ ok: false as const, error: err.cause?.message ?? err.message }),
-  );
-  if (fixture) await recordHistory(temporal.client, workflowId, fixture);
-  return ended;
-}
+const finish = (workflowId: string, fixture?: string) => workflowOutcome(temporal.client, workflowId, fixture);
 const containers = async (pool?: string) =>
   (await (await hostEngine()).docker.listContainers({ all: true, filters: { label: [`${reservedTags.cluster}=${cluster}`, ...(pool ? [`${reservedTags.pool}=${pool}`] : [])] } })).length;
 const machines = async (query: string) => (await api.inject({ url: `/v1/machines?cluster=${cluster}${query}` })).json().machines;
@@ -84,7 +76,7 @@ describe('provisioning', () => {
     const res = await api.inject({ method: 'POST', url: '/v1/machines', payload: { cluster, pool: 'bad' } });
     const done = await finish(res.json().workflows[0].workflowId, 'provision-compensated');
     assert.equal(done.ok, false);
-    assert.match(done.ok ? '' : done.error, /bad-1: .*always fails.*disk full; the machine was destroyed/);
+    assert.match(done.ok ? '' : done.error, /bad-1: .*always fails.*disk full; [0-9a-f]{64} was destroyed at the provider$/);
     const [m] = await machines('&pool=bad');
     assert.equal(m.state, 'destroyed');
     assert.match(m.failureReason, /InitStepFailed: .*always fails.*disk full/);
@@ -108,6 +100,13 @@ describe('provisioning', () => {
   test('scalePool: up to 5 with never more than 2 creates in flight, then down to 1', async () => {
     const up = await api.inject({ method: 'POST', url: `/v1/pools/${cluster}/web/scale`, payload: { desired: 5 } });
     assert.equal(up.statusCode, 202, up.body);
+    // While it runs, the same request joins it and another target is refused, naming the one under way.
+    const same = await api.inject({ method: 'POST', url: `/v1/pools/${cluster}/web/scale`, payload: { desired: 5 } });
+    assert.deepEqual([same.statusCode, same.json().runId], [202, up.json().runId]);
+    const other = await api.inject({ method: 'POST', url: `/v1/pools/${cluster}/web/scale`, payload: { desired: 3 } });
+    assert.equal(other.statusCode, 409, other.body);
+    assert.match(other.json().message, new RegExp(`^pool ${cluster}/web is being scaled to 5 \\(scale:${cluster}/web\\): wait for it to finish or cancel it, then scale to 3$`));
+    assert.deepEqual([other.json().running.desired, other.json().running.runId], [5, up.json().runId]);
     const scaled = await finish(up.json().workflowId, 'scale-pool-up');
     assert.ok(scaled.ok, scaled.ok ? '' : scaled.error);
     assert.equal(scaled.result.created.length, 5);

@@ -11,9 +11,10 @@ import type { Manifest, RegistryClient } from '../activities/registry/client.ts'
 import { copyImage, type CopyProgress } from '../activities/registry/copy-image.ts';
 import { RegistryError } from '../activities/registry/errors.ts';
 import { MediaType } from '../activities/registry/media-types.ts';
-import { parseReferrersIndex, referredDigest, tagReferrersWithoutApi } from '../activities/registry/referrers.ts';
+import { mergeReferrersTags, parseReferrersIndex, referredDigest } from '../activities/registry/referrers.ts';
 import { registryClient, startedRegistry, tempDir, type TestRegistry } from './harness/berth.ts';
 import { buildArtifactLayout, buildOciLayout, digestWithSkopeo, manifestWithSkopeo, pushWithSkopeo, type ArtifactSpec, type BuiltImage } from './harness/oci-layout.ts';
+import { attachWithRegctl, referrersWithRegctl } from './harness/peer-tools.ts';
 import { startRegistryProxy } from './harness/proxy.ts';
 
 let source: TestRegistry;
@@ -147,6 +148,28 @@ describe('copyImage with referrers (tag schema)', () => {
     assert.deepEqual(parseReferrersIndex(await manifestWithSkopeo(target, `lib/oci:sha256-${hexOf(image.digest)}`), 'index'), [sbom.descriptor]);
   });
 
+  test("a re-copy merges the target's sha256-<hex> index with the source's: a scan report attached at the target stays", async () => {
+    const image = await buildOciLayout(tempDir('scanned'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 8 << 10 }] }]);
+    await pushWithSkopeo(image, source, 'lib/scanned');
+    // Attached as regctl users do: on a registry without the Referrers API, regctl keeps the sha256-<hex> index.
+    const sbom = await attachWithRegctl(source, 'lib/scanned:1.0', 'application/spdx+json', { spdxVersion: 'SPDX-2.3' });
+    const copy = () => copyImage({ source: src, sourceRepository: 'lib/scanned', target: dst, targetRepository: 'lib/scanned', reference: '1.0', concurrency: 2 });
+    await copy();
+    assert.deepEqual(await referrersWithRegctl(target, 'lib/scanned:1.0'), [sbom]);
+
+    // The target's scanner attaches its report there; the source gets a signature meanwhile.
+    const report = await attachWithRegctl(target, 'lib/scanned:1.0', 'application/vnd.example.scan-report+json', { vulnerabilities: [] });
+    const signature = await attachWithRegctl(source, 'lib/scanned:1.0', 'application/vnd.example.signature+json', { signed: image.digest });
+    assert.equal((await copy()).referrers, 2);
+    assert.deepEqual(await referrersWithRegctl(target, 'lib/scanned:1.0'), [sbom, report, signature].sort(), 'the source referrers and the target-only report');
+    // Nothing new on the source: the target's index is left as it is.
+    const index = `lib/scanned:sha256-${hexOf(image.digest)}`;
+    const before = await digestWithSkopeo(target, index);
+    await copy();
+    assert.equal(await digestWithSkopeo(target, index), before);
+    assert.deepEqual(await referrersWithRegctl(target, 'lib/scanned:1.0'), [sbom, report, signature].sort());
+  });
+
   test('an image without referrers copies with referrers: 0', async () => {
     const plain = await buildOciLayout(tempDir('plain'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 8 << 10 }] }]);
     await pushWithSkopeo(plain, source, 'lib/plain');
@@ -190,12 +213,13 @@ describe('Referrers API', () => {
     const tag = `lib/api:sha256-${hexOf(image.digest)}`;
     const listedOnTarget = async () => parseReferrersIndex(await manifestWithSkopeo(target, tag), tag);
 
-    await tagReferrersWithoutApi(dst, 'lib/api', new Map([[image.digest, [sbom]]]));
+    const listedByApi = (descriptors: typeof sbom[]) => mergeReferrersTags(dst, 'lib/api', new Map(), new Map([[image.digest, descriptors]]));
+    await listedByApi([sbom]);
     assert.deepEqual(await listedOnTarget(), [sbom]);
-    await tagReferrersWithoutApi(dst, 'lib/api', new Map([[image.digest, [signature, sbom]]]));
+    await listedByApi([signature, sbom]);
     assert.deepEqual(await listedOnTarget(), [sbom, signature]);
     const digest = await digestWithSkopeo(target, tag);
-    await tagReferrersWithoutApi(dst, 'lib/api', new Map([[image.digest, [signature]]]));
+    await listedByApi([signature]);
     assert.equal(await digestWithSkopeo(target, tag), digest, 'nothing new: the index is left as it is');
   });
 

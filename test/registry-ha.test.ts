@@ -5,7 +5,6 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { request } from 'undici';
 import { ensureRegistryGuards, guardId } from '../api/registry-guards.ts';
 import { reconcileSyncSchedules, scheduleId } from '../api/sync-schedules.ts';
 import type { BerthConfig } from '../config/load.ts';
@@ -15,6 +14,7 @@ import { startWorkers } from '../workers/run.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 import { recordHistory } from './harness/histories.ts';
+import { servedThrough, waitFor } from './harness/ha.ts';
 import { testApi, type TestApi } from './harness/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
@@ -40,22 +40,7 @@ async function groupState() {
   return res.json().groups[0];
 }
 
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    await sleep(200);
-  }
-  return assert.fail(`timed out waiting for ${what}`);
-}
-
-/** Which registry served a request through the endpoint (nginx's X-Berth-Upstream), if one did. */
-async function servedBy(): Promise<string | undefined> {
-  const res = await request(`${endpoint.url}/v2/`);
-  await res.body.dump();
-  return res.statusCode < 500 ? String(res.headers['x-berth-upstream']) : undefined;
-}
+const servedBy = () => servedThrough(endpoint.url);
 
 const hostOf = (r: TestRegistry) => new URL(r.url).host;
 const failover = (body: object) => api.inject({ method: 'POST', url: `/v1/ha-groups/${group}/failover`, payload: body });
@@ -72,7 +57,7 @@ before(async () => {
   const port = await freePort();
   const nginx = { upstreamFile: join(dir, `${group}.upstream.conf`), pidFile: join(dir, 'nginx.pid'), pushLog: join(dir, `${group}.push.log`) };
   endpoint = { url: `http://127.0.0.1:${port}`, username: reg['reg-a'].username!, password };
-  const proc = await startNginx({ dir, pidFile: nginx.pidFile, endpoints: [{ group, listen: `127.0.0.1:${port}`, upstreamFile: nginx.upstreamFile, pushLog: nginx.pushLog, initialUpstream: hostOf(reg['reg-a']), url: endpoint.url }] });
+  const proc = await startNginx({ dir, pidFile: nginx.pidFile, endpoints: [{ group, listen: `127.0.0.1:${port}`, upstreamFile: nginx.upstreamFile, pushLog: nginx.pushLog, sides: ['reg-a', 'reg-b'].map((r) => ({ registry: r, upstream: hostOf(reg[r]) })), url: endpoint.url }] });
   cleanups.push(() => proc.stop());
 
   const entries = [

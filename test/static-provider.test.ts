@@ -50,7 +50,7 @@ describe('static provider against hosts on 127.0.0.1', () => {
       Array.from({ length: workers }, async () => {
         const inventory = await openInventory({ sqliteFile: file });
         inventories.push(inventory);
-        return staticProvider(config, { cluster: 'rack', rateCard: { static: { physical: 0.12, big: 0.5 } }, inventory });
+        return staticProvider(config, { cluster: 'rack', rateCard: { static: { physical: 0.12, big: 0.5 } }, installation: 'rack-tests', inventory });
       }),
     );
   }
@@ -89,7 +89,7 @@ describe('static provider against hosts on 127.0.0.1', () => {
     const [p] = await providers();
     const first = await p.create(spec('web-1'));
     await p.tag(first.id, { owner: 'alice' });
-    assert.deepEqual((await p.describe(first.id)).tags, { owner: 'alice', 'berth:cluster': 'rack', 'berth:pool': 'web', 'berth:name': 'web-1', 'berth:idempotency-key': 'req-web-1' });
+    assert.deepEqual((await p.describe(first.id)).tags, { owner: 'alice', 'berth:cluster': 'rack', 'berth:pool': 'web', 'berth:name': 'web-1', 'berth:idempotency-key': 'req-web-1', 'berth:installation': 'rack-tests' });
 
     await p.destroy(first.id);
     await p.destroy(first.id); // already released: not an error
@@ -98,6 +98,18 @@ describe('static provider against hosts on 127.0.0.1', () => {
 
     const next = await p.create(spec('web-2'));
     assert.deepEqual([next.id, next.created, next.tags.owner], [first.id, true, undefined]);
+  });
+
+  test('findByKey and list: the allocated hosts, as machines, with the tags of their create', async () => {
+    const [p] = await providers();
+    const m = await p.create(spec('web-1'));
+    assert.deepEqual((await p.findByKey('req-web-1')).map((x) => [x.id, x.state, x.tags['berth:installation']]), [[m.id, 'running', 'rack-tests']]);
+    assert.deepEqual(await p.findByKey('req-nobody'), []);
+    const listed = await p.list();
+    assert.deepEqual(listed.map((x) => [x.id, x.tags['berth:name']]), [[m.id, 'web-1']]);
+    assert.ok(Date.parse(listed[0].createdAt!) <= Date.now());
+    await p.destroy(m.id);
+    assert.deepEqual([await p.list(), await p.findByKey('req-web-1')], [[], []]);
   });
 
   test('describe says whether the host answers now', async () => {

@@ -1,11 +1,15 @@
 // Secrets travel by reference: no password, token or key that the suite used may appear in any workflow history.
 // This file sorts last; it waits until the other test files of the run have finished, then reads every history
-// on the run's Temporal server and looks for every recorded secret, in the JSON and in every payload's decoded data.
+// on the run's Temporal server and looks for every recorded secret, in the JSON and in every payload's decoded data,
+// encrypted payloads included (failure messages and stack traces are among them): they are opened with the payload
+// keys the suite recorded.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Payload } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { AesGcmCodec, isEncrypted } from '../codec/aes-gcm-codec.ts';
 import { recordedSecrets } from './harness/secrets.ts';
 import { connectTestTemporal } from './harness/temporal.ts';
 
@@ -23,11 +27,26 @@ function siblings(): number[] {
     .map(Number);
 }
 
+/** What an encrypted payload holds, opened with whichever recorded key fits (AES-GCM says which one does). */
+async function opened(payload: Payload, keys: Buffer[]): Promise<Payload | undefined> {
+  const id = Buffer.from(payload.metadata?.['encryption-key-id'] ?? []).toString();
+  for (const key of keys) {
+    try {
+      return (await new AesGcmCodec(new Map([[id, key]]), id).decode([payload]))[0];
+    } catch {
+      // Another test's key.
+    }
+  }
+  return undefined;
+}
+
 test('no secret the suite used appears in any workflow history', { timeout: 30 * 60_000 }, async (t) => {
   if (!process.env.BERTH_TEST_SECRETS_DIR) return t.skip('only meaningful in a whole `npm test` run, which records the secrets');
   while (siblings().length > 0) await sleep(500);
   const secrets = [...new Set(recordedSecrets())];
   assert.ok(secrets.length >= 10, `the suite recorded ${secrets.length} secrets`);
+  const keys = secrets.map((s) => Buffer.from(s, 'base64')).filter((k) => k.length === 32);
+  let decrypted = 0;
   const temporal = await connectTestTemporal();
   try {
     let histories = 0;
@@ -43,16 +62,34 @@ test('no secret the suite used appears in any workflow history', { timeout: 30 *
     } while (nextPageToken);
     for (const w of runs) {
       const json = historyToJSON(await temporal.client.workflow.getHandle(w.workflowId, w.runId).fetchHistory());
-      // Payload data is base64 in the JSON: search it decoded too.
+      // Payload data is base64 in the JSON: search it decoded too, and opened where it is encrypted.
       const decoded = [...json.matchAll(/"data":\s*"([A-Za-z0-9+/=]+)"/g)].map((m) => Buffer.from(m[1], 'base64').toString('latin1'));
+      for (const p of encryptedPayloads(JSON.parse(json))) {
+        const plain = await opened(p, keys);
+        if (!plain) continue;
+        decoded.push(Buffer.from(plain.data ?? []).toString('latin1'));
+        decrypted++;
+      }
       const text = [json, ...decoded].join('\n');
       histories++;
       for (const secret of secrets) if (text.includes(secret)) leaks.push(`${w.workflowId}: ${secret.slice(0, 4)}…`);
     }
     assert.ok(histories >= 20, `scanned ${histories} histories`);
+    assert.ok(decrypted > 0, 'encrypted payloads were opened and searched');
     assert.deepEqual(leaks, []);
-    t.diagnostic(`scanned ${histories} histories for ${secrets.length} secrets`);
+    t.diagnostic(`scanned ${histories} histories (${decrypted} encrypted payloads opened) for ${secrets.length} secrets`);
   } finally {
     await temporal.close();
   }
 });
+
+/** The encrypted payloads of a history (as JSON), wherever they are: inputs, results, memos, failures. */
+function encryptedPayloads(value: unknown, found: Payload[] = []): Payload[] {
+  if (typeof value !== 'object' || value === null) return found;
+  const o = value as { metadata?: Record<string, string>; data?: string };
+  if (o.metadata && typeof o.data === 'string') {
+    const payload = { metadata: Object.fromEntries(Object.entries(o.metadata).map(([k, v]) => [k, Buffer.from(v, 'base64')])), data: Buffer.from(o.data, 'base64') };
+    if (isEncrypted(payload)) found.push(payload);
+  } else for (const v of Object.values(value)) encryptedPayloads(v, found);
+  return found;
+}

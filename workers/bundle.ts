@@ -4,10 +4,12 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { failureConverterPath } from '../codec/data-converter.ts';
 import { workflowsPath } from './run.ts';
 
 const out = resolve(process.argv[2] ?? 'dist/workflow-bundle.js');
-const { code } = await bundleWorkflowCode({ workflowsPath });
+// The bundle cannot know whether a deployment encrypts: its failures always travel encoded (clients read both).
+const { code } = await bundleWorkflowCode({ workflowsPath, failureConverterPath });
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, code);
 console.log(`workflow bundle: ${out} (${(code.length / 1024).toFixed(0)} KiB)`);

@@ -4,6 +4,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type W
 import { pino } from 'pino';
 import { createActivities } from '../activities/index.ts';
 import { dataConverter } from '../codec/data-converter.ts';
+import { endpointTaskQueue } from '../config/ha-plan.ts';
 import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
 import { countActivityFailures } from '../metrics/activity-failures.ts';
 import { sdkMetricsExporter, serveMetrics } from '../metrics/exposition.ts';
@@ -21,11 +22,12 @@ export interface WorkerSet {
 }
 
 /**
- * Starts berth's workers in this process: the main worker (workflows and control activities) and/or one worker
- * per IDC task queue (activities that must run inside that IDC). `npm start` runs them all in one process; in
- * production each IDC runs its own with `--idc`.
+ * Starts berth's workers in this process: the main worker (workflows and control activities), one worker per IDC
+ * task queue (activities that must run inside that IDC) and one per HA endpoint queue (`endpoint.taskQueue`:
+ * activities that need the nginx files). `npm start` runs them all in one process; in production each IDC runs its
+ * own with `--idc`, and the host of an HA group's nginx its own with `--endpoint`.
  */
-export async function startWorkers(config: BerthConfig, opts: { main?: boolean; idcs?: string[] } = {}): Promise<WorkerSet> {
+export async function startWorkers(config: BerthConfig, opts: { main?: boolean; idcs?: string[]; endpoints?: string[] } = {}): Promise<WorkerSet> {
   const metricsPort = Number(process.env.BERTH_METRICS_PORT) || config.metrics.port;
   await installRuntime(metricsPort !== undefined);
   const workflows = opts.main === false ? undefined : workflowCode();
@@ -49,6 +51,11 @@ export async function startWorkers(config: BerthConfig, opts: { main?: boolean; 
   }
   for (const idc of opts.idcs ?? config.idcs.map((d) => d.name)) {
     workers.push(await Worker.create({ ...common, taskQueue: idcTaskQueue(config, idc) }));
+  }
+  // The queues of HA endpoints (activities that need the nginx files), each once: groups may share a queue.
+  const groups = config.haGroups.filter((g) => (opts.endpoints ?? config.haGroups.map((x) => x.name)).includes(g.name) && g.endpoint.taskQueue);
+  for (const taskQueue of new Set(groups.map((g) => endpointTaskQueue(config, g)))) {
+    if (!workers.some((w) => w.options.taskQueue === taskQueue)) workers.push(await Worker.create({ ...common, taskQueue }));
   }
   // Bound before the workers run: a port that is taken fails the start rather than leaving workers unwatched.
   const metrics =

@@ -4,3 +4,4 @@ export { distributeImage } from './distribute-image.ts';
 export { syncRegistries, syncRepositories } from './sync-registries.ts';
 export { failback, failover, registryGuard } from './registry-guard.ts';
 export { decommissionMachine, provisionMachine, scalePool } from './provision-machine.ts';
+export { adoptOrphan, destroyOrphan, reconcileInventory } from './reconcile-inventory.ts';

@@ -1,5 +1,6 @@
-import { ActivityCancellationType, ApplicationFailure, CancellationScope, ChildWorkflowFailure, defineQuery, executeChild, isCancellation, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, CancellationScope, ChildWorkflowFailure, defineQuery, executeChild, isCancellation, patched, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
+import type { DestroyOutcome } from '../activities/machines.ts';
 import { pool } from './pool.ts';
 import { describeFailure } from './replicate-image.ts';
 
@@ -11,6 +12,8 @@ export interface MachineTarget {
   name: string;
   /** The cluster IDC's task queue: SSH to the machine goes from inside its IDC. */
   idcTaskQueue: string;
+  /** Take this orphan (its provider id) as the machine instead of creating one. */
+  adopt?: { providerId: string };
 }
 
 export interface ProvisionResult {
@@ -26,18 +29,37 @@ export const machineProgressQuery = defineQuery<Record<string, { status: string;
 const control = { startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 } } as const;
 
 /**
- * Provisions one machine as a saga: budget check -> create -> wait until running -> wait for SSH and pin its host
- * key -> run the cluster's init profile -> ready in its pool. Any failure after the machine was asked for, and a
- * cancellation, destroys it (in a scope that cannot be cancelled) and records why in the inventory.
+ * A destroy is retried until the machine is gone: no attempt limit, backoff to minutes, heartbeats while the
+ * provider is asked (a provider down for an hour delays it; nothing gives up on it).
+ */
+export const destroying = { startToCloseTimeout: '5 minutes', heartbeatTimeout: '30 seconds', retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 minutes' } } as const;
+
+// 0.2.0: compensation destroys until it succeeds (and by idempotency key when the create never answered); a
+// cancellation while reserving gives the reservation back. Histories of 0.1.0 replay the old commands.
+const destroyUntilGone = 'provision-destroy-until-gone';
+
+/** What compensation did, as the failure says it: only what happened. */
+const compensated = (outcome: DestroyOutcome | undefined) =>
+  outcome?.destroyed.length ? `${outcome.destroyed.join(', ')} was destroyed at the provider` : 'nothing had been created at the provider';
+
+/**
+ * Provisions one machine as a saga: budget check -> create (or adopt an orphan) -> wait until running -> wait for
+ * SSH and pin its host key -> run the cluster's init profile -> ready in its pool. Any failure after the machine was
+ * asked for, and a cancellation, destroys it (in a scope that cannot be cancelled, retried until it is gone) and
+ * records why in the inventory; a cancellation while reserving gives the reservation back.
  */
 export async function provisionMachine(target: MachineTarget): Promise<ProvisionResult> {
   const { cluster, name } = target;
   const machineId = target.machineId ?? newMachineId(cluster, name);
   const step = { status: 'reserving', step: undefined as string | undefined };
   setHandler(machineProgressQuery, () => ({ [name]: { status: step.status, step: step.step } }));
-  const { reserveMachine, pinMachineHostKey, setMachineState, destroyMachine } = proxyActivities<Activities>(control);
+  const untilGone = patched(destroyUntilGone);
+  const { pinMachineHostKey, setMachineState } = proxyActivities<Activities>(control);
+  // A cancelled reservation is waited for, so that what it recorded is given back; 0.1.0 did not wait.
+  const { reserveMachine } = proxyActivities<Activities>(untilGone ? { ...control, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : control);
+  const { destroyMachine } = proxyActivities<Activities>(untilGone ? { ...destroying, summary: `destroy ${name}` } : control);
   // A cancelled create is waited for, so that compensation knows the machine the provider may have made.
-  const { createMachine } = proxyActivities<Activities>({ ...control, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
+  const { createMachine, adoptMachine } = proxyActivities<Activities>({ ...control, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
   const { waitForSsh } = proxyActivities<Activities>({ taskQueue: target.idcTaskQueue, startToCloseTimeout: '5 minutes', heartbeatTimeout: '30 seconds', retry: control.retry, summary: `wait for SSH on ${name}` });
   const { initMachine } = proxyActivities<Activities>({ taskQueue: target.idcTaskQueue, startToCloseTimeout: '20 minutes', heartbeatTimeout: '30 seconds', retry: { ...control.retry, maximumAttempts: 3 }, summary: `init ${name}` });
   const { waitMachineRunning } = proxyActivities<Activities>({ ...control, startToCloseTimeout: '10 minutes', heartbeatTimeout: '20 seconds' });
@@ -46,12 +68,15 @@ export async function provisionMachine(target: MachineTarget): Promise<Provision
   try {
     await reserveMachine({ machineId, cluster, pool: target.pool, name });
   } catch (err) {
-    if (isCancellation(err)) throw err;
-    throw ApplicationFailure.create({ type: 'ProvisioningRefused', message: `${cluster}/${target.pool}/${name}: ${describeFailure(err)}; nothing was created`, nonRetryable: true });
+    if (!isCancellation(err)) throw ApplicationFailure.create({ type: 'ProvisioningRefused', message: `${cluster}/${target.pool}/${name}: ${describeFailure(err)}; nothing was created`, nonRetryable: true });
+    // The reservation may have been recorded before the cancellation came: it must not count against the budget.
+    if (untilGone) await CancellationScope.nonCancellable(() => destroyMachine({ machineId, cluster, reason: 'provisioning was cancelled while reserving' }));
+    throw err;
   }
   try {
     step.status = 'creating';
-    await createMachine({ machineId, cluster });
+    if (target.adopt) await adoptMachine({ machineId, cluster, providerId: target.adopt.providerId });
+    else await createMachine({ machineId, cluster });
     step.status = 'starting';
     const { address, sshPort } = await waitMachineRunning({ machineId, cluster });
     step.status = 'connecting';
@@ -65,16 +90,18 @@ export async function provisionMachine(target: MachineTarget): Promise<Provision
     return { machineId, address, sshPort, hostKeyFingerprint, steps };
   } catch (err) {
     const reason = isCancellation(err) ? 'provisioning was cancelled' : describeFailure(err);
-    step.status = 'compensating';
-    await CancellationScope.nonCancellable(() => destroyMachine({ machineId, cluster, reason }));
+    step.status = 'destroying';
+    const outcome = await CancellationScope.nonCancellable(() => destroyMachine({ machineId, cluster, reason }));
     step.status = 'destroyed';
-    throw isCancellation(err) ? err : ApplicationFailure.create({ type: 'ProvisioningFailed', message: `${cluster}/${target.pool}/${name}: ${reason}; the machine was destroyed`, nonRetryable: true });
+    throw isCancellation(err) ? err : ApplicationFailure.create({ type: 'ProvisioningFailed', message: `${cluster}/${target.pool}/${name}: ${reason}; ${compensated(outcome)}`, nonRetryable: true });
   }
 }
 
 /** Takes a machine out of its pool: decommissioning -> destroyed at its provider -> recorded. */
 export async function decommissionMachine({ machineId, cluster }: { machineId: string; cluster: string }): Promise<void> {
-  const { setMachineState, destroyMachine } = proxyActivities<Activities>(control);
+  const { setMachineState } = proxyActivities<Activities>(control);
+  // 0.2.0: the destroy is retried until the machine is gone, as compensation's is.
+  const { destroyMachine } = proxyActivities<Activities>(patched(destroyUntilGone) ? destroying : control);
   await setMachineState({ machineId, state: 'decommissioning' });
   await destroyMachine({ machineId, cluster });
 }

@@ -21,7 +21,7 @@ const factories: { [K in Kind]: (config: Extract<ProviderConfig, { kind: K }>, d
  * The worker's providers by cluster, built from its own config on first use and kept (one EC2 client, one Docker
  * connection per cluster), so activities receive cluster names only and no secret travels through Temporal.
  */
-export function cloudProviders(config: BerthConfig, inventory: Inventory): (cluster: string) => CloudProvider {
+export function cloudProviders(config: BerthConfig, inventory: Inventory, installation: string): (cluster: string) => CloudProvider {
   const built = new Map<string, CloudProvider>();
   return (name) => {
     let provider = built.get(name);
@@ -29,7 +29,7 @@ export function cloudProviders(config: BerthConfig, inventory: Inventory): (clus
       const cluster = config.clusters.find((c) => c.name === name);
       if (!cluster) throw new ProviderError('ProviderRejected', `cluster "${name}" is not in this worker's config`);
       const factory = factories[cluster.provider.kind] as (config: ProviderConfig, deps: ProviderDeps) => CloudProvider;
-      provider = factory(cluster.provider, { cluster: name, rateCard: config.rateCard, inventory });
+      provider = factory(cluster.provider, { cluster: name, rateCard: config.rateCard, installation, inventory });
       built.set(name, provider);
     }
     return provider;

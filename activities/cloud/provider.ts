@@ -14,6 +14,18 @@ export interface CloudProvider {
    * has accepted it; the machine may still be `pending`.
    */
   create(spec: MachineSpec): Promise<CreatedMachine>;
+  /**
+   * The machines an earlier `create` with this key made that the provider still holds: how compensation finds a
+   * machine whose create never answered (the answer was lost, or a step after the provider accepted it failed).
+   * Normally one; a provider that does not honour the key may have made more, and all of them are the key's.
+   */
+  findByKey(idempotencyKey: string): Promise<Machine[]>;
+  /**
+   * Every machine of this provider's cluster that the provider still holds, with the reserved tags (docker: its
+   * containers in any state, labels only; static: the allocated hosts; aws: the instances not terminated, by tag):
+   * what reconciliation holds against the inventory.
+   */
+  list(): Promise<Machine[]>;
   /** What the provider says now. A machine it no longer knows (removed, long terminated) is `terminated`. */
   describe(id: string): Promise<Machine>;
   /** Ends the machine; a machine already gone is not an error. */
@@ -28,6 +40,8 @@ export interface CloudProvider {
 export interface ProviderContext {
   cluster: string;
   rateCard: BerthConfig['rateCard'];
+  /** The berth installation (one per inventory) whose machines this provider makes: tagged on each. */
+  installation: string;
 }
 
 /** How the registry of providers builds one from its config section. */
@@ -43,6 +57,8 @@ export interface Machine {
   address?: string;
   sshPort?: number;
   instanceType?: string;
+  /** When the provider made (or, static, allocated) it, ISO 8601; what an orphan has cost since. */
+  createdAt?: string;
   /** Every tag, including the reserved `berth:` ones the provider set at create. */
   tags: Record<string, string>;
 }
@@ -58,6 +74,8 @@ export const reservedTags = {
   pool: 'berth:pool',
   name: 'berth:name',
   idempotencyKey: 'berth:idempotency-key',
+  /** The installation (inventory) that made the machine: another one's machines are not this one's to explain. */
+  installation: 'berth:installation',
 } as const;
 
 const resourceName = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be lowercase letters, digits and dashes (1-63 chars)');
@@ -92,14 +110,21 @@ export const machineSpecSchema = z
 export type MachineSpec = z.infer<typeof machineSpecSchema>;
 
 /** The tags a provider sets at create: the caller's, and the reserved ones that find the machine again. */
-export function createTags(spec: MachineSpec): Record<string, string> {
+export function createTags(spec: MachineSpec, installation: string): Record<string, string> {
   return {
     ...spec.tags,
     [reservedTags.cluster]: spec.cluster,
     [reservedTags.pool]: spec.pool,
     [reservedTags.name]: spec.name,
     [reservedTags.idempotencyKey]: spec.idempotencyKey,
+    [reservedTags.installation]: installation,
   };
+}
+
+/** Who made a machine, as its installation tag says: for messages about machines the inventory does not know. */
+export function madeBy(machine: Machine): string {
+  const installation = machine.tags[reservedTags.installation];
+  return installation ? `berth installation ${installation}` : 'no berth installation';
 }
 
 /** The rate card's price; config validation already refuses pools whose instance type has none. */
@@ -117,13 +142,15 @@ export type ProviderErrorType =
   | 'ProviderUnavailable' // the engine or API is unreachable, throttles, or fails on its side: worth retrying
   | 'ProviderRejected' // the request as made is refused (bad image, quota, permissions): a retry will not help
   | 'NoCapacity' // nothing left to allocate (a static pool with every host taken)
+  | 'NameClash' // another machine, made by no request with this key, already holds the name at the provider
   | 'MachineNotFound'; // tag on a machine the provider does not know
 
 export class ProviderError extends Error {
   constructor(
     readonly type: ProviderErrorType,
     message: string,
-    readonly opts: { retryAfterMs?: number; cause?: unknown } = {},
+    /** holder: with NameClash, the machine that holds the name. */
+    readonly opts: { retryAfterMs?: number; cause?: unknown; holder?: Machine } = {},
   ) {
     super(message, { cause: opts.cause });
     this.name = type;

@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { formatPath, type BerthConfig } from '../../config/load.ts';
+import { knownSecrets, secretRedactor } from '../../config/secrets.ts';
 import { asTemporalFailure } from '../failures.ts';
 import { resolvePrivateKey } from './private-key.ts';
 import { runInitProfile, type StepResult } from './profile.ts';
@@ -82,7 +83,8 @@ export function createHostActivities(config: BerthConfig) {
           const stop = () => session.close();
           ctx.cancellationSignal.addEventListener('abort', stop);
           try {
-            return await runInitProfile(session, config.initProfiles[pool.initProfile], { machineName: input.machineName, registryMirror }, (r) => {
+            const redact = secretRedactor(knownSecrets(config));
+            return await runInitProfile(session, config.initProfiles[pool.initProfile], { machineName: input.machineName, registryMirror, redact }, (r) => {
               done.push(r);
               ctx.heartbeat({ done: done.length });
             });

@@ -25,8 +25,8 @@ export async function allocate(
   a: { scope: string; key: string; candidates: readonly string[]; labels: Record<string, string>; at?: Date },
 ): Promise<{ allocation: Allocation; fresh: boolean } | undefined> {
   const held = async () => {
-    const row = await db.selectFrom('allocations').selectAll().where('scope', '=', a.scope).where('holder_key', '=', a.key).executeTakeFirst();
-    return row && { allocation: toAllocation(row), fresh: false };
+    const allocation = await allocationHeldBy(db, a.scope, a.key);
+    return allocation && { allocation, fresh: false };
   };
   const before = await held();
   if (before) return before;
@@ -43,6 +43,12 @@ export async function allocate(
     if (won) return won;
   }
   return undefined;
+}
+
+/** The slot `key` holds in `scope`, if any. */
+export async function allocationHeldBy(db: Inventory, scope: string, key: string): Promise<Allocation | undefined> {
+  const row = await db.selectFrom('allocations').selectAll().where('scope', '=', scope).where('holder_key', '=', key).executeTakeFirst();
+  return row && toAllocation(row);
 }
 
 export async function findAllocation(db: Inventory, scope: string, slot: string): Promise<Allocation | undefined> {

@@ -1,9 +1,11 @@
 // The inventory's query layer: callers use these functions, never SQL of their own.
-export { openInventory, type Inventory, type InventoryTarget } from './db.ts';
+export { inventoryDialect, openInventory, type Inventory, type InventoryTarget } from './db.ts';
 export { InventoryError, type InventoryErrorType } from './errors.ts';
 export { machineStates, type MachineState } from './tables.ts';
+export { installationId } from './installation.ts';
 export {
   findMachine,
+  findMachineByProviderId,
   getMachine,
   listMachines,
   machineEvents,
@@ -18,4 +20,4 @@ export {
 } from './machines.ts';
 export { listPools, setPoolDesired, type PoolRecord } from './pools.ts';
 export { costs, hoursPerMonth, projectedMonthlyCost, type CostQuery, type CostRow } from './costs.ts';
-export { allocate, findAllocation, labelAllocation, listAllocations, release, type Allocation } from './allocations.ts';
+export { allocate, allocationHeldBy, findAllocation, labelAllocation, listAllocations, release, type Allocation } from './allocations.ts';

@@ -35,15 +35,19 @@ export interface NewMachine {
   at?: Date;
 }
 
-/** Where each state may go. `failed` still exists (and costs) until compensation destroys it. */
+/**
+ * Where each state may go. `failed` and `destroying` still exist (and cost) until their destroy at the provider is
+ * done; a destroying machine can only end destroyed.
+ */
 const nextStates: Record<MachineState, readonly MachineState[]> = {
-  requested: ['creating', 'failed', 'destroyed'],
-  creating: ['running', 'failed', 'decommissioning', 'destroyed'],
-  running: ['initializing', 'failed', 'decommissioning', 'destroyed'],
-  initializing: ['ready', 'failed', 'decommissioning', 'destroyed'],
-  ready: ['decommissioning', 'failed', 'destroyed'],
-  decommissioning: ['destroyed', 'failed'],
-  failed: ['decommissioning', 'destroyed'],
+  requested: ['creating', 'failed', 'destroying', 'destroyed'],
+  creating: ['running', 'failed', 'decommissioning', 'destroying', 'destroyed'],
+  running: ['initializing', 'failed', 'decommissioning', 'destroying', 'destroyed'],
+  initializing: ['ready', 'failed', 'decommissioning', 'destroying', 'destroyed'],
+  ready: ['decommissioning', 'failed', 'destroying', 'destroyed'],
+  decommissioning: ['destroying', 'destroyed', 'failed'],
+  destroying: ['destroyed'],
+  failed: ['decommissioning', 'destroying', 'destroyed'],
   destroyed: [],
 };
 
@@ -78,6 +82,12 @@ async function insertEvent(db: Inventory | Transaction<InventoryTables>, machine
 
 export async function findMachine(db: Inventory, id: string): Promise<MachineRecord | undefined> {
   const row = await db.selectFrom('machines').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && toRecord(row);
+}
+
+/** The live (not destroyed) machine of a cluster that holds this provider id, if any. */
+export async function findMachineByProviderId(db: Inventory, cluster: string, providerId: string): Promise<MachineRecord | undefined> {
+  const row = await db.selectFrom('machines').selectAll().where('cluster', '=', cluster).where('provider_id', '=', providerId).where('destroyed_at', 'is', null).executeTakeFirst();
   return row && toRecord(row);
 }
 

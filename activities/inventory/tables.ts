@@ -10,9 +10,10 @@ export interface InventoryTables {
   machine_events: MachineEventsTable;
   pools: PoolsTable;
   allocations: AllocationsTable;
+  installation: InstallationTable;
 }
 
-export const machineStates = ['requested', 'creating', 'running', 'initializing', 'ready', 'decommissioning', 'destroyed', 'failed'] as const;
+export const machineStates = ['requested', 'creating', 'running', 'initializing', 'ready', 'decommissioning', 'destroying', 'destroyed', 'failed'] as const;
 export type MachineState = (typeof machineStates)[number];
 
 export interface MachinesTable {
@@ -66,6 +67,12 @@ export interface AllocationsTable {
   /** JSON object: what the holder attached to the slot (a static host's tags). */
   labels: string;
   allocated_at: number;
+}
+
+/** This inventory's one row: the installation id every machine it makes is tagged with. */
+export interface InstallationTable {
+  id: string;
+  created_at: number;
 }
 
 /** A time column as the query layer hands it out: ISO 8601, the same in an API answer and an activity result. */

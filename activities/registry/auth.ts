@@ -25,10 +25,20 @@ export function basicAuthorization({ username, password }: Credentials): string 
   return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
 }
 
+/** Whether a URL is on the registry's own host: only there does a request carry its credentials or tokens. */
+export function onRegistryHost(registryUrl: string, url: string | URL): boolean {
+  return new URL(url).hostname === new URL(registryUrl).hostname;
+}
+
 /**
- * The token realm comes from the registry's challenge: credentials for an https registry must not travel in
- * clear to an http realm it names.
+ * Why a registry's credentials must not go to the token realm its challenge names, if they must not. The realm
+ * comes from the registry's answer, so a registry (or whoever answers in its name) could send them anywhere: they
+ * go only to the registry's own host or to an origin the config trusts, and never from https to plain http.
  */
-export function realmKeepsCredentialsSafe(registryUrl: string, realm: string): boolean {
-  return !(new URL(registryUrl).protocol === 'https:' && new URL(realm).protocol === 'http:');
+export function realmRefusal(registryUrl: string, realm: string, trustedRealms: readonly string[]): string | undefined {
+  const registry = new URL(registryUrl);
+  const target = new URL(realm);
+  if (registry.protocol === 'https:' && target.protocol === 'http:') return 'a token service over plain http, and the registry is https';
+  if (onRegistryHost(registryUrl, target) || trustedRealms.some((t) => new URL(t).origin === target.origin)) return undefined;
+  return `a token service on another host than ${registry.hostname}, not among its trustedTokenRealms`;
 }

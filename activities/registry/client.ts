@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Agent, interceptors, request, type Dispatcher } from 'undici';
-import { basicAuthorization, parseChallenge, realmKeepsCredentialsSafe, type Credentials } from './auth.ts';
-import { asRegistryError, isLostUpload, responseFailure, RegistryError } from './errors.ts';
+import { basicAuthorization, onRegistryHost, parseChallenge, realmRefusal, type Credentials } from './auth.ts';
+import { asRegistryError, formatImage, isLostUpload, responseFailure, RegistryError } from './errors.ts';
 import { manifestAccept, MediaType } from './media-types.ts';
+import { isRepositoryName, isTag } from './reference.ts';
 import { throttled, type TokenBucket } from './throttle.ts';
 
 type Response = Dispatcher.ResponseData;
@@ -14,6 +15,8 @@ export interface RegistryClientOptions {
   name: string;
   baseUrl: string;
   credentials?: Credentials;
+  /** Token realms on other hosts than the registry's that may receive its credentials (by origin). */
+  trustedTokenRealms?: string[];
   /** Blobs larger than this are uploaded in PATCH chunks of this size; smaller ones in a single PUT. */
   chunkSize?: number;
   /** One token per request sent: a requests-per-second limit on this registry. */
@@ -52,6 +55,7 @@ export class RegistryClient {
   readonly name: string;
   readonly baseUrl: string;
   private readonly credentials?: Credentials;
+  private readonly trustedTokenRealms: string[];
   private readonly chunkSize: number;
   private readonly dispatcher: Dispatcher;
   private readonly limits: Pick<RegistryClientOptions, 'requests' | 'downloads'>;
@@ -63,6 +67,7 @@ export class RegistryClient {
     this.name = opts.name;
     this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
     this.credentials = opts.credentials;
+    this.trustedTokenRealms = opts.trustedTokenRealms ?? [];
     this.chunkSize = opts.chunkSize ?? 64 * 1024 * 1024;
     this.limits = { requests: opts.requests, downloads: opts.downloads };
     // No cap on connections per registry: a copy holds a read on one registry while it writes to another, and
@@ -84,11 +89,11 @@ export class RegistryClient {
   }
 
   async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<Manifest> {
-    const what = `get manifest ${repository}:${reference}`;
+    const what = `get manifest ${formatImage(repository, reference)}`;
     const res = await this.send({ method: 'GET', path: `/v2/${repository}/manifests/${reference}`, headers: { accept: manifestAccept }, scopes: [pull(repository)], what, signal });
     if (res.statusCode === 404) {
       await res.body.dump();
-      throw new RegistryError('ImageNotFound', `${repository}:${reference} does not exist on ${this.name}`, { status: 404 });
+      throw new RegistryError('ImageNotFound', `${formatImage(repository, reference)} does not exist on ${this.name}`, { status: 404 });
     }
     if (res.statusCode !== 200) throw await this.failure(res, what);
     const bytes = Buffer.from(await res.body.arrayBuffer());
@@ -104,7 +109,7 @@ export class RegistryClient {
 
   /** The digest a tag or digest resolves to, or null when the registry has no such manifest. */
   async headManifest(repository: string, reference: string, signal?: AbortSignal): Promise<string | null> {
-    const what = `head manifest ${repository}:${reference}`;
+    const what = `head manifest ${formatImage(repository, reference)}`;
     const res = await this.send({ method: 'HEAD', path: `/v2/${repository}/manifests/${reference}`, headers: { accept: manifestAccept }, scopes: [pull(repository)], what, signal });
     if (res.statusCode === 404) {
       await res.body.dump();
@@ -118,7 +123,7 @@ export class RegistryClient {
   }
 
   async putManifest(repository: string, reference: string, manifest: Manifest, signal?: AbortSignal): Promise<string> {
-    const what = `put manifest ${repository}:${reference}`;
+    const what = `put manifest ${formatImage(repository, reference)}`;
     const res = await this.send({
       method: 'PUT',
       path: `/v2/${repository}/manifests/${reference}`,
@@ -153,7 +158,7 @@ export class RegistryClient {
 
   /**
    * The Referrers API's index documents for a digest, every page, or null where the registry has no such API: it
-   * then answers 404, which the spec forbids a registry with the API to do, even for a digest it does not hold.
+   * then answers a plain 404, which the spec forbids a registry with the API to do, even for a digest it does not hold.
    */
   async getReferrers(repository: string, digest: string, signal?: AbortSignal): Promise<Buffer[] | null> {
     const what = `list referrers of ${repository}@${digest}`;
@@ -161,12 +166,14 @@ export class RegistryClient {
     for (let path: string | undefined = `/v2/${repository}/referrers/${digest}`; path !== undefined; ) {
       const res = await this.send({ method: 'GET', path, headers: { accept: MediaType.ociIndex }, scopes: [pull(repository)], what, signal });
       if (res.statusCode === 404) {
-        await res.body.dump();
-        return null;
+        // A registry with the API may still answer 404 for a repository it does not know (go-containerregistry's
+        // NAME_UNKNOWN): an error body of its own means the API is there and lists nothing.
+        const withApi = /"errors"\s*:/.test(await res.body.text());
+        return withApi ? [] : null;
       }
       if (res.statusCode !== 200) throw await this.failure(res, what);
       pages.push(Buffer.from(await res.body.arrayBuffer()));
-      path = nextPage(header(res, 'link'), this.baseUrl);
+      path = this.nextPage(res, path, what);
     }
     return pages;
   }
@@ -176,10 +183,32 @@ export class RegistryClient {
       const res = await this.send({ method: 'GET', path, scopes, what, signal });
       if (res.statusCode === 404 && field === 'tags') return void (await res.body.dump());
       if (res.statusCode !== 200) throw await this.failure(res, what);
-      const body = (await res.body.json()) as Record<string, string[] | null | undefined>;
-      yield body[field] ?? [];
-      path = nextPage(header(res, 'link'), this.baseUrl);
+      const body = (await res.body.json()) as Record<string, unknown[] | null | undefined>;
+      yield this.validNames(body[field] ?? [], field, what);
+      path = this.nextPage(res, path, what);
     }
+  }
+
+  /**
+   * Names a registry lists go into URLs and sync filters: one outside the distribution grammar (`a/../b`, an empty
+   * segment) could make a rule read or delete in another repository, so the listing is refused.
+   */
+  private validNames(names: unknown[], field: 'repositories' | 'tags', what: string): string[] {
+    const valid = field === 'tags' ? isTag : isRepositoryName;
+    const bad = names.find((n) => typeof n !== 'string' || !valid(n));
+    if (bad !== undefined) {
+      throw new RegistryError('RegistryRejected', `${what} on ${this.name}: the registry listed ${JSON.stringify(bad)}, which is not a valid ${field === 'tags' ? 'tag' : 'repository name'}: refused`);
+    }
+    return names as string[];
+  }
+
+  /** The next page of a listing, which must be the same listing (a `Link` elsewhere would read something else). */
+  private nextPage(res: Response, path: string, what: string): string | undefined {
+    const next = nextPage(header(res, 'link'), this.baseUrl);
+    if (next !== undefined && new URL(next, this.baseUrl).pathname !== new URL(path, this.baseUrl).pathname) {
+      throw new RegistryError('RegistryRejected', `${what} on ${this.name}: the registry's next page ${next} is not the same listing: refused`);
+    }
+    return next;
   }
 
   async hasBlob(repository: string, digest: string, signal?: AbortSignal): Promise<boolean> {
@@ -364,12 +393,14 @@ export class RegistryClient {
     signal?: AbortSignal;
   }): Promise<Response> {
     const url = req.url ?? `${this.baseUrl}${req.path}`;
+    // An upload Location may name another host: it gets neither the registry's credentials nor its tokens.
+    const own = onRegistryHost(this.baseUrl, url);
     const replayable = req.body === undefined || Buffer.isBuffer(req.body);
     // A streamed body cannot be sent twice, so renew an expired token before sending it rather than after a 401.
-    if (!replayable && this.scheme === 'bearer' && !this.authorization(req.scopes)) await this.fetchToken(req.scopes, undefined, req.signal);
+    if (own && !replayable && this.scheme === 'bearer' && !this.authorization(req.scopes)) await this.fetchToken(req.scopes, undefined, req.signal);
     for (let attempt = 0; ; attempt++) {
       await this.limits.requests?.take(1, req.signal);
-      const authorization = this.authorization(req.scopes);
+      const authorization = own ? this.authorization(req.scopes) : undefined;
       let res: Response;
       try {
         res = await request(url, {
@@ -385,13 +416,13 @@ export class RegistryClient {
         throw asRegistryError(err, `${req.what} on ${this.name}`);
       }
       const challenge = header(res, 'www-authenticate');
-      if (res.statusCode === 401 && !replayable && this.scheme === 'bearer') {
+      if (res.statusCode === 401 && own && !replayable && this.scheme === 'bearer') {
         // Our token was refused before its time (clock skew, revocation): forget it; a retry fetches a new one.
         await res.body.dump();
         this.tokens.delete(req.scopes.join(' '));
         throw new RegistryError('RegistryUnavailable', `${req.what} on ${this.name}: the registry refused a token mid-transfer`, { status: 401 });
       }
-      if (res.statusCode !== 401 || !challenge || attempt > 0 || !replayable) return res;
+      if (res.statusCode !== 401 || !challenge || attempt > 0 || !replayable || !own) return res;
       await res.body.dump();
       await this.answerChallenge(challenge, req.scopes, req.signal);
     }
@@ -414,9 +445,8 @@ export class RegistryClient {
     if (scheme !== 'bearer' || !params.realm) {
       throw new RegistryError('RegistryAuthError', `${this.name} asks for an unsupported authentication scheme: ${headerValue}`, { status: 401 });
     }
-    if (this.credentials && !realmKeepsCredentialsSafe(this.baseUrl, params.realm)) {
-      throw new RegistryError('RegistryAuthError', `${this.name} (https) names a token service over plain http (${params.realm}); refusing to send credentials there`);
-    }
+    const refusal = this.credentials && realmRefusal(this.baseUrl, params.realm, this.trustedTokenRealms);
+    if (refusal) throw new RegistryError('RegistryAuthError', `${this.name} names ${refusal} (${params.realm}): berth does not send its credentials there`);
     this.tokenService = { realm: params.realm, service: params.service };
     await this.fetchToken(scopes, params.scope, signal);
   }

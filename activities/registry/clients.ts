@@ -30,6 +30,7 @@ export function registryClients(config: BerthConfig): RegistryClients {
         name,
         baseUrl: registry.url,
         credentials: resolveCredentials(name, registry.credentials),
+        trustedTokenRealms: registry.trustedTokenRealms,
         chunkSize: config.copy.chunkSizeMiB * 1024 * 1024,
         requests: limits.requestsPerSecond ? sharedBucket(`requests:${name}`, limits.requestsPerSecond) : undefined,
         downloads: limits.bytesPerSecond ? sharedBucket(`bytes:${limits.link ?? name}`, limits.bytesPerSecond) : undefined,

@@ -1,9 +1,9 @@
 import { pipeline } from 'node:stream/promises';
 import type { RegistryClient, Manifest, UploadCheckpoint } from './client.ts';
 import { DigestVerifier } from './digest-verifier.ts';
-import { RegistryError } from './errors.ts';
-import { isIndex, type Descriptor, type ManifestDocument } from './media-types.ts';
-import { referrerFinder, referrersTag, tagReferrersWithoutApi } from './referrers.ts';
+import { formatImage, RegistryError } from './errors.ts';
+import { isDistributable, isIndex, type Descriptor, type ManifestDocument } from './media-types.ts';
+import { mergeReferrersTags, referrerFinder } from './referrers.ts';
 
 export interface CopyProgress {
   bytesTotal: number;
@@ -159,7 +159,7 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
   await inContext(`copying ${ofImage} to ${target.name}`, async () => {
     await forEachLimit([...toCopy.values()].filter((b) => !imageBlobs.has(b.digest)), req.concurrency, copyBlob);
     for (const u of missing) if (u !== image) await store(target, targetRepository, u, signal);
-    await tagReferrersWithoutApi(target, targetRepository, referrers.listed, signal);
+    await mergeReferrersTags(target, targetRepository, referrers.indexes, referrers.listed, signal);
   });
   if (!stored.has(image)) await store(target, targetRepository, image, signal);
   report();
@@ -183,7 +183,7 @@ async function store(target: RegistryClient, repository: string, u: Unit, signal
   await target.putManifest(repository, u.reference, u.top, signal);
   const landed = await target.headManifest(repository, u.reference, signal);
   if (landed !== u.top.digest) {
-    throw new RegistryError('DigestMismatch', `${repository}:${u.reference} on ${target.name} resolves to ${landed ?? 'nothing'}, the source has ${u.top.digest}`);
+    throw new RegistryError('DigestMismatch', `${formatImage(repository, u.reference)} on ${target.name} resolves to ${landed ?? 'nothing'}, the source has ${u.top.digest}`);
   }
 }
 
@@ -195,9 +195,8 @@ async function collect(source: RegistryClient, repository: string, top: Manifest
     if (isIndex(m.mediaType) || doc.manifests) {
       for (const child of doc.manifests ?? []) await visit(await source.getManifest(repository, child.digest, signal));
     } else {
-      for (const d of [doc.config, ...(doc.layers ?? [])]) {
-        // Foreign layers (urls set) live outside the registry and are not copied, as docker and skopeo do.
-        if (d && !d.urls?.length) unit.blobs.set(d.digest, d);
+      for (const d of [doc.config, ...(doc.layers ?? []), ...(doc.blobs ?? [])]) {
+        if (d && (await travels(source, repository, d, signal))) unit.blobs.set(d.digest, d);
       }
     }
     if (m !== top) unit.children.push(m);
@@ -207,19 +206,29 @@ async function collect(source: RegistryClient, repository: string, top: Manifest
 }
 
 /**
+ * Whether a blob travels with its manifest. Non-distributable (foreign) layers stay at their `urls`; any other blob
+ * is copied, also one that names `urls` when the source has it (crane decides by media type too). Only such a blob
+ * that the source lacks is left to its URLs, as the image says.
+ */
+async function travels(source: RegistryClient, repository: string, blob: Descriptor, signal?: AbortSignal): Promise<boolean> {
+  if (!isDistributable(blob)) return false;
+  return !blob.urls?.length || (await source.hasBlob(repository, blob.digest, signal));
+}
+
+/**
  * The referrers of every manifest of the image (on its index and on each platform), and theirs in turn, as units
- * to store by digest or under their source tag; then the tag schema indexes that list them. `count` is how many
- * referrer manifests there are; `listed` what the Referrers API listed, by subject.
+ * to store by digest or under their source tag. `indexes` are the source's tag schema indexes by subject, `listed`
+ * what the Referrers API listed; `count` is how many referrer manifests there are.
  */
 async function collectReferrers(
   source: RegistryClient,
   repository: string,
   image: Unit,
   signal?: AbortSignal,
-): Promise<{ units: Unit[]; count: number; listed: Map<string, Descriptor[]> }> {
+): Promise<{ units: Unit[]; count: number; indexes: Map<string, Manifest>; listed: Map<string, Descriptor[]> }> {
   const find = referrerFinder(source, repository, signal);
   const units = new Map<string, Unit>();
-  const indexes: Unit[] = [];
+  const indexes = new Map<string, Manifest>();
   const listed = new Map<string, Descriptor[]>();
   const digestsOf = (u: Unit) => [u.top.digest, ...u.children.map((m) => m.digest)];
   const seen = new Set(digestsOf(image));
@@ -230,7 +239,7 @@ async function collectReferrers(
     for (const subject of subjects) {
       const { found, index, listed: viaApi } = await find(subject);
       if (viaApi.length) listed.set(subject, viaApi);
-      if (index) indexes.push({ top: index, reference: referrersTag(subject), children: [], blobs: new Map() });
+      if (index) indexes.set(subject, index);
       for (const { manifest, tag } of found) {
         const reference = tag ?? manifest.digest;
         if (units.has(reference)) continue;
@@ -245,7 +254,7 @@ async function collectReferrers(
     }
     subjects = next;
   }
-  return { units: [...units.values(), ...indexes], count, listed };
+  return { units: [...units.values()], count, indexes, listed };
 }
 
 /** Runs `fn`, saying in a registry error's message what it was doing; the error keeps its type, so its retries. */

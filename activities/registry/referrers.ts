@@ -108,30 +108,54 @@ async function tagsByReferredDigest(client: RegistryClient, repository: string, 
 }
 
 /**
- * Keeps referrers that the source listed through its Referrers API reachable on a target without one, as a client
- * pushing them there would have: each subject's `sha256-<hex>` tag lists them (the OCI 1.1 referrers tag schema).
- * A target with the API indexes them by their `subject` on its own.
+ * Brings each subject's `sha256-<hex>` index (the OCI 1.1 referrers tag schema) to the target without losing what
+ * the target lists already: a scan report attached at the target stays listed after a re-copy. The target's index
+ * lists what the source's index lists and, on a target without the Referrers API, what the source's API listed (a
+ * target with the API indexes referrers by their `subject` on its own). A target without an index gets the
+ * source's byte for byte.
  */
-export async function tagReferrersWithoutApi(target: RegistryClient, repository: string, listed: Map<string, Descriptor[]>, signal?: AbortSignal): Promise<void> {
+export async function mergeReferrersTags(
+  target: RegistryClient,
+  repository: string,
+  sourceIndexes: Map<string, Manifest>,
+  listed: Map<string, Descriptor[]>,
+  signal?: AbortSignal,
+): Promise<void> {
   const [first] = listed.keys();
-  if (first === undefined || (await listReferrers(target, repository, first, signal)) !== null) return;
-  for (const [subject, descriptors] of listed) await addToReferrersTag(target, repository, subject, descriptors, signal);
+  const targetLacksApi = first !== undefined && (await listReferrers(target, repository, first, signal)) === null;
+  const subjects = new Set([...sourceIndexes.keys(), ...(targetLacksApi ? listed.keys() : [])]);
+  for (const subject of subjects) {
+    const index = sourceIndexes.get(subject);
+    const fromIndex = index ? parseReferrersIndex(index.bytes, `${repository}:${referrersTag(subject)}`) : [];
+    await addToReferrersTag(target, repository, subject, [...fromIndex, ...(targetLacksApi ? (listed.get(subject) ?? []) : [])], index, signal);
+  }
 }
 
-/** Adds descriptors to a subject's `sha256-<hex>` index on a registry, keeping those it lists already. */
-async function addToReferrersTag(client: RegistryClient, repository: string, subject: string, descriptors: Descriptor[], signal?: AbortSignal): Promise<void> {
+/**
+ * Adds descriptors to a subject's `sha256-<hex>` index on a registry, keeping the index and what it lists; where
+ * there is none yet, starts from `initial` (the source's index), else from an empty one.
+ */
+async function addToReferrersTag(
+  client: RegistryClient,
+  repository: string,
+  subject: string,
+  descriptors: Descriptor[],
+  initial: Manifest | undefined,
+  signal?: AbortSignal,
+): Promise<void> {
   const tag = referrersTag(subject);
-  const current = await client.getManifest(repository, tag, signal).then(
-    (m) => parseReferrersIndex(m.bytes, `${repository}:${tag} on ${client.name}`),
-    (err) => {
-      if (err instanceof RegistryError && err.type === 'ImageNotFound') return [];
-      throw err;
-    },
-  );
-  const known = new Set(current.map((d) => d.digest));
-  const added = descriptors.filter((d) => !known.has(d.digest));
-  if (!added.length) return;
-  const bytes = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MediaType.ociIndex, manifests: [...current, ...added] }));
+  const current = await client.getManifest(repository, tag, signal).catch((err) => {
+    if (err instanceof RegistryError && err.type === 'ImageNotFound') return undefined;
+    throw err;
+  });
+  const base = current ?? initial;
+  const listedAlready = base ? parseReferrersIndex(base.bytes, `${repository}:${tag} on ${client.name}`) : [];
+  const known = new Set(listedAlready.map((d) => d.digest));
+  const added = descriptors.filter((d) => !known.has(d.digest) && known.add(d.digest));
+  if (!added.length && base === current) return;
+  if (!added.length && base) return void (await client.putManifest(repository, tag, base, signal));
+  const document = base ? JSON.parse(base.bytes.toString('utf8')) : { schemaVersion: 2, mediaType: MediaType.ociIndex };
+  const bytes = Buffer.from(JSON.stringify({ ...document, manifests: [...listedAlready, ...added] }));
   const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   await client.putManifest(repository, tag, { mediaType: MediaType.ociIndex, digest, bytes }, signal);
 }

@@ -14,10 +14,17 @@ function requestToken(req: FastifyRequest): string | undefined {
 }
 
 export function storeGate(store: AuthStore): Gatekeeper {
+  // Once per request: the rate limit asks before the route does.
+  const seen = new WeakMap<FastifyRequest, ReturnType<Gatekeeper['authenticate']>>();
   return {
-    async authenticate(req) {
-      const token = requestToken(req);
-      return token ? store.principal(token) : { refused: 'no token: send Authorization: Bearer <token>' };
+    authenticate(req) {
+      let principal = seen.get(req);
+      if (!principal) {
+        const token = requestToken(req);
+        principal = token ? store.principal(token) : Promise.resolve({ refused: 'no token: send Authorization: Bearer <token>' });
+        seen.set(req, principal);
+      }
+      return principal;
     },
     audit: (entry) => store.audit(entry),
   };

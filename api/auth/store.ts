@@ -73,12 +73,29 @@ export class AuthStore {
   /** A new token for a user; the token itself is returned once and never stored. */
   async issueToken(userId: number, label: string, expiresAt: Date | null): Promise<{ id: number; token: string }> {
     const { token, hash } = newToken();
+    return { id: await this.storeToken(userId, hash, label, expiresAt), token };
+  }
+
+  /**
+   * The platform admin `admin` and its token, handed over (`handOver`: printed or written down) before they are
+   * committed: a start that fails anywhere leaves an admin whose token was handed over, or none. A second process
+   * doing the same at once fails on the unique name before it hands anything over.
+   */
+  async createFirstAdmin(token: string, label: string, handOver: () => void): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const store = new AuthStore(trx);
+      await store.storeToken(await store.createUser('admin', true), hashToken(token), label, null);
+      handOver();
+    });
+  }
+
+  private async storeToken(userId: number, hash: string, label: string, expiresAt: Date | null): Promise<number> {
     const { id } = await this.db
       .insertInto('api_tokens')
       .values({ user_id: userId, hash, label, created_at: Date.now(), expires_at: expiresAt?.getTime() ?? null, revoked_at: null })
       .returning('id')
       .executeTakeFirstOrThrow();
-    return { id, token };
+    return id;
   }
 
   async revokeToken(id: number): Promise<boolean> {

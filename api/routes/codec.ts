@@ -1,7 +1,9 @@
 import type { Payload } from '@temporalio/common';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
+import { isEncrypted, payloadProject } from '../../codec/aes-gcm-codec.ts';
 import { payloadCodec } from '../../codec/data-converter.ts';
+import type { Principal } from '../auth/access.ts';
 import { route } from '../route.ts';
 import type { ApiDeps } from '../server.ts';
 
@@ -17,9 +19,17 @@ const toJson = (p: Payload) => ({
   data: Buffer.from(p.data ?? []).toString('base64'),
 });
 
+/** Whether a caller may read a payload in clear: platform admins all, others those of their projects. */
+const mayRead = (principal: Principal, payload: Payload) => {
+  const project = payloadProject(payload);
+  return principal.platformAdmin || (project !== undefined && principal.roles[project] !== undefined);
+};
+
 /**
  * The codec endpoint: the Temporal UI (and `temporal` CLI) send encrypted payloads here to show them decrypted to
  * people with a berth token; the browser sends it as the `berth_token` cookie set by /login. CORS admits the UI.
+ * Each payload is decrypted only for members of the project it is labelled with (any role; platform admins: every
+ * payload): the others come back as they were sent, still encrypted, as the UI shows payloads it cannot decode.
  */
 export function codecRoutes(app: FastifyInstance, deps: ApiDeps) {
   const codec = payloadCodec(deps.config);
@@ -38,12 +48,15 @@ export function codecRoutes(app: FastifyInstance, deps: ApiDeps) {
       summary: `${op === 'encode' ? 'Encrypt' : 'Decrypt'} payloads with berth's key (the Temporal UI's codec endpoint)`,
       tag: 'codec',
       body: payloadsBody,
-      // Decrypting is reading (any token, as the UI's users); encrypting under berth's key is for platform admins.
+      // Decrypting is reading (any token, as the UI's users; each payload for its project's members, see mayRead);
+      // encrypting under berth's key is for platform admins.
       access: op === 'decode' ? { authenticated: true } : { platformAdmin: true },
-      handler: async ({ body }) => {
+      handler: async ({ body, principal }) => {
         const payloads = body.payloads.map(fromJson);
         // Without encryption configured, payloads pass through unchanged, as the UI expects of a codec.
-        const out = codec ? await codec[op](payloads) : payloads;
+        if (!codec) return { payloads: payloads.map(toJson) };
+        if (op === 'encode') return { payloads: (await codec.encode(payloads)).map(toJson) };
+        const out = await Promise.all(payloads.map(async (p) => (isEncrypted(p) && !mayRead(principal, p) ? p : (await codec.decode([p]))[0])));
         return { payloads: out.map(toJson) };
       },
     });

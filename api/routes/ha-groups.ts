@@ -6,7 +6,7 @@ import { allows } from '../auth/access.ts';
 import { sendNotFound } from '../http-errors.ts';
 import { route } from '../route.ts';
 import type { ApiDeps } from '../server.ts';
-import { guardId } from '../registry-guards.ts';
+import { guardId, guardStatus as statusOf } from '../registry-guards.ts';
 
 const failoverRequest = z.object({ reason: z.string().min(1).max(500), dryRun: z.boolean().optional() }).strict();
 const failbackRequest = z.object({ reason: z.string().min(1).max(500) }).strict();
@@ -34,12 +34,15 @@ export function haGroupRoutes(app: FastifyInstance, deps: ApiDeps) {
           .map(async (g) => {
             const base = { name: g.name, project: g.project ?? null, endpoint: g.endpoint.url, primary: g.primary, secondary: g.secondary, guardWorkflowId: guardId(g.name) };
             try {
+              // A guard that stopped watches nothing (berth starts it again): its last state would mislead.
+              const guardStatus = await client.withDeadline(Date.now() + 3000, () => statusOf(client, g.name));
+              if (guardStatus !== 'RUNNING') return { ...base, active: null, watched: false, guardRunning: false, guardStatus };
               // A guard whose worker is down cannot answer: say so rather than wait for the RPC deadline.
               const { plan: _, events, lastRound, ...state } = await client.withDeadline(Date.now() + 3000, () => guard(g.name).query(guardStateQuery));
-              return { ...base, ...state, activeRegistry: state.active === 'primary' ? g.primary : g.secondary, lastProbes: lastRound ?? null, lastEvent: events.at(-1) ?? null, events };
+              const activeRegistry = state.active === 'primary' ? g.primary : g.secondary;
+              return { ...base, ...state, watched: true, guardRunning: true, guardStatus, activeRegistry, lastProbes: lastRound ?? null, lastEvent: events.at(-1) ?? null, events };
             } catch (err) {
-              if (err instanceof WorkflowNotFoundError) return { ...base, active: null, watched: false };
-              return { ...base, active: null, watched: true, error: `its guard did not answer: ${(err as Error).message}` };
+              return { ...base, active: null, watched: true, guardRunning: true, error: `its guard did not answer: ${(err as Error).message}` };
             }
           }),
       ),
@@ -61,7 +64,7 @@ export function haGroupRoutes(app: FastifyInstance, deps: ApiDeps) {
         try {
           return await run(params.name, parsed);
         } catch (err) {
-          if (err instanceof WorkflowNotFoundError) return reply.code(409).send({ error: 'conflict', message: `HA group ${params.name} is not watched: start berth to start its guard` });
+          if (err instanceof WorkflowNotFoundError) return reply.code(409).send({ error: 'conflict', message: `HA group ${params.name} is not watched right now: berth starts its guard again (within 30 s while the API runs)` });
           if (err instanceof WorkflowUpdateFailedError) {
             const cause = err.cause as Error & { type?: string };
             // A refused update (validator) changed nothing; a failed one is reported with its reason.

@@ -122,7 +122,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ApiDeps) {
   route(app, deps.gate, {
     method: 'DELETE',
     url: '/v1/workflows/:workflowId',
-    summary: 'Cancel a running workflow: developers their own, project admins any in their project',
+    summary: 'Cancel a running workflow: developers their own, project admins any in their project, HA guards platform admins only',
     tag: 'workflows',
     access: { role: 'developer' },
     project: async ({ req, params }) => {
@@ -134,6 +134,11 @@ export function workflowRoutes(app: FastifyInstance, deps: ApiDeps) {
       if (!description) return sendNotFound(reply, `no workflow "${params.workflowId}"`);
       const startedBy = (await description.memo)?.startedBy;
       const project = projectOf(description);
+      // A cancelled guard leaves its HA group unwatched (until berth starts it again): a platform decision.
+      if (description.type === 'registryGuard' && !principal.platformAdmin) {
+        reply.code(403);
+        return { error: 'forbidden', message: `only platform admins cancel ${params.workflowId}: it guards an HA group` };
+      }
       if (startedBy !== principal.name && !allows(principal, { role: 'admin' }, project)) {
         reply.code(403);
         return { error: 'forbidden', message: `${principal.name} may cancel only workflows it started; ${params.workflowId} was started by ${startedBy ?? 'berth'}` };

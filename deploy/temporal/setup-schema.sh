@@ -1,6 +1,6 @@
 #!/bin/sh
 # The temporal-schema job: creates Temporal's two PostgreSQL databases and brings their schemas to the version of
-# this admin-tools image. Safe to run again (an upgrade of the images runs it again before the new server starts).
+# this admin-tools image, and creates berth's inventory database. Safe to run again (an upgrade of the images runs it again before the new server starts).
 set -eu
 SQL_PASSWORD="$(cat /run/secrets/postgres-password)"
 export SQL_PASSWORD
@@ -13,3 +13,5 @@ for db in temporal temporal_visibility; do
   sql --db "$db" setup-schema -v 0.0
   sql --db "$db" update-schema -d "/etc/temporal/schema/postgresql/v12/$schema/versioned"
 done
+# berth's inventory (deploy/berth.yaml's inventory.postgres): berth migrates its own tables when it starts.
+sql --db berth create || echo "database berth exists"

@@ -23,12 +23,12 @@ export interface TestApi {
 /** berth's API on its own inventory database, with the first admin created as on a first start. */
 export async function testApi(config: BerthConfig, client: Client): Promise<TestApi> {
   // The inventory the config names: the same database the workers write machines into.
-  const inventory = await openInventory({ sqliteFile: config.inventory.sqliteFile });
+  const inventory = await openInventory(config.inventory);
   const auth = authStore(inventory);
   // A second API on the same database (another process, as in production) gets a token of the existing admin.
   const adminToken = (await ensureFirstAdmin(auth)) ?? (await auth.issueToken((await auth.userByName('admin'))!.id, 'test', null)).token;
   recordSecret(adminToken);
-  const app = buildApi({ config, client, auth, inventory });
+  const app = await buildApi({ config, client, auth, inventory });
   return {
     auth,
     adminToken,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { RegistryClient } from '../../activities/registry/client.ts';
 import { parseConfig, type BerthConfig } from '../../config/load.ts';
-import { startDockerRegistry, type DockerRegistry, type RegistryAuth } from '../../embedded/docker-registry.ts';
+import { startDockerRegistry, type DockerRegistry, type DockerRegistryOptions, type RegistryAuth } from '../../embedded/docker-registry.ts';
 import { freePort } from '../../embedded/processes.ts';
 import { recordSecret } from './secrets.ts';
 
@@ -27,8 +27,14 @@ export interface TestRegistry {
   stop(): Promise<void>;
 }
 
-/** Describes a docker-registry on a free port; `start` brings it up. Basic auth with a random password by default. */
-export async function testRegistry(name: string, opts: { auth?: 'htpasswd' | 'none' | RegistryAuth; username?: string; password?: string } = {}): Promise<TestRegistry> {
+/**
+ * Describes a docker-registry on a free port; `start` brings it up. Basic auth with a random password by default;
+ * `version` and `allowLayerUrls` as for startDockerRegistry.
+ */
+export async function testRegistry(
+  name: string,
+  opts: { auth?: 'htpasswd' | 'none' | RegistryAuth; username?: string; password?: string } & Pick<DockerRegistryOptions, 'version' | 'allowLayerUrls'> = {},
+): Promise<TestRegistry> {
   const port = await freePort();
   const username = opts.auth === 'none' ? undefined : (opts.username ?? 'berth');
   const password = opts.auth === 'none' ? undefined : (opts.password ?? randomBytes(12).toString('hex'));
@@ -44,7 +50,7 @@ export async function testRegistry(name: string, opts: { auth?: 'htpasswd' | 'no
     password,
     auth,
     async start() {
-      reg.process = await startDockerRegistry({ name, port, dataDir: reg.dataDir, auth });
+      reg.process = await startDockerRegistry({ name, port, dataDir: reg.dataDir, auth, version: opts.version, allowLayerUrls: opts.allowLayerUrls });
     },
     async stop() {
       await reg.process?.stop();
@@ -68,6 +74,8 @@ export interface ConfigEntry {
   /** Override the password berth is given (for a wrong-password test). */
   password?: string;
   kind?: 'distribution' | 'harbor';
+  /** Token services on other hosts that may receive the registry's credentials. */
+  trustedTokenRealms?: string[];
 }
 
 /**
@@ -98,6 +106,7 @@ export function testConfig(
         idc: e.idc,
         url: e.url ?? e.registry.url,
         ...(e.kind ? { kind: e.kind } : {}),
+        ...(e.trustedTokenRealms ? { trustedTokenRealms: e.trustedTokenRealms } : {}),
         ...(e.registry.username ? { credentials: { username: e.registry.username, passwordEnv: envVar } } : {}),
       };
     }),

@@ -18,7 +18,10 @@ export function hostEngine(): Promise<DockerEngine & { image: HostImage }> {
 
 /** A fresh ed25519 key pair in OpenSSH formats. */
 export function sshKeyPair(comment = 'berth-test'): { privateKey: string; publicKey: string } {
-  const pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+  let pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
+  // ssh2's own parser refuses about 1 in 200 of the keys it generates ("Malformed OpenSSH private key"): a test
+  // would fail for its key, not for what it tests. Such a key is never handed out.
+  while (ssh2.utils.parseKey(pair.private) instanceof Error) pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
   recordSecret(pair.private);
   return { privateKey: pair.private, publicKey: pair.public };
 }
@@ -30,9 +33,15 @@ export function testClusterName(prefix: string): string {
 
 export const testRateCard = { docker: { small: 0.012, large: 0.05 } };
 
-export async function testDockerProvider(cluster: string, image?: string): Promise<CloudProvider> {
+/** The installation id of providers the tests build themselves (a berth installation's comes from its inventory). */
+export const testInstallation = 'berth-tests';
+
+export async function testDockerProvider(cluster: string, opts: { image?: string; installation?: string; socketPath?: string } = {}): Promise<CloudProvider> {
   const engine = await hostEngine();
-  return dockerProvider({ kind: 'docker', socketPath: engine.socketPath, image: image ?? engine.image.tag }, { cluster, rateCard: testRateCard });
+  return dockerProvider(
+    { kind: 'docker', socketPath: opts.socketPath ?? engine.socketPath, image: opts.image ?? engine.image.tag },
+    { cluster, rateCard: testRateCard, installation: opts.installation ?? testInstallation },
+  );
 }
 
 export function machineSpec(cluster: string, name: string, publicKey: string, more: Partial<MachineSpec> = {}): MachineSpec {

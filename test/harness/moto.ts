@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { createServer, request } from 'node:http';
+import { createServer, request, type Server, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnManaged, waitUntil } from '../../embedded/processes.ts';
@@ -59,20 +59,84 @@ export async function startThrottlingProxy(targetUrl: string, requests: number):
     upstream.on('error', () => res.destroy());
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
   return {
-    url: `http://127.0.0.1:${port}`,
+    ...(await onLoopback(server)),
     get throttled() {
       return counts.throttled;
     },
     get passed() {
       return counts.passed;
     },
+  };
+}
+
+/** Serves on a free loopback port; `close` ends the connections still open too. */
+async function onLoopback(server: Server): Promise<{ url: string; close(): Promise<void> }> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}`,
     close: () =>
       new Promise((resolve) => {
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+export interface LostAnswerProxy {
+  url: string;
+  /** RunInstances requests that reached EC2 and whose answers berth never got. */
+  readonly lost: number;
+  /** EC2 is reachable again: everything passes. */
+  heal(): void;
+  close(): Promise<void>;
+}
+
+const unavailable = (res: ServerResponse, n: number) => {
+  res.writeHead(503, { 'content-type': 'text/xml;charset=UTF-8' });
+  res.end(`<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>Unavailable</Code><Message>The service is unavailable.</Message></Error></Errors><RequestID>lost-${n}</RequestID></Response>`);
+};
+
+/**
+ * Stands in front of an EC2 endpoint and loses answers: every RunInstances reaches EC2 (which launches the
+ * instance) but berth is answered 503; from the first one on, EC2 is out of berth's reach (503 to everything
+ * else) until `heal`. What a network partition right after an accepted launch looks like from berth's side.
+ */
+export async function startLostAnswerProxy(targetUrl: string): Promise<LostAnswerProxy> {
+  const target = new URL(targetUrl);
+  const state = { lost: 0, unreachable: false, healed: false, answered: 0 };
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const launch = /(^|&)Action=RunInstances(&|$)/.test(body.toString('utf8'));
+      if (!state.healed && state.unreachable && !launch) return unavailable(res, ++state.answered);
+      const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+        if (state.healed || !launch) {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+          return;
+        }
+        up.resume();
+        up.on('end', () => {
+          state.lost++;
+          state.unreachable = true;
+          unavailable(res, ++state.answered);
+        });
+      });
+      upstream.on('error', () => res.destroy());
+      upstream.end(body);
+    });
+  });
+  return {
+    ...(await onLoopback(server)),
+    get lost() {
+      return state.lost;
+    },
+    heal: () => {
+      state.healed = true;
+    },
   };
 }

@@ -13,6 +13,10 @@ export interface LayerSpec {
   /** Bytes of random file content in the layer. */
   size: number;
   gzip?: boolean;
+  /** Where else the layer can be fetched from, as Windows base layers name Microsoft's servers. */
+  urls?: string[];
+  /** An OCI non-distributable layer (a foreign layer): registries should not be given it. */
+  nonDistributable?: boolean;
 }
 
 export interface PlatformSpec {
@@ -39,6 +43,7 @@ export interface Descriptor {
   mediaType: string;
   digest: string;
   size: number;
+  urls?: string[];
   platform?: { os: string; architecture: string };
   artifactType?: string;
 }
@@ -150,8 +155,9 @@ async function writeLayer(blobsDir: string, name: string, spec: LayerSpec): Prom
   await pipeline(blob, tap(blobHash, (n) => (blobSize += n)), createWriteStream(tmp));
   const hex = blobHash.digest('hex');
   renameSync(tmp, join(blobsDir, hex));
-  const mediaType = spec.gzip ? 'application/vnd.oci.image.layer.v1.tar+gzip' : 'application/vnd.oci.image.layer.v1.tar';
-  return { descriptor: { mediaType, digest: `sha256:${hex}`, size: blobSize }, diffId: `sha256:${diffHash.digest('hex')}` };
+  const mediaType = `application/vnd.oci.image.layer.${spec.nonDistributable ? 'nondistributable.' : ''}v1.tar${spec.gzip ? '+gzip' : ''}`;
+  const descriptor = { mediaType, digest: `sha256:${hex}`, size: blobSize, ...(spec.urls && { urls: spec.urls }) };
+  return { descriptor, diffId: `sha256:${diffHash.digest('hex')}` };
 }
 
 /** A ustar archive holding one file of random bytes, generated piece by piece. */

@@ -7,6 +7,8 @@ export interface RegistryProxy {
   uploadedBytes: number;
   /** Body bytes of blob downloads that passed through: what readers pulled from this registry. */
   downloadedBytes: number;
+  /** Added to every request before it is passed on (a distant registry); may be changed while the proxy runs. */
+  delayMs: number;
   close(): Promise<void>;
 }
 
@@ -58,17 +60,20 @@ export async function startRegistryProxy(
     downloadBytesPerSecond?: number;
     /** answer requests a rule matches (its first `times` of them; all without it) with its status and error code */
     refuseWhen?: { match: (method: string, path: string) => boolean; times?: number; status: number; code: string }[];
+    /** a distant registry: every request waits this long before it is passed on */
+    delayMs?: number;
   } = {},
 ): Promise<RegistryProxy> {
   const target = new URL(targetUrl);
-  const state = { uploadedBytes: 0, downloadedBytes: 0, refused: 0 };
+  const state = { uploadedBytes: 0, downloadedBytes: 0, refused: 0, delayMs: opts.delayMs ?? 0 };
   const refusedBy = new Map<object, number>();
   const refuse = (req: IncomingMessage, res: ServerResponse, status: number, code: string, headers?: Record<string, string>) => {
     req.resume();
     res.writeHead(status, { 'content-type': 'application/json', ...headers });
     res.end(JSON.stringify({ errors: [{ code, message: 'refused by the test proxy' }] }));
   };
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer((req, res) => (state.delayMs > 0 ? setTimeout(() => forward(req, res), state.delayMs) : forward(req, res)));
+  const forward = (req: IncomingMessage, res: ServerResponse) => {
     if (opts.refuseFirst && state.refused < opts.refuseFirst.requests) {
       state.refused++;
       return refuse(req, res, opts.refuseFirst.status, 'TOOMANYREQUESTS', opts.refuseFirst.headers);
@@ -98,7 +103,7 @@ export async function startRegistryProxy(
       return;
     }
     req.pipe(tamper(opts.corrupt === 'uploads', (n) => (state.uploadedBytes += n))).pipe(upstream);
-  });
+  };
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   return {
@@ -108,6 +113,12 @@ export async function startRegistryProxy(
     },
     get downloadedBytes() {
       return state.downloadedBytes;
+    },
+    get delayMs() {
+      return state.delayMs;
+    },
+    set delayMs(ms: number) {
+      state.delayMs = ms;
     },
     close: () =>
       new Promise((resolve) => {

@@ -32,9 +32,13 @@ function toMachine(i: Instance): Machine {
     state: states[i.State!.Name!],
     ...(address !== undefined && { address, sshPort: 22 }),
     instanceType: i.InstanceType,
+    ...(i.LaunchTime !== undefined && { createdAt: i.LaunchTime.toISOString() }),
     tags: Object.fromEntries((i.Tags ?? []).map((t) => [t.Key!, t.Value ?? ''])),
   };
 }
+
+/** Instances EC2 still runs or keeps (a terminated one is gone: it holds nothing and costs nothing). */
+const held: InstanceStateName[] = ['pending', 'running', 'stopping', 'stopped'];
 
 const ec2Tags = (tags: Record<string, string>) => Object.entries(tags).map(([Key, Value]) => ({ Key, Value }));
 
@@ -63,7 +67,7 @@ function secret(ref: SecretRef, what: string): string {
 }
 
 /** EC2, or an EC2-compatible endpoint (moto in the tests). The machine's id is its instance id. */
-export const awsProvider: ProviderFactory<'aws'> = (config, { cluster, rateCard }) => {
+export const awsProvider: ProviderFactory<'aws'> = (config, { cluster, rateCard, installation }) => {
   const ec2 = new EC2Client({
     region: config.region,
     ...(config.endpoint !== undefined && { endpoint: config.endpoint }),
@@ -78,19 +82,29 @@ export const awsProvider: ProviderFactory<'aws'> = (config, { cluster, rateCard 
       throw ec2Failure(err, what);
     }
   };
+  /** The cluster's instances EC2 still holds, with these tags too, every page. */
+  const instances = async (what: string, tags: Record<string, string> = {}): Promise<Machine[]> => {
+    const filters = [
+      { Name: 'instance-state-name', Values: held },
+      ...Object.entries({ [reservedTags.cluster]: cluster, ...tags }).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
+    ];
+    const found: Machine[] = [];
+    let NextToken: string | undefined;
+    do {
+      const out = await send(what, () => ec2.send(new DescribeInstancesCommand({ Filters: filters, NextToken })));
+      found.push(...(out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map(toMachine));
+      NextToken = out.NextToken;
+    } while (NextToken);
+    return found;
+  };
   // The tag makes a repeated create find its instance (and say it did not create it). RunInstances' ClientToken
   // covers what the tag cannot: a repeat so soon after a lost answer that DescribeInstances does not list it yet.
-  const findByKey = async (key: string) => {
-    const out = await send(`DescribeInstances for idempotency key ${key}`, () =>
-      ec2.send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${reservedTags.cluster}`, Values: [cluster] }, { Name: `tag:${reservedTags.idempotencyKey}`, Values: [key] }] })),
-    );
-    return firstInstance(out);
-  };
+  const findByKey = (key: string) => instances(`DescribeInstances for idempotency key ${key}`, { [reservedTags.idempotencyKey]: key });
   return {
     kind: 'aws',
     async create(spec) {
-      const found = await findByKey(spec.idempotencyKey);
-      if (found) return { ...toMachine(found), created: false };
+      const [found] = await findByKey(spec.idempotencyKey);
+      if (found) return { ...found, created: false };
       const out = await send(`RunInstances ${spec.name}`, () =>
         ec2.send(
           new RunInstancesCommand({
@@ -101,12 +115,14 @@ export const awsProvider: ProviderFactory<'aws'> = (config, { cluster, rateCard 
             MaxCount: 1,
             ...(config.subnetId !== undefined && { SubnetId: config.subnetId }),
             UserData: userData(spec),
-            TagSpecifications: [{ ResourceType: 'instance', Tags: ec2Tags({ Name: spec.name, ...createTags(spec) }) }],
+            TagSpecifications: [{ ResourceType: 'instance', Tags: ec2Tags({ Name: spec.name, ...createTags(spec, installation) }) }],
           }),
         ),
       );
       return { ...toMachine(out.Instances![0]), created: true };
     },
+    findByKey,
+    list: () => instances(`DescribeInstances of cluster ${cluster}`),
     async describe(id) {
       try {
         const out = await send(`DescribeInstances ${id}`, () => ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] })));

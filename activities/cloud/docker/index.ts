@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import { createTags, ProviderError, rateCardPrice, reservedTags, type CloudProvider, type Machine, type MachineState, type ProviderFactory } from '../provider.ts';
+import { createTags, madeBy, ProviderError, rateCardPrice, reservedTags, type CloudProvider, type Machine, type MachineState, type ProviderFactory } from '../provider.ts';
 import { allocateSshPort } from './ssh-port.ts';
 import { readTagsFile, writeTagsFile } from './tags-file.ts';
 
@@ -26,18 +26,39 @@ function oneAtATime<T>(fn: () => Promise<T>): Promise<T> {
   return run;
 }
 
+/** A container as the engine lists it, seen as a machine (labels only: the tags file is read by describe). */
+function listed(c: Docker.ContainerInfo): Machine {
+  const labels = c.Labels ?? {};
+  return {
+    id: c.Id,
+    state: states[c.State] ?? 'pending',
+    address: '127.0.0.1',
+    sshPort: labels[sshPortLabel] ? Number(labels[sshPortLabel]) : undefined,
+    instanceType: labels[instanceTypeLabel],
+    createdAt: new Date(c.Created * 1000).toISOString(),
+    tags: labels,
+  };
+}
+
 /**
- * Machines are containers on a Docker engine (dockerode): the host image (embedded/host-image.ts), host network,
- * sshd on its own loopback port. The engine must be on the worker's machine: the address it reports is 127.0.0.1.
+ * Machines are containers of the host image (embedded/host-image.ts) on a Docker engine (dockerode), each a machine
+ * of its own as far as the network and cgroups go: its sshd and everything started over SSH live in a network
+ * namespace of the machine's (user-mode networking by slirp4netns, sshd published on a loopback port of the
+ * engine's host) and the container has a private cgroup namespace, so sysctls, routes and cgroups set on one
+ * machine stay on it. The container keeps SYS_ADMIN and NET_ADMIN: a development and test stand-in, not a
+ * security boundary. The engine must be on the worker's machine: the address it reports is 127.0.0.1.
  */
 export const dockerProvider: ProviderFactory<'docker'> = (config, context): CloudProvider => {
   const docker = new Docker({ socketPath: config.socketPath });
   const containerName = (machine: string) => `berth-${context.cluster}-${machine}`;
+  const ofCluster = `${reservedTags.cluster}=${context.cluster}`;
 
-  const findByKey = async (key: string): Promise<string | undefined> => {
-    const found = await docker.listContainers({ all: true, filters: { label: [`${reservedTags.idempotencyKey}=${key}`] } }).catch(fail('list containers'));
-    return found[0]?.Id;
+  /** The cluster's containers with these labels too, in any state: even a dead one holds its name until removed. */
+  const containers = async (...labels: string[]): Promise<Machine[]> => {
+    const found = await docker.listContainers({ all: true, filters: { label: [ofCluster, ...labels] } }).catch(fail('list containers'));
+    return found.map(listed);
   };
+  const findByKey = (key: string) => containers(`${reservedTags.idempotencyKey}=${key}`);
 
   const takenPorts = async (): Promise<Set<number>> => {
     const all = await docker.listContainers({ all: true, filters: { label: [sshPortLabel] } }).catch(fail('list containers'));
@@ -51,7 +72,21 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
     const state = states[info.State.Status] ?? 'pending';
     const labels = info.Config.Labels ?? {};
     const added = state === 'terminated' ? {} : await readTagsFile(container).catch((err) => (status(err) === 404 ? {} : fail(`read the tags of container ${id}`)(err)));
-    return { id: info.Id, state, address: '127.0.0.1', sshPort: labels[sshPortLabel] ? Number(labels[sshPortLabel]) : undefined, instanceType: labels[instanceTypeLabel], tags: { ...labels, ...added } };
+    return {
+      id: info.Id,
+      state,
+      address: '127.0.0.1',
+      sshPort: labels[sshPortLabel] ? Number(labels[sshPortLabel]) : undefined,
+      instanceType: labels[instanceTypeLabel],
+      createdAt: new Date(info.Created).toISOString(),
+      tags: { ...labels, ...added },
+    };
+  };
+
+  /** The name is held by a container no request with this key made: say whose it is, for the caller's remedy. */
+  const nameClash = async (name: string, machine: string): Promise<never> => {
+    const holder = await describe(name);
+    throw new ProviderError('NameClash', `cluster ${context.cluster} already has a machine named ${machine} on the Docker engine: container ${name} (${holder.id}, ${holder.state}), made by ${madeBy(holder)}`, { holder });
   };
 
   return {
@@ -59,14 +94,14 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
 
     create: (spec) =>
       oneAtATime(async () => {
-        const existing = await findByKey(spec.idempotencyKey);
+        const [existing] = await findByKey(spec.idempotencyKey);
         if (existing) {
           // An earlier attempt may have died between create and start.
-          const container = docker.getContainer(existing);
-          if ((await container.inspect().catch(fail(`inspect container ${existing}`))).State.Status === 'created') {
-            await container.start().catch(ignore(304)).catch(fail(`start container ${existing}`));
+          const container = docker.getContainer(existing.id);
+          if ((await container.inspect().catch(fail(`inspect container ${existing.id}`))).State.Status === 'created') {
+            await container.start().catch(ignore(304)).catch(fail(`start container ${existing.id}`));
           }
-          return { ...(await describe(existing)), created: false };
+          return { ...(await describe(existing.id)), created: false };
         }
         const name = containerName(spec.name);
         const port = await allocateSshPort(name, await takenPorts());
@@ -75,10 +110,16 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
             name,
             Image: config.image,
             Env: [`BERTH_SSH_PORT=${port}`, `BERTH_SSH_USER=${spec.sshUser}`, `BERTH_AUTHORIZED_KEY=${spec.sshPublicKey}`],
-            Labels: { ...createTags(spec), [sshPortLabel]: String(port), [instanceTypeLabel]: spec.instanceType },
+            Labels: { ...createTags(spec, context.installation), [sshPortLabel]: String(port), [instanceTypeLabel]: spec.instanceType },
             HostConfig: {
+              // PID 1 stays in the engine host's network namespace, where slirp4netns reaches the outside and
+              // publishes sshd; the machine itself (sshd and every session) runs in a namespace of its own.
               NetworkMode: 'host',
-              // What a host needs (hostname, sysctl, mounts) without --privileged, which this kernel refuses.
+              // The engine's API has it since 1.41; dockerode's types do not yet.
+              ...({ CgroupnsMode: 'private' } as object),
+              // slirp4netns makes the machine's tap device.
+              Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
+              // What a host needs (hostname, sysctl, mounts, its network) without --privileged, which this kernel refuses.
               CapAdd: ['NET_ADMIN', 'SYS_ADMIN'],
               // `--security-opt systempaths=unconfined` of the CLI, which the API spells as no masked or read-only paths.
               MaskedPaths: [],
@@ -89,17 +130,21 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
           })
           .catch(async (err) => {
             if (status(err) === 409) {
-              if (await findByKey(spec.idempotencyKey)) return undefined;
-              throw new ProviderError('ProviderRejected', `cluster ${context.cluster} already has a machine named ${spec.name} (container ${name}), made by another request`);
+              if ((await findByKey(spec.idempotencyKey)).length > 0) return undefined;
+              return nameClash(name, spec.name);
             }
             if (status(err) === 404) throw new ProviderError('ProviderRejected', `image ${config.image} is not on the Docker engine at ${config.socketPath}: build it with ensureHostImage (embedded/host-image.ts; npm start does)`);
             return fail(`create container ${name}`)(err);
           });
         // Lost the race to a create with the same key: that container is the machine.
-        const id = container?.id ?? (await findByKey(spec.idempotencyKey))!;
+        const id = container?.id ?? (await findByKey(spec.idempotencyKey))[0].id;
         await docker.getContainer(id).start().catch(ignore(304)).catch(fail(`start container ${name}`));
         return { ...(await describe(id)), created: container !== undefined };
       }),
+
+    findByKey,
+
+    list: () => containers(),
 
     describe,
 

@@ -2,8 +2,9 @@ import { createHash } from 'node:crypto';
 import { createServer } from 'node:net';
 import { ProviderError } from '../provider.ts';
 
-// Host-network containers share the host's ports. sshd gets one below Linux's ephemeral range (32768 and up), where
-// outgoing connections and other servers' free-port picks land; a name's hash spreads machines over the range.
+// A machine's sshd is published on a loopback port of the engine's host, among the host's own ports. It gets one
+// below Linux's ephemeral range (32768 and up), where outgoing connections and other servers' free-port picks
+// land; a name's hash spreads machines over the range.
 const first = 22000;
 const count = 10000;
 

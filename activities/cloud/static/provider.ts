@@ -1,5 +1,5 @@
 import type { ProviderConfig } from '../../../config/schema.ts';
-import { allocate, findAllocation, labelAllocation, listAllocations, release, type Inventory } from '../../inventory/index.ts';
+import { allocate, allocationHeldBy, findAllocation, labelAllocation, listAllocations, release, type Allocation, type Inventory } from '../../inventory/index.ts';
 import { createTags, ProviderError, rateCardPrice, type CloudProvider, type CreatedMachine, type Machine, type MachineSpec, type ProviderContext } from '../provider.ts';
 import { answersTcp } from './reachable.ts';
 
@@ -26,21 +26,26 @@ const probeTimeoutMs = 3000;
  * keys, so two creates, in any processes, never get the same host, and a create repeated with its key gets the
  * host it got the first time.
  */
-export function staticProvider(config: StaticConfig, { cluster, rateCard, inventory }: StaticProviderContext): StaticProvider {
+export function staticProvider(config: StaticConfig, { cluster, rateCard, inventory, installation }: StaticProviderContext): StaticProvider {
   const scope = `static:${cluster}`;
   const hostNamed = (name: string) => config.hosts.find((h) => h.name === name);
   const answers = (h: StaticHost) => answersTcp(h.address, h.sshPort, probeTimeoutMs);
 
+  /** A held host as a machine: running when its SSH port answers. A host config no longer lists is `stopped`. */
+  const machineOf = async (held: Allocation): Promise<Machine> => {
+    const host = hostNamed(held.slot);
+    const state = host && (await answers(host)) ? 'running' : 'stopped';
+    return { id: held.slot, state, ...(host && { address: host.address, sshPort: host.sshPort, instanceType: host.instanceType }), createdAt: held.allocatedAt, tags: held.labels };
+  };
+
   const describe = async (id: string): Promise<Machine> => {
-    const host = hostNamed(id);
-    const held = host && (await findAllocation(inventory, scope, id));
-    if (!host || !held) return { id, state: 'terminated', tags: {} };
-    return { id, state: (await answers(host)) ? 'running' : 'stopped', address: host.address, sshPort: host.sshPort, instanceType: host.instanceType, tags: held.labels };
+    const held = hostNamed(id) && (await findAllocation(inventory, scope, id));
+    return held ? machineOf(held) : { id, state: 'terminated', tags: {} };
   };
 
   const take = async (spec: MachineSpec, candidates: StaticHost[]) => {
-    const got = await allocate(inventory, { scope, key: spec.idempotencyKey, candidates: candidates.map((h) => h.name), labels: createTags(spec) });
-    return got && { ...(await describe(got.allocation.slot)), created: got.fresh };
+    const got = await allocate(inventory, { scope, key: spec.idempotencyKey, candidates: candidates.map((h) => h.name), labels: createTags(spec, installation) });
+    return got && { ...(await machineOf(got.allocation)), created: got.fresh };
   };
 
   return {
@@ -69,6 +74,13 @@ export function staticProvider(config: StaticConfig, { cluster, rateCard, invent
       if (machine.id !== name) throw new ProviderError('ProviderRejected', `idempotency key ${spec.idempotencyKey} already holds static host ${machine.id} of cluster ${cluster}, not ${name}`);
       return machine;
     },
+
+    async findByKey(key) {
+      const held = await allocationHeldBy(inventory, scope, key);
+      return held ? [await machineOf(held)] : [];
+    },
+
+    list: async () => Promise.all((await listAllocations(inventory, scope)).map(machineOf)),
 
     describe,
 

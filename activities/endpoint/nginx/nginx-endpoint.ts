@@ -1,9 +1,10 @@
-import { readFile, rename, writeFile } from 'node:fs/promises';
+import { lookup } from 'node:dns/promises';
+import { readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import type { HaGroup } from '../../../config/load.ts';
-import type { Push, TrafficEndpoint } from '../endpoint.ts';
-import { parseUpstreamBlock, upstreamBlock } from './config.ts';
+import type { EndpointTarget, Push, TrafficEndpoint } from '../endpoint.ts';
+import { parseUpstreamBlock, refusedHeader, registryHeader, upstreamBlock } from './config.ts';
 
 /** How long a reloaded nginx may take before requests reach the new upstream. */
 const switchTimeoutMs = 10_000;
@@ -14,27 +15,51 @@ const switchTimeoutMs = 10_000;
  */
 export function nginxEndpoint(group: HaGroup): TrafficEndpoint {
   const { upstreamFile, pidFile, pushLog } = group.endpoint.nginx;
+  const url = group.endpoint.url;
+  const write = async (text: string) => {
+    const temp = `${upstreamFile}.berth-tmp`;
+    await writeFile(temp, text);
+    await rename(temp, upstreamFile);
+  };
+  const reload = async () => {
+    const pid = Number((await readFile(pidFile, 'utf8')).trim());
+    if (!Number.isInteger(pid) || pid <= 0) throw new Error(`nginx pid file ${pidFile} holds no pid`);
+    try {
+      process.kill(pid, 'SIGHUP');
+    } catch (err) {
+      throw new Error(`cannot reload nginx: its pid file ${pidFile} names process ${pid} (${(err as NodeJS.ErrnoException).code})`);
+    }
+  };
   return {
-    async current() {
-      return parseUpstreamBlock(await readFile(upstreamFile, 'utf8').catch(() => ''));
+    async configured() {
+      const text = await readFile(upstreamFile, 'utf8').catch(() => undefined);
+      return text === undefined ? undefined : parseUpstreamBlock(text);
     },
 
-    async switchTo(upstream, signal) {
-      const temp = `${upstreamFile}.berth-tmp`;
-      await writeFile(temp, upstreamBlock(group.name, upstream));
-      await rename(temp, upstreamFile);
-      const pid = Number((await readFile(pidFile, 'utf8')).trim());
-      if (!Number.isInteger(pid) || pid <= 0) throw new Error(`nginx pid file ${pidFile} holds no pid`);
-      process.kill(pid, 'SIGHUP');
-      // nginx answers a bad config on reload by keeping the old one: only traffic arriving there proves the switch.
-      const deadline = Date.now() + switchTimeoutMs;
-      let seen: string | undefined;
-      while (Date.now() < deadline) {
-        seen = await servedBy(group.endpoint.url, signal);
-        if (seen !== undefined && sameUpstream(seen, upstream)) return;
-        await sleep(100, undefined, { signal });
+    serving: (signal) => servedBy(url, signal),
+
+    async switchTo(target, signal) {
+      const previous = await readFile(upstreamFile, 'utf8').catch(() => undefined);
+      await write(upstreamBlock(group.name, target));
+      try {
+        await reload();
+        // nginx answers a bad config on reload by keeping the old one: only traffic arriving there proves the switch.
+        const deadline = Date.now() + switchTimeoutMs;
+        let seen: Partial<EndpointTarget> | undefined;
+        while (Date.now() < deadline) {
+          seen = await servedBy(url, signal);
+          if (seen && (await isTarget(seen, target))) return;
+          await sleep(100, undefined, { signal });
+        }
+        if (seen?.upstream && !seen.registry) throw new Error(`nginx for ${group.name} answers without X-Berth-Registry: its server block predates berth 0.2 (see the README)`);
+        const now = seen ? `${seen.registry} (${seen.upstream}${seen.writesRefused ? ', writes refused' : ''})` : 'nothing';
+        throw new Error(`nginx for ${group.name} still sends traffic to ${now} ${switchTimeoutMs / 1000} s after the switch to ${target.registry}${target.writesRefused ? ' (writes refused)' : ''}; see its error log`);
+      } catch (err) {
+        // What nginx serves and what its file says must stay one: a later reload would otherwise move traffic.
+        await (previous === undefined ? unlink(upstreamFile) : write(previous)).catch(() => undefined);
+        await reload().catch(() => undefined);
+        throw new Error(`${(err as Error).message}; ${upstreamFile} is back as it was`);
       }
-      throw new Error(`nginx for ${group.name} still sends traffic to ${seen ?? 'nothing'} ${switchTimeoutMs / 1000} s after the switch to ${upstream}; see its error log`);
     },
 
     async pushesSince(sinceMs) {
@@ -48,24 +73,37 @@ export function nginxEndpoint(group: HaGroup): TrafficEndpoint {
   };
 }
 
-/** The upstream that served a request through the endpoint (nginx's X-Berth-Upstream), if any answered. */
-async function servedBy(endpointUrl: string, signal?: AbortSignal): Promise<string | undefined> {
+const header = (h: string | string[] | undefined) => (Array.isArray(h) ? h[0] : h);
+
+/** What answers through the endpoint: the registry nginx names, the address it used, and whether writes are refused. */
+async function servedBy(endpointUrl: string, signal?: AbortSignal): Promise<Partial<EndpointTarget> | undefined> {
   try {
-    const res = await request(`${endpointUrl}/v2/`, { signal, headersTimeout: 2000 });
-    await res.body.dump();
-    const h = res.headers['x-berth-upstream'];
-    // A 502 means nginx reached no upstream: the header names the one it tried.
-    return res.statusCode < 500 ? (Array.isArray(h) ? h[0] : h) : undefined;
+    const read = await request(`${endpointUrl}/v2/`, { signal, headersTimeout: 2000 });
+    await read.body.dump();
+    // A 502 means nginx reached no upstream: nothing serves.
+    if (read.statusCode >= 500) return undefined;
+    // A write that never reaches a registry: DELETE /v2/ is refused by the fence, and by every registry otherwise.
+    const write = await request(`${endpointUrl}/v2/`, { method: 'DELETE', signal, headersTimeout: 2000 });
+    await write.body.dump();
+    return { registry: header(read.headers[registryHeader]), upstream: header(read.headers['x-berth-upstream']), writesRefused: header(write.headers[refusedHeader]) === 'refused' };
   } catch {
     return undefined;
   }
 }
 
-/** nginx reports the resolved address: a name in the config matches by port. */
-function sameUpstream(reported: string, configured: string): boolean {
-  if (reported === configured) return true;
-  const port = (hostPort: string) => hostPort.slice(hostPort.lastIndexOf(':') + 1);
-  return !/^[\d.]+:\d+$/.test(configured) && port(reported) === port(configured);
+/** The registry, fence and address nginx reports are the target's (nginx reports the address a name resolved to). */
+async function isTarget(seen: Partial<EndpointTarget>, target: EndpointTarget): Promise<boolean> {
+  if (seen.registry !== target.registry || seen.writesRefused !== target.writesRefused || !seen.upstream) return false;
+  if (seen.upstream === target.upstream) return true;
+  const split = (hostPort: string) => {
+    const i = hostPort.lastIndexOf(':');
+    return { host: hostPort.slice(0, i).replace(/^\[|\]$/g, ''), port: hostPort.slice(i + 1) };
+  };
+  const want = split(target.upstream);
+  const got = split(seen.upstream);
+  if (want.port !== got.port) return false;
+  const addresses = await lookup(want.host, { all: true }).catch(() => []);
+  return addresses.some((a) => a.address === got.host);
 }
 
 /** One line of the push log: a manifest PUT that the registry accepted (201). */

@@ -22,7 +22,8 @@ done`;
 
 /**
  * Kernel parameters, live and persisted under /etc/sysctl.d/ (so a reboot keeps them). On the docker provider's
- * host-network containers a net.* key is the host's own network namespace: the value is set for the whole host.
+ * machines a net.* key is the machine's own network namespace's; keys the kernel does not namespace (vm.*, most of
+ * kernel.*) are the engine host's.
  */
 export const sysctlStep: StepDef<'sysctl'> = {
   summary: (spec) =>

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { basicAuthorization, type Credentials } from '../auth.ts';
 import { RegistryClient } from '../client.ts';
 import { asRegistryError, responseFailure, RegistryError } from '../errors.ts';
+import { credentialFingerprint, matchesFingerprint } from './credential-fingerprint.ts';
 
 type Response = Dispatcher.ResponseData;
 
@@ -40,6 +41,7 @@ const healthSchema = z.object({
 const endpointSchema = z.object({
   id: z.number(),
   name: z.string(),
+  description: z.string().default(''),
   url: z.string(),
   insecure: z.boolean().default(false),
   credential: z.object({ access_key: z.string().default('') }).nullish(),
@@ -70,6 +72,23 @@ const executionSchema = z.object({
 const taskSchema = z.object({ id: z.number(), status: z.string(), src_resource: z.string().default(''), dst_resource: z.string().default('') });
 
 export type HarborHealth = z.infer<typeof healthSchema>;
+
+/**
+ * The components a push or pull goes through: core (the API and its /v2 proxy), its database and cache, and the
+ * registry. The jobservice, portal, registryctl and scanners can fail while images are still served.
+ */
+const imagePath = new Set(['core', 'database', 'redis', 'registry']);
+
+/** The components on the image path that Harbor reports unhealthy, each with its error: none when it serves images. */
+export function unhealthyForImages(health: HarborHealth): string[] {
+  if (!health.components.length) return health.status === 'healthy' ? [] : [`Harbor (${health.status})`];
+  return health.components.filter((c) => imagePath.has(c.name) && c.status !== 'healthy').map((c) => (c.error ? `${c.name} (${c.error})` : c.name));
+}
+
+/** Harbor's answer to a replication endpoint it cannot reach with its credential: it does not say which. */
+export function isUnhealthyTarget(err: unknown): err is RegistryError {
+  return err instanceof RegistryError && err.opts.status === 400 && /the registry is unhealthy/.test(err.message);
+}
 export type HarborExecution = z.infer<typeof executionSchema>;
 export type HarborTask = z.infer<typeof taskSchema>;
 
@@ -111,33 +130,44 @@ export class HarborClient {
     await res.body.dump();
   }
 
-  /** Creates a private project unless one of that name exists. */
+  /** Creates a private project unless one of that name exists. Any Harbor user may, unless Harbor restricts it. */
   async ensureProject(name: string, signal?: AbortSignal): Promise<void> {
     const what = `ensure project ${name}`;
-    const head = await this.call('HEAD', `/api/v2.0/projects?project_name=${encodeURIComponent(name)}`, what, { ok: [200, 404], signal });
+    const head = await this.call('HEAD', `/api/v2.0/projects?project_name=${encodeURIComponent(name)}`, what, { ok: [200, 400, 404], signal });
     await head.body.dump();
+    // Harbor answers 400, with no body, for a name it would not accept.
+    if (head.statusCode === 400) {
+      throw new RegistryError('RegistryRejected', `${what} on ${this.name}: HTTP 400: "${name}" is not a Harbor project name (lower-case letters and digits, joined by . _ -)`, { status: 400 });
+    }
     if (head.statusCode === 200) return;
     // 409: created meanwhile by someone else, which is as good.
     const created = await this.call('POST', '/api/v2.0/projects', what, { body: { project_name: name, metadata: { public: 'false' } }, ok: [201, 409], signal });
     await created.body.dump();
   }
 
-  /** The id of the endpoint of that name, created or brought up to date. */
+  /**
+   * The id of the endpoint of that name, created or brought up to date. Harbor checks the target's health on every
+   * create and update (answering `isUnhealthyTarget` when it is down or refuses the credential), so an endpoint
+   * that is as wanted is left alone: its description keeps a fingerprint of the credential it was given.
+   */
   async ensureRegistryEndpoint(endpoint: HarborRegistryEndpoint, signal?: AbortSignal): Promise<number> {
     const what = `ensure registry endpoint ${endpoint.name}`;
     const found = (await this.list(`/api/v2.0/registries?q=${encodeURIComponent(`name=${endpoint.name}`)}`, endpointSchema, what, 100, signal)).find(
       (r) => r.name === endpoint.name,
     );
+    const { credential } = endpoint;
     if (!found) {
-      const credential = endpoint.credential && { type: 'basic', ...endpoint.credential };
-      const res = await this.call('POST', '/api/v2.0/registries', what, { body: { ...endpoint, credential }, ok: [201], signal });
-      return this.createdId(res, what);
+      const body = { ...endpoint, description: await credentialFingerprint(credential), credential: credential && { type: 'basic', ...credential } };
+      return this.createdId(await this.call('POST', '/api/v2.0/registries', what, { body, ok: [201], signal }), what);
     }
-    // Harbor never shows a stored secret, so berth cannot tell whether it changed: a credential is always sent again.
-    if (found.url !== endpoint.url || found.insecure !== endpoint.insecure || endpoint.credential) {
-      const update = { url: endpoint.url, insecure: endpoint.insecure, ...(endpoint.credential && { credential_type: 'basic', ...endpoint.credential }) };
-      const res = await this.call('PUT', `/api/v2.0/registries/${found.id}`, what, { body: update, ok: [200], signal });
-      await res.body.dump();
+    const unchanged =
+      found.url === endpoint.url &&
+      found.insecure === endpoint.insecure &&
+      (found.credential?.access_key ?? '') === (credential?.access_key ?? '') &&
+      (!credential || (await matchesFingerprint(found.description, credential)));
+    if (!unchanged) {
+      const update = { url: endpoint.url, insecure: endpoint.insecure, description: await credentialFingerprint(credential), ...(credential && { credential_type: 'basic', ...credential }) };
+      await (await this.call('PUT', `/api/v2.0/registries/${found.id}`, what, { body: update, ok: [200], signal })).body.dump();
     }
     return found.id;
   }
@@ -148,8 +178,9 @@ export class HarborClient {
     const filters = Object.entries(policy.filters).flatMap(([type, value]) => (value === undefined ? [] : [{ type, value }]));
     // No src_registry: the policy pushes from this Harbor to dest_registry.
     const body = { name: policy.name, dest_registry: { id: policy.destRegistryId }, trigger: { type: 'manual' }, filters, override: policy.override, enabled: true };
-    // Harbor matches `name` as a substring: pick the exact one.
-    const found = (await this.list(`/api/v2.0/replication/policies?name=${encodeURIComponent(policy.name)}`, policySchema, what, 100, signal)).find((p) => p.name === policy.name);
+    // `q=name=<name>` is Harbor's exact match (its `name` parameter matches substrings).
+    const query = `q=${encodeURIComponent(`name=${policy.name}`)}`;
+    const found = (await this.list(`/api/v2.0/replication/policies?${query}`, policySchema, what, 100, signal)).find((p) => p.name === policy.name);
     if (!found) {
       const res = await this.call('POST', '/api/v2.0/replication/policies', what, { body, ok: [201], signal });
       return this.createdId(res, what);
@@ -180,13 +211,13 @@ export class HarborClient {
     return this.list(`/api/v2.0/replication/executions/${executionId}/tasks`, taskSchema, `list tasks of replication execution ${executionId}`, pageSize, signal);
   }
 
-  /** A task's log: where Harbor says why it failed. */
+  /** A task's log, as text: where Harbor says why it failed. (Asked for JSON, Harbor sends it as one JSON string.) */
   async taskLog(executionId: number, taskId: number, signal?: AbortSignal): Promise<string> {
     const what = `get log of task ${taskId} of replication execution ${executionId}`;
-    return (await this.call('GET', `/api/v2.0/replication/executions/${executionId}/tasks/${taskId}/log`, what, { ok: [200], signal })).body.text();
+    return (await this.call('GET', `/api/v2.0/replication/executions/${executionId}/tasks/${taskId}/log`, what, { ok: [200], accept: 'text/plain', signal })).body.text();
   }
 
-  /** Asks Harbor to stop an execution; its status becomes Stopped. */
+  /** Asks Harbor to stop an execution; its status becomes Stopped. Harbor answers once its jobservice has. */
   async stopExecution(id: number, signal?: AbortSignal): Promise<void> {
     const what = `stop replication execution ${id}`;
     await (await this.call('PUT', `/api/v2.0/replication/executions/${id}`, what, { ok: [200], signal })).body.dump();
@@ -208,14 +239,14 @@ export class HarborClient {
   }
 
   /** Sends one API request; answers other than `ok` become classified errors. */
-  private async call(method: Dispatcher.HttpMethod, path: string, what: string, opts: { body?: unknown; ok: number[]; signal?: AbortSignal }): Promise<Response> {
+  private async call(method: Dispatcher.HttpMethod, path: string, what: string, opts: { body?: unknown; ok: number[]; accept?: string; signal?: AbortSignal }): Promise<Response> {
     let res: Response;
     try {
       res = await request(`${this.baseUrl}${path}`, {
         method,
         headers: {
           'user-agent': 'berth',
-          accept: 'application/json',
+          accept: opts.accept ?? 'application/json',
           ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }),
           ...(this.credentials ? { authorization: basicAuthorization(this.credentials) } : {}),
         },

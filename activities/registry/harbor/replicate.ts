@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Credentials } from '../auth.ts';
 import { RegistryClient } from '../client.ts';
 import { RegistryError } from '../errors.ts';
-import { HarborClient, type HarborExecution } from './client.ts';
+import { HarborClient, isUnhealthyTarget, type HarborExecution } from './client.ts';
 
 /** Where the image goes: a registry of berth.yaml, with its login resolved. */
 export interface HarborReplicationTarget {
@@ -24,6 +24,8 @@ export interface ReplicateWithHarborInput {
   signal?: AbortSignal;
   /** Every state of the execution berth reads, about once a second: the activity heartbeats there. */
   onPoll?: (execution: HarborExecution) => void;
+  /** How long a stop may take (Harbor waits on its jobservice, which can hang); 10 s when not given. */
+  stopTimeoutMs?: number;
 }
 
 export interface HarborReplicationResult {
@@ -51,17 +53,21 @@ export async function replicateWithHarbor(input: ReplicateWithHarborInput): Prom
     if (!digest) throw new RegistryError('ImageNotFound', `${image} does not exist on ${source.name}`, { status: 404 });
     // A Harbor takes pushes only into an existing project: create it (private) rather than rely on the source's adapter.
     if (target.kind === 'harbor') await ensureProjectOn(target, repository.split('/')[0], signal);
-    const registryId = await source.ensureRegistryEndpoint(
-      {
-        name: `berth-${target.name}`,
-        url: target.url,
-        type: target.kind === 'harbor' ? 'harbor' : 'docker-registry',
-        credential: target.credentials && { access_key: target.credentials.username, access_secret: target.credentials.password },
-        // berth.yaml has no TLS options: Harbor verifies the target's certificate.
-        insecure: false,
-      },
-      signal,
-    );
+    const registryId = await source
+      .ensureRegistryEndpoint(
+        {
+          name: `berth-${target.name}`,
+          url: target.url,
+          type: target.kind === 'harbor' ? 'harbor' : 'docker-registry',
+          credential: target.credentials && { access_key: target.credentials.username, access_secret: target.credentials.password },
+          // berth.yaml has no TLS options: Harbor verifies the target's certificate.
+          insecure: false,
+        },
+        signal,
+      )
+      .catch(async (err: unknown) => {
+        throw isUnhealthyTarget(err) ? await unhealthyTarget(source.name, target, targetRegistry, signal) : err;
+      });
     const policyId = await source.ensureReplicationPolicy(
       { name: `berth-${repository.replaceAll('/', '-')}-to-${target.name}`, destRegistryId: registryId, filters: { name: repository, tag }, override: true },
       signal,
@@ -84,6 +90,22 @@ export async function replicateWithHarbor(input: ReplicateWithHarborInput): Prom
   }
 }
 
+/**
+ * Harbor refuses to save an endpoint whose target it finds unhealthy, down or refusing the credential, without
+ * saying which. berth asks the target itself, from this worker, and reports what it is: a refused login fails at
+ * once, a target that is down (or that only Harbor cannot reach) is retried.
+ */
+async function unhealthyTarget(harbor: string, target: HarborReplicationTarget, client: RegistryClient, signal?: AbortSignal): Promise<RegistryError> {
+  const said = `target unhealthy: ${harbor} cannot reach ${target.name} (${target.url}) with its credential`;
+  try {
+    await client.ping(signal);
+  } catch (err) {
+    if (!(err instanceof RegistryError)) throw err;
+    return new RegistryError(err.type, `${said}; from this worker: ${err.message}`, { ...err.opts, cause: err });
+  }
+  return new RegistryError('RegistryUnavailable', `${said}, although this worker reaches it with the same credential: check ${harbor}'s network path to it`);
+}
+
 async function ensureProjectOn(target: HarborReplicationTarget, project: string, signal?: AbortSignal): Promise<void> {
   const harbor = new HarborClient({ name: target.name, baseUrl: target.url, credentials: target.credentials });
   try {
@@ -94,7 +116,8 @@ async function ensureProjectOn(target: HarborReplicationTarget, project: string,
 }
 
 /** Polls the execution until it ends; past the deadline, or when cancelled, stops it on Harbor. */
-async function awaitExecution({ source, deadlineMs, signal, onPoll }: ReplicateWithHarborInput, id: number): Promise<HarborExecution> {
+async function awaitExecution(input: ReplicateWithHarborInput, id: number): Promise<HarborExecution> {
+  const { source, deadlineMs, signal, onPoll } = input;
   const started = Date.now();
   try {
     for (;;) {
@@ -103,10 +126,7 @@ async function awaitExecution({ source, deadlineMs, signal, onPoll }: ReplicateW
       if (finished.has(execution.status)) return execution;
       const left = started + deadlineMs - Date.now();
       if (left <= 0) {
-        const stopped = await source.stopExecution(id).then(
-          () => 'berth stopped it',
-          (err: Error) => `berth could not stop it: ${err.message}`,
-        );
+        const stopped = await stopWithin(input, id);
         const waited = ((Date.now() - started) / 1000).toFixed(1);
         throw new RegistryError('RegistryRejected', `Harbor execution ${id} on ${source.name} was stuck: still ${execution.status} after ${waited} s (${summary(execution)}); ${stopped}`);
       }
@@ -114,9 +134,24 @@ async function awaitExecution({ source, deadlineMs, signal, onPoll }: ReplicateW
     }
   } catch (err) {
     // Cancelled: leave no copy running on Harbor for nobody.
-    if (signal?.aborted) await source.stopExecution(id).catch(() => undefined);
+    if (signal?.aborted) await stopWithin(input, id);
     throw err;
   }
+}
+
+/**
+ * Stops an execution, waiting for Harbor's answer at most `stopTimeoutMs`: Harbor answers once its jobservice
+ * has stopped the tasks, and a hung jobservice would hold the activity. Says how it went.
+ */
+async function stopWithin({ source, stopTimeoutMs = 10_000 }: ReplicateWithHarborInput, id: number): Promise<string> {
+  const bound = AbortSignal.timeout(stopTimeoutMs);
+  return source.stopExecution(id, bound).then(
+    () => 'berth stopped it',
+    (err: Error) =>
+      bound.aborted
+        ? `berth asked ${source.name} to stop it and had no answer within ${(stopTimeoutMs / 1000).toFixed(1)} s (Harbor waits on its jobservice, which may hang): it may still be running`
+        : `berth could not stop it: ${err.message}`,
+  );
 }
 
 /** Why an execution did not succeed: its counts and, for each failed task, what it copied and its log's last line. */
