@@ -6,15 +6,18 @@
 // process is a client that asks the API to run the rule now and polls until the run has finished. CPU-seconds are
 // user+sys: of the timed process (from /usr/bin/time) and, for berth, of its worker, API and Temporal server over the
 // same span (from /proc). Registries run without auth (htpasswd's bcrypt per request would dominate both tools).
-// Writes bench/results/sync.json.
+// Writes bench/results/sync.json. Every registry, Temporal and berth data dir goes under one scratch folder, removed
+// when the bench exits, whatever the outcome (10,000 images are some GB).
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
-import { freePort, spawnManaged, stopAll, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
+import { freePort, stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
+import { berthProcesses } from '../test/harness/berth-process.ts';
 import { registryClient, tempDir, testConfig, testRegistry, type TestRegistry } from '../test/harness/berth.ts';
 import { catalogRefs, pushTinyImages } from '../test/harness/catalog.ts';
 import { historyBounds, workflowTree } from '../test/harness/histories.ts';
@@ -90,7 +93,15 @@ interface Measurement {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
+/** Puts every temp dir of this process and its children under one folder, removed on exit (after processes.ts stops theirs). */
+function scratchFolder() {
+  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-sync-'));
+  process.env.TMPDIR = dir;
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+}
+
 async function main() {
+  scratchFolder();
   const temporalDir = tempDir('bench-sync-temporal');
   const temporal = await startTemporalDevServer({ port: await freePort(), headless: true, dbFile: join(temporalDir, 'temporal.db'), logFile: join(temporalDir, 'temporal.log') });
   const connection = await Connection.connect({ address: temporal.address });
@@ -131,15 +142,10 @@ async function main() {
     api: { host: '127.0.0.1', port: apiPort },
     syncRules: [{ name: rule, source: source.name, targets: [target.name], schedule: { every: '24h' }, paused: true }],
   });
-  const processEnv = { ...process.env, ...env, BERTH_CONFIG: file, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' };
-  const spawnBerth = async (name: string, path: string, ready: string): Promise<ManagedProcess> => {
-    const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', script(path)], join(tempDir(`bench-${name}`), `${name}.log`), processEnv);
-    await waitUntil(name, async () => readFileSync(proc.logFile, 'utf8').includes(ready), { timeoutMs: 120_000, process: proc });
-    return proc;
-  };
-  const api = await spawnBerth('api', '../api/main.ts', 'berth api on');
-  const token = readFileSync(api.logFile, 'utf8').match(/its token, shown this once: (\S+)/)![1];
-  const worker = await spawnBerth('worker', '../workers/main.ts', 'berth worker polling');
+  const berth = berthProcesses(file, { ...env, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' });
+  const api = await berth.api();
+  const token = api.token!;
+  const worker = await berth.worker('worker', []);
 
   const regsyncConfig = join(tempDir('bench-regsync'), 'regsync.yml');
   const host = (r: TestRegistry) => new URL(r.url).host;
