@@ -17,6 +17,8 @@ export async function asTemporalFailure<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
+    // A Temporal failure already says whether it may be retried: it passes as it is.
+    if (err instanceof ApplicationFailure) throw err;
     if (isClassified(err)) {
       throw ApplicationFailure.create({
         message: err.message,

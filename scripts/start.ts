@@ -11,7 +11,7 @@ import { startApi } from '../api/start-api.ts';
 import { findRegistry, loadConfig, type BerthConfig } from '../config/load.ts';
 import { configPath } from '../config/path.ts';
 import { startDockerRegistry } from '../embedded/docker-registry.ts';
-import ssh2 from 'ssh2';
+import { generateSshKeyPair } from '../activities/hosts/private-key.ts';
 import { ensureDockerEngine } from '../embedded/docker-engine.ts';
 import { ensureHostImage } from '../embedded/host-image.ts';
 import { startNginx } from '../embedded/nginx.ts';
@@ -80,7 +80,7 @@ async function main(): Promise<void> {
   if (demo) {
     // The demo's payload keys: 32 random bytes each, generated once (production keys come from a secret store).
     for (const k of config.encryption?.keys ?? []) if (k.key.file) demoSecret(k.key.file, () => randomBytes(32).toString('base64'));
-    for (const c of config.clusters) if (c.ssh.privateKey.file) demoSecret(c.ssh.privateKey.file, () => ssh2.utils.generateKeyPairSync('ed25519', { comment: 'berth demo' }).private);
+    for (const c of config.clusters) if (c.ssh.privateKey.file) demoSecret(c.ssh.privateKey.file, () => generateSshKeyPair('berth demo').privateKey);
     await startDemoRegistries(config);
   }
 

@@ -2,7 +2,7 @@
 // Each file starts the registries and workers it needs; files run two at a time (the machine has 2 cores).
 // test/zz-history-scan.test.ts sorts last and waits for the others: it checks that no secret reached a history.
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, stopAll } from '../embedded/processes.ts';
@@ -17,8 +17,11 @@ const files = process.argv.slice(2).length
 const dir = mkdtempSync(join(tmpdir(), 'berth-test-'));
 // Every file's registries, machines and data dirs go under this run's folder, removed at the end whatever the
 // outcome: a test killed at its timeout cannot clean up after itself, and runs must not fill the disk.
+// Like /tmp itself, open to the other users the tests run servers as (PostgreSQL runs as `postgres`).
 const scratch = join(dir, 'tmp');
 mkdirSync(scratch);
+chmodSync(dir, 0o755);
+chmodSync(scratch, 0o1777);
 const server = await startTemporalDevServer({ port: await freePort(), headless: true, dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'temporal.log') });
 console.log(`Temporal dev server for this run: ${server.address} (log: ${server.logFile})`);
 

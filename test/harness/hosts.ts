@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import ssh2 from 'ssh2';
 import type Docker from 'dockerode';
 import { dockerProvider } from '../../activities/cloud/docker/index.ts';
 import { reservedTags, type CloudProvider, type Machine, type MachineSpec } from '../../activities/cloud/provider.ts';
+import { generateSshKeyPair } from '../../activities/hosts/private-key.ts';
 import { connectWhenReady, type SshSession } from '../../activities/hosts/session.ts';
 import { ensureDockerEngine, type DockerEngine } from '../../embedded/docker-engine.ts';
 import { ensureHostImage, type HostImage } from '../../embedded/host-image.ts';
@@ -18,12 +18,9 @@ export function hostEngine(): Promise<DockerEngine & { image: HostImage }> {
 
 /** A fresh ed25519 key pair in OpenSSH formats. */
 export function sshKeyPair(comment = 'berth-test'): { privateKey: string; publicKey: string } {
-  let pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
-  // ssh2's own parser refuses about 1 in 200 of the keys it generates ("Malformed OpenSSH private key"): a test
-  // would fail for its key, not for what it tests. Such a key is never handed out.
-  while (ssh2.utils.parseKey(pair.private) instanceof Error) pair = ssh2.utils.generateKeyPairSync('ed25519', { comment });
-  recordSecret(pair.private);
-  return { privateKey: pair.private, publicKey: pair.public };
+  const pair = generateSshKeyPair(comment);
+  recordSecret(pair.privateKey);
+  return pair;
 }
 
 /** A cluster name of its own per test file: parallel files and leftovers of earlier runs never collide. */
