@@ -6,7 +6,7 @@ import { HarborClient } from './registry/harbor/client.ts';
 import { replicateWithHarbor, type HarborReplicationResult } from './registry/harbor/replicate.ts';
 import { resolveCredentials } from './registry/credentials.ts';
 import type { ClientLimits, RegistryClients } from './registry/clients.ts';
-import { copyImage, type CopyImageResult, type CopyProgress } from './registry/copy-image.ts';
+import { copyCounts, copyImage, type CopyImageResult, type CopyProgress } from './registry/copy-image.ts';
 import { parseImageReference } from './registry/reference.ts';
 import { copyProgressSignal } from '../workflows/replicate-image.ts';
 
@@ -26,6 +26,18 @@ export interface CopyToRegistryInput {
   progressSignalMs?: number;
   /** A sync rule's limits: requests per second per registry, blob bytes per second over this link. */
   limits?: Pick<ClientLimits, 'requestsPerSecond' | 'bytesPerSecond'>;
+  /** In a distribution, a copy that starts while its source is still receiving the image. */
+  pipeline?: Pipelining;
+}
+
+/** How a copy in a distribution's tree works with the copies above and below it (copy-image.ts has the detail). */
+export interface Pipelining {
+  /** The registry that holds the whole image (the distribution's source): manifests and referrers come from it. */
+  manifestsFrom: string;
+  /** Wait for each blob on the source, which is receiving them from its own parent. */
+  waitForSource: boolean;
+  /** Copy large blobs one at a time, in order, for the IDCs below the target, which wait on them. */
+  inOrder: boolean;
 }
 
 export interface ReplicateViaHarborInput {
@@ -74,10 +86,9 @@ export function createReplicationActivities(config: BerthConfig, clientFor: Regi
         // One signal at a time, so they arrive in order; paced, so a long copy keeps its workflow history small.
         if (!workflow || input.progressSignalMs === undefined || signalling || Date.now() - lastSignal < input.progressSignalMs) return;
         lastSignal = Date.now();
-        const { copiedDigests: _, uploads: __, ...counts } = p;
         signalling = ctx.client.workflow
           .getHandle(workflow.workflowId, workflow.runId)
-          .signal(copyProgressSignal, { target: input.target, attempt: ctx.info.attempt, ...counts })
+          .signal(copyProgressSignal, { target: input.target, attempt: ctx.info.attempt, ...copyCounts(p) })
           // Progress is informative: a lost signal must not fail the copy.
           .catch((err) => ctx.log.warn('progress signal failed', { err }))
           .finally(() => (signalling = undefined));
@@ -92,6 +103,10 @@ export function createReplicationActivities(config: BerthConfig, clientFor: Regi
             reference: input.digest,
             targetReference: reference,
             concurrency: config.copy.blobConcurrency,
+            // The source's own client when it is the distribution's source: it has the image, and its credentials.
+            manifestSource: input.pipeline && input.pipeline.manifestsFrom !== input.source ? clientFor(input.pipeline.manifestsFrom) : undefined,
+            waitForSource: input.pipeline?.waitForSource,
+            inOrder: input.pipeline?.inOrder,
             resumeFrom: latest,
             onProgress,
             signal: ctx.cancellationSignal,

@@ -30,7 +30,7 @@ export interface WanLinks {
   close(): Promise<void>;
 }
 
-const queueMs = 10;
+const queueMs = 50;
 
 /** One direction of a link. Chunks are serialized one after another, whichever connection they belong to. */
 class Wire {

@@ -1,16 +1,5 @@
 import { request } from 'undici';
-
-/** How a command ended, as scripts see it: the process exit code. */
-export const exitCodes = { ok: 0, failed: 1, usage: 2, denied: 3, notFound: 4, unavailable: 5 } as const;
-
-export class CliError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: number,
-  ) {
-    super(message);
-  }
-}
+import { CliError, exitCodes } from './errors.ts';
 
 /** The berth API at BERTH_API (default the embedded one), with the token in BERTH_TOKEN. */
 export function apiClient(env = process.env) {

@@ -1,12 +1,16 @@
 // berth's command line, over the API: `bin/berth <command> [options]`. BERTH_API and BERTH_TOKEN say where and
-// who; --json prints the API's answer for scripts; the exit code says how it ended (see usage).
+// who; --json prints the API's answer for scripts; the exit code says how it ended (see usage). `copy` alone runs
+// without the API (cli/copy.ts).
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { apiClient, CliError, exitCodes, type ApiCall } from './api-client.ts';
+import type { ApiCall } from './api-client.ts';
+import { copyCommand, copyUsage } from './copy.ts';
+import { CliError, exitCodes } from './errors.ts';
 import { progressLines } from './progress.ts';
 import { reportLines } from './reconcile-report.ts';
 
 const usage = `usage: berth <command> [options]            (BERTH_API, BERTH_TOKEN; --json for scripts)
+${copyUsage}
   replicate <image> --from <idc|registry> --to <a,b> [--watch]
   distribute <image> [--from <idc|registry>] [--watch]
   provision --cluster <c> --pool <p> [--count <n>] [--watch]
@@ -84,6 +88,7 @@ function table(rows: Record<string, unknown>[], columns: string[]): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'copy') return copyCommand(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs({ args: argv, options, allowPositionals: true });
@@ -96,7 +101,8 @@ async function main(argv: string[]): Promise<number> {
     console.log(usage);
     return command || values.help ? exitCodes.ok : exitCodes.usage;
   }
-  const call = apiClient();
+  // Loaded here, not above: `copy` does without the API client and its HTTP library.
+  const call = (await import('./api-client.ts')).apiClient();
   const print = (body: unknown, human: () => string) => console.log(values.json ? JSON.stringify(body) : human());
   switch (command) {
     case 'replicate':

@@ -43,7 +43,11 @@ export async function ensureDockerEngine(opts: { socketPath?: string; stateDir?:
   ];
   // A second caller racing this one starts a dockerd that finds the pidfile taken and exits; both then wait for
   // the socket, which the first one's daemon answers.
-  const child = spawn('dockerd', args, { detached: true, stdio: ['ignore', log, log] });
+  // Its temp files (runc's exec state) go under its own state dir: it outlives the caller, whose TMPDIR may not
+  // (a test run removes its own).
+  const tmp = join(stateDir, 'tmp');
+  mkdirSync(tmp, { recursive: true });
+  const child = spawn('dockerd', args, { detached: true, stdio: ['ignore', log, log], env: { ...process.env, TMPDIR: tmp } });
   closeSync(log);
   let spawnFailure: Error | undefined;
   child.once('error', (err) => (spawnFailure = err));

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 import { spawnManaged, waitUntil, type ManagedProcess } from './processes.ts';
 
@@ -23,6 +23,8 @@ export interface DockerRegistryOptions {
   version?: 2 | 3;
   /** Layer URLs (foreign layers) that manifests may carry: both versions refuse every URL unless allowed here. */
   allowLayerUrls?: string[];
+  /** Serve https with this certificate and key (PEM files), as a registry deployed on its own does. */
+  tls?: { certificate: string; key: string };
 }
 
 /** Distribution v3, as setup.sh links it. */
@@ -47,7 +49,7 @@ export async function startDockerRegistry(opts: DockerRegistryOptions): Promise<
       maintenance: { uploadpurging: { enabled: false } },
     },
     // A fixed secret keeps upload sessions valid across a restart of the same registry.
-    http: { addr: `127.0.0.1:${opts.port}`, secret: `berth-${opts.name}` },
+    http: { addr: `127.0.0.1:${opts.port}`, secret: `berth-${opts.name}`, ...(opts.tls && { tls: opts.tls }) },
     ...(opts.allowLayerUrls && { validation: { manifests: { urls: { allow: opts.allowLayerUrls } } } }),
   };
   if (opts.auth && 'htpasswd' in opts.auth) {
@@ -63,15 +65,17 @@ export async function startDockerRegistry(opts: DockerRegistryOptions): Promise<
   writeFileSync(configFile, stringify(config));
   const command = opts.version === 3 ? distributionV3 : 'docker-registry';
   const proc = spawnManaged(`registry ${opts.name}`, command, ['serve', configFile], join(opts.dataDir, 'registry.log'));
-  const url = `http://127.0.0.1:${opts.port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://127.0.0.1:${opts.port}`;
+  // Up is all this asks; whether its certificate is trusted is for the clients under test to find out.
+  const dispatcher = opts.tls && new Agent({ connect: { rejectUnauthorized: false } });
   await waitUntil(
     `${opts.version === 3 ? 'Distribution v3' : 'docker-registry'} ${opts.name} on ${url}`,
     async () => {
-      const res = await request(`${url}/v2/`);
+      const res = await request(`${url}/v2/`, { dispatcher });
       await res.body.dump();
       return res.statusCode === 200 || res.statusCode === 401;
     },
     { timeoutMs: 15_000, process: proc },
-  );
+  ).finally(() => dispatcher?.close());
   return Object.assign(proc, { url });
 }

@@ -1,19 +1,21 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { BerthConfig } from '../config/load.ts';
 import type { distributeImage, DistributeImageResult } from '../workflows/distribute-image.ts';
 import { startWorkers } from '../workers/run.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
+import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { recordHistory } from './harness/histories.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { buildOciLayout, digestWithSkopeo, manifestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
 import { testApi, type TestApi } from './harness/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 // A 3-level tree of real registries: master -> idc-a (-> sub-a1, sub-a2) and master -> idc-b (two registries).
-// master and idc-a sit behind counting proxies, so the test sees what each of them served to its children.
+// master and idc-a sit behind counting proxies, so the test sees what each of them served to its children. The last
+// test has a chain of its own, with a slow first link.
 let temporal: TestTemporal;
 let image: BuiltImage;
 let config: BerthConfig;
@@ -64,8 +66,8 @@ after(async () => {
 });
 
 /** Starts a distribution the way users do, through the API, and waits for its result. */
-async function distribute(id: string): Promise<DistributeImageResult> {
-  const res = await api.inject({ method: 'POST', url: '/v1/distributions', payload: { image: `${repo}:${image.tag}` } });
+async function distribute(id: string, repository = repo): Promise<DistributeImageResult> {
+  const res = await api.inject({ method: 'POST', url: '/v1/distributions', payload: { image: `${repository}:${image.tag}` } });
   assert.equal(res.statusCode, 202, res.body);
   const handle = temporal.client.workflow.getHandle<typeof distributeImage>(res.json().workflowId, res.json().runId);
   try {
@@ -113,9 +115,11 @@ describe('distributeImage', () => {
 });
 
 test('an IDC that is down fails its subtree only: its sub-IDCs are skipped, the other branch finishes', async () => {
+  // An image no IDC has yet: the sub-IDCs, which start with idc-a and wait on it, never get a blob.
+  await pushWithSkopeo(image, registries.hub, 'platform/api');
   await registries.a.stop();
   try {
-    const failure = await distribute('distribute-subtree-down').then(
+    const failure = await distribute('distribute-subtree-down', 'platform/api').then(
       () => assert.fail('the distribution should report idc-a as failed'),
       (err) => err,
     );
@@ -126,5 +130,50 @@ test('an IDC that is down fails its subtree only: its sub-IDCs are skipped, the 
     assert.equal(results['idc-b'].status, 'done');
   } finally {
     await registries.a.start();
+  }
+});
+
+test('pipelined: down a 4-level chain, each IDC pulls a blob as soon as its parent holds it; each link carries the image once', async () => {
+  // A slow first link (1 MB/s per download) makes idc-1 take seconds to receive six 1 MiB layers, one at a time.
+  const chain = await Promise.all(['p0', 'p1', 'p2', 'p3'].map((n) => startedRegistry(n)));
+  const served = [await startRegistryProxy(chain[0].url, { downloadBytesPerSecond: 1_000_000 }), await startRegistryProxy(chain[1].url), await startRegistryProxy(chain[2].url)];
+  const local: (() => Promise<unknown>)[] = [...chain.map((r) => r.stop), ...served.map((p) => p.close)];
+  try {
+    const layered = await buildOciLayout(tempDir('chain'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: Array.from({ length: 6 }, () => ({ size: 1 << 20 })) }]);
+    await pushWithSkopeo(layered, chain[0], 'platform/chain');
+    const { config: chainConfig } = testConfig('pipeline', temporal.address, [
+      { registry: chain[0], idc: 'idc-0', url: served[0].url },
+      { registry: chain[1], idc: 'idc-1', parent: 'idc-0', url: served[1].url },
+      { registry: chain[2], idc: 'idc-2', parent: 'idc-1', url: served[2].url },
+      { registry: chain[3], idc: 'idc-3', parent: 'idc-2' },
+    ]);
+    const workers = await startWorkers(chainConfig);
+    local.push(() => workers.shutdown());
+    const chainApi = await testApi(chainConfig, temporal.client);
+    local.push(() => chainApi.close());
+
+    const firstLayer = JSON.parse((await manifestWithSkopeo(chain[0], 'platform/chain:1.0')).toString()).layers[0].digest as string;
+    const res = await chainApi.inject({ method: 'POST', url: '/v1/distributions', payload: { image: 'platform/chain:1.0' } });
+    assert.equal(res.statusCode, 202, res.body);
+    const handle = temporal.client.workflow.getHandle<typeof distributeImage>(res.json().workflowId, res.json().runId);
+    // Watch the two ends: when the last IDC holds the first layer, and when idc-1 holds the whole image (its tag).
+    const [last, first] = [registryClient(chain[3]), registryClient(chain[1])];
+    local.push(() => last.close(), () => first.close());
+    let lastHadLayerAt: number | undefined;
+    let firstTaggedAt: number | undefined;
+    let finished = false;
+    const result = handle.result().finally(() => (finished = true));
+    while (!finished && (lastHadLayerAt === undefined || firstTaggedAt === undefined)) {
+      lastHadLayerAt ??= (await last.hasBlob('platform/chain', firstLayer)) ? Date.now() : undefined;
+      firstTaggedAt ??= (await first.headManifest('platform/chain', '1.0')) ? Date.now() : undefined;
+      await sleep(50);
+    }
+    const results = await result;
+    assert.deepEqual(Object.values(results).map((r) => r.status), ['done', 'done', 'done']);
+    assert.ok(lastHadLayerAt !== undefined && firstTaggedAt !== undefined && lastHadLayerAt < firstTaggedAt, 'idc-3 had the first layer before idc-1 had the whole image');
+    for (const r of chain.slice(1)) assert.equal(await digestWithSkopeo(r, 'platform/chain:1.0'), layered.digest);
+    for (const [i, proxy] of served.entries()) assert.equal(proxy.downloadedBytes, layered.blobBytes, `idc-${i} served the image once, to idc-${i + 1}`);
+  } finally {
+    for (const c of local.reverse()) await c().catch(() => undefined);
   }
 });

@@ -52,12 +52,12 @@ after(async () => {
   await removeCluster((await hostEngine()).docker, cluster);
 });
 
-const finish = (workflowId: string) => workflowOutcome(temporal.client, workflowId);
+const finish = (workflowId: string, fixture?: string) => workflowOutcome(temporal.client, workflowId, fixture);
 /** GET /v1/clusters/:cluster/reconciliation */
 type LastReport = { workflowId: string; nextRun: string | null; report: ReconcileReport };
-async function started(res: { statusCode: number; body: string; json(): { workflowId: string } }) {
+async function started(res: { statusCode: number; body: string; json(): { workflowId: string } }, fixture?: string) {
   assert.equal(res.statusCode, 202, res.body);
-  return finish(res.json().workflowId);
+  return finish(res.json().workflowId, fixture);
 }
 async function provision(name: string) {
   const res = await api.inject({ method: 'POST', url: '/v1/machines', payload: { cluster, pool: 'web', name } });
@@ -65,7 +65,7 @@ async function provision(name: string) {
   return finish(res.json().workflows[0].workflowId);
 }
 async function reconcile(): Promise<ReconcileReport> {
-  const done = await started(await api.inject({ method: 'POST', url: `/v1/clusters/${cluster}/reconcile` }));
+  const done = await started(await api.inject({ method: 'POST', url: `/v1/clusters/${cluster}/reconcile` }), 'reconcile-inventory');
   assert.ok(done.ok, done.ok ? '' : done.error);
   return done.result as ReconcileReport;
 }
@@ -136,7 +136,7 @@ describe('reconciliation', () => {
     assert.match(notOrphan.ok ? '' : notOrphan.error, new RegExp(`is machine ${stopped.id} \\(web/web-1, ready\\) of this inventory: decommission it instead$`));
 
     // The other orphan adopted into its pool, as its tags say: SSH, host key pinned, profile run, ready.
-    const adopted = await started(await api.inject({ method: 'POST', url: `/v1/clusters/${cluster}/orphans/${lost.id}/adopt`, payload: {} }));
+    const adopted = await started(await api.inject({ method: 'POST', url: `/v1/clusters/${cluster}/orphans/${lost.id}/adopt`, payload: {} }), 'adopt-orphan');
     assert.ok(adopted.ok, adopted.ok ? '' : adopted.error);
     const web8 = await getMachine(inventory, (adopted.result as { machineId: string }).machineId);
     assert.deepEqual([web8.name, web8.pool, web8.state, web8.providerId], ['web-8', 'web', 'ready', lost.id]);

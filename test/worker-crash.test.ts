@@ -1,5 +1,6 @@
-// Kill -9 the worker in the middle of a ~300 MB copy, start another: the workflow completes, and only the blobs
-// that were in flight are sent again (finished blobs are found on the target and skipped).
+// Kill -9 the worker in the middle of a ~300 MB copy, start another: the workflow completes, only the blobs that
+// were in flight are sent again (finished blobs are found on the target and not sent again), and the result counts
+// every blob the replication put there once, whichever attempt sent it.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -74,6 +75,11 @@ test('a worker killed mid-copy is replaced and the copy completes without re-sen
   await recordHistory(temporal.client, handle.workflowId, 'worker-crash');
 
   assert.equal(result.target.digest, image.digest);
+  // The target was empty: every blob is the replication's, however many of them the killed attempt finished after
+  // its last heartbeat.
+  assert.equal(result.target.bytesCopied, image.blobBytes, 'bytesCopied counts every blob the replication put on the target');
+  assert.equal(result.target.blobsCopied, 11, 'ten layers and the config');
+  assert.equal(result.target.blobsSkipped, 0);
   assert.equal(await digestWithSkopeo(target, 'lib/big:big'), image.digest);
   const sentAgain = proxy.uploadedBytes - image.blobBytes;
   console.log(`killed after ${sentBeforeKill} bytes; sent again after the restart: ${sentAgain} bytes`);

@@ -1,9 +1,7 @@
 import { ActivityFailure, ApplicationFailure, defineQuery, defineSignal, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities, CopyToRegistryResult } from '../activities/index.ts';
-import type { CopyProgress } from '../activities/registry/copy-image.ts';
-
-/** Bytes and blobs of a copy, done and in total, as the copy activity counts them. */
-export type CopyCounts = Omit<CopyProgress, 'copiedDigests' | 'uploads'>;
+import type { Pipelining } from '../activities/replication.ts';
+import type { CopyCounts } from '../activities/registry/copy-image.ts';
 
 export interface RegistryEndpoint {
   registry: string;
@@ -20,6 +18,8 @@ export interface ReplicateImageInput {
   targets: RegistryEndpoint[];
   /** Attempts per copy before a target is reported failed (berth.yaml copy.maxAttempts); 10 when not given. */
   maxAttempts?: number;
+  /** In a distribution: the copies start while the source is still receiving the image. */
+  pipeline?: Pipelining;
 }
 
 export interface TargetResult {
@@ -103,7 +103,7 @@ export async function replicateImage(input: ReplicateImageInput): Promise<Replic
       });
       const p = progress[t.registry];
       try {
-        const r: CopyToRegistryResult = await copyImageToRegistry({ image, digest, source: source.registry, target: t.registry, progressSignalMs });
+        const r: CopyToRegistryResult = await copyImageToRegistry({ image, digest, source: source.registry, target: t.registry, progressSignalMs, pipeline: input.pipeline });
         results[t.registry] = { digest: r.digest, bytesCopied: r.bytesCopied, blobsCopied: r.blobsCopied, blobsSkipped: r.blobsSkipped, referrers: r.referrers, durationMs: r.durationMs };
         Object.assign(p, { status: 'done', digest: r.digest, bytesCopied: r.bytesCopied, blobsCopied: r.blobsCopied, blobsSkipped: r.blobsSkipped });
       } catch (err) {

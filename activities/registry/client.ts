@@ -1,14 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { Agent, interceptors, request, type Dispatcher } from 'undici';
 import { basicAuthorization, onRegistryHost, parseChallenge, realmRefusal, type Credentials } from './auth.ts';
 import { asRegistryError, formatImage, isLostUpload, responseFailure, RegistryError } from './errors.ts';
+import { header as headerOf, HttpAgent, HttpError, type ChunkStream, type HttpResponse, type StreamedBody } from './http.ts';
 import { manifestAccept, MediaType } from './media-types.ts';
 import { isRepositoryName, isTag } from './reference.ts';
 import { throttled, type TokenBucket } from './throttle.ts';
 
-type Response = Dispatcher.ResponseData;
+type Response = HttpResponse;
 
 export interface RegistryClientOptions {
   /** Used in error messages: the registry's name in berth.yaml. */
@@ -57,7 +55,7 @@ export class RegistryClient {
   private readonly credentials?: Credentials;
   private readonly trustedTokenRealms: string[];
   private readonly chunkSize: number;
-  private readonly dispatcher: Dispatcher;
+  private readonly http: HttpAgent;
   private readonly limits: Pick<RegistryClientOptions, 'requests' | 'downloads'>;
   private scheme: 'none' | 'basic' | 'bearer' = 'none';
   private tokenService?: { realm: string; service?: string };
@@ -73,13 +71,11 @@ export class RegistryClient {
     // No cap on connections per registry: a copy holds a read on one registry while it writes to another, and
     // copies in opposite directions in one worker would otherwise wait on each other's connections forever.
     // Concurrency is bounded by the workers' activity slots times copy.blobConcurrency.
-    this.dispatcher = new Agent({ connectTimeout: 10_000, headersTimeout: 120_000, bodyTimeout: 120_000 }).compose(
-      interceptors.redirect({ maxRedirections: 3 }),
-    );
+    this.http = new HttpAgent({ connectTimeoutMs: 10_000, timeoutMs: 120_000, maxRedirects: 3 });
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await this.http.close();
   }
 
   /** GET /v2/: reachable, speaks the API, and accepts our credentials. */
@@ -96,7 +92,7 @@ export class RegistryClient {
       throw new RegistryError('ImageNotFound', `${formatImage(repository, reference)} does not exist on ${this.name}`, { status: 404 });
     }
     if (res.statusCode !== 200) throw await this.failure(res, what);
-    const bytes = Buffer.from(await res.body.arrayBuffer());
+    const bytes = await res.body.bytes();
     const digest = sha256Digest(bytes);
     const claimed = header(res, 'docker-content-digest');
     const expected = reference.startsWith('sha256:') ? reference : claimed;
@@ -172,7 +168,7 @@ export class RegistryClient {
         return withApi ? [] : null;
       }
       if (res.statusCode !== 200) throw await this.failure(res, what);
-      pages.push(Buffer.from(await res.body.arrayBuffer()));
+      pages.push(await res.body.bytes());
       path = this.nextPage(res, path, what);
     }
     return pages;
@@ -225,7 +221,7 @@ export class RegistryClient {
   /**
    * Streams a blob, from `offset` on when given (an HTTP range). The caller must consume or destroy the stream.
    */
-  async getBlob(repository: string, digest: string, signal?: AbortSignal, offset = 0): Promise<Readable> {
+  async getBlob(repository: string, digest: string, signal?: AbortSignal, offset = 0): Promise<ChunkStream> {
     const what = `get blob ${repository}@${digest}`;
     const headers: Record<string, string> = offset > 0 ? { range: `bytes=${offset}-` } : {};
     const res = await this.send({ method: 'GET', path: `/v2/${repository}/blobs/${digest}`, headers, scopes: [pull(repository)], what, signal });
@@ -234,11 +230,7 @@ export class RegistryClient {
       await res.body.dump();
       throw new RegistryError('RegistryRejected', `${what} on ${this.name}: range requests are not supported`);
     }
-    if (!this.limits.downloads) return res.body;
-    const paced = throttled(this.limits.downloads, signal);
-    // pipeline passes errors both ways: a failed read fails the paced stream, a destroyed reader stops the read.
-    pipeline(res.body, paced).catch(() => undefined);
-    return paced;
+    return this.limits.downloads ? throttled(res.body, this.limits.downloads, signal) : res.body;
   }
 
   /**
@@ -267,7 +259,7 @@ export class RegistryClient {
   async uploadBlob(
     repository: string,
     blob: BlobRef,
-    open: (offset: number) => Promise<Readable>,
+    open: (offset: number) => Promise<ChunkStream>,
     opts: { signal?: AbortSignal; resume?: UploadCheckpoint; onCheckpoint?: (checkpoint: UploadCheckpoint) => void } = {},
   ): Promise<void> {
     const resumed = opts.resume && (await this.uploadStatus(repository, opts.resume.location, opts.signal));
@@ -291,13 +283,13 @@ export class RegistryClient {
     repository: string,
     blob: BlobRef,
     from: UploadCheckpoint,
-    open: (offset: number) => Promise<Readable>,
+    open: (offset: number) => Promise<ChunkStream>,
     opts: { signal?: AbortSignal; onCheckpoint?: (checkpoint: UploadCheckpoint) => void },
   ): Promise<void> {
     const what = `upload blob ${repository}@${blob.digest}`;
     const { signal } = opts;
     let location = from.location;
-    let content: Readable | undefined;
+    let content: ChunkStream | undefined;
     try {
       if (from.offset === blob.size) {
         // Every byte arrived before the interruption: only the commit is left.
@@ -309,8 +301,8 @@ export class RegistryClient {
         const res = await this.send({
           method: 'PUT',
           url: withDigest(location, blob.digest),
-          headers: { 'content-type': 'application/octet-stream', 'content-length': String(blob.size) },
-          body: content,
+          headers: { 'content-type': 'application/octet-stream' },
+          body: { length: blob.size, chunks: content },
           scopes: [push(repository)],
           what,
           signal,
@@ -324,12 +316,8 @@ export class RegistryClient {
         const res = await this.send({
           method: 'PATCH',
           url: location,
-          headers: {
-            'content-type': 'application/octet-stream',
-            'content-length': String(length),
-            'content-range': `${offset}-${offset + length - 1}`,
-          },
-          body: reader.take(length),
+          headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${offset + length - 1}` },
+          body: { length, chunks: reader.take(length) },
           scopes: [push(repository)],
           what,
           signal,
@@ -351,7 +339,7 @@ export class RegistryClient {
 
   private async commitUpload(repository: string, blob: BlobRef, location: string, signal?: AbortSignal): Promise<void> {
     const what = `commit blob ${repository}@${blob.digest}`;
-    const res = await this.send({ method: 'PUT', url: withDigest(location, blob.digest), headers: { 'content-length': '0' }, scopes: [push(repository)], what, signal });
+    const res = await this.send({ method: 'PUT', url: withDigest(location, blob.digest), scopes: [push(repository)], what, signal });
     await this.expect(res, [201], what);
   }
 
@@ -383,11 +371,11 @@ export class RegistryClient {
    * whose body can be replayed go first; streamed bodies follow a request that has already obtained the token.
    */
   private async send(req: {
-    method: Dispatcher.HttpMethod;
+    method: string;
     path?: string;
     url?: string;
     headers?: Record<string, string>;
-    body?: Buffer | Readable | AsyncIterable<Uint8Array>;
+    body?: Buffer | StreamedBody;
     scopes: string[];
     what: string;
     signal?: AbortSignal;
@@ -403,16 +391,22 @@ export class RegistryClient {
       const authorization = own ? this.authorization(req.scopes) : undefined;
       let res: Response;
       try {
-        res = await request(url, {
+        res = await this.http.request({
           method: req.method,
+          url: new URL(url),
           headers: { 'user-agent': 'berth', ...req.headers, ...(authorization ? { authorization } : {}) },
-          body: req.body as Dispatcher.DispatchOptions['body'],
+          body: req.body,
           signal: req.signal,
-          dispatcher: this.dispatcher,
         });
       } catch (err) {
         // Cancelled: let the activity's own cancellation surface, not a registry error.
         if (req.signal?.aborted) throw err;
+        if (err instanceof HttpError && err.code === 'HTTP_BODY_LENGTH') throw new RegistryError('DigestMismatch', `${req.what} on ${this.name}: ${err.message}`, { cause: err });
+        // A certificate the process does not trust stays untrusted however often it is tried.
+        const code = (err as { code?: string }).code;
+        if (code && untrustedCertificate.has(code)) {
+          throw new RegistryError('RegistryRejected', `${req.what} on ${this.name}: ${code} ${(err as Error).message} (trust its CA with NODE_EXTRA_CA_CERTS)`, { cause: err });
+        }
         throw asRegistryError(err, `${req.what} on ${this.name}`);
       }
       const challenge = header(res, 'www-authenticate');
@@ -459,11 +453,11 @@ export class RegistryClient {
     for (const scope of new Set([...(challengeScope ? challengeScope.split(' ') : []), ...scopes])) tokenUrl.searchParams.append('scope', scope);
     let res: Response;
     try {
-      res = await request(tokenUrl, {
+      res = await this.http.request({
         method: 'GET',
-        headers: this.credentials ? { authorization: basicAuthorization(this.credentials) } : {},
+        url: tokenUrl,
+        headers: { 'user-agent': 'berth', ...(this.credentials ? { authorization: basicAuthorization(this.credentials) } : {}) },
         signal,
-        dispatcher: this.dispatcher,
       });
     } catch (err) {
       throw asRegistryError(err, `token request to ${tokenUrl.origin} for ${this.name}`);
@@ -501,13 +495,23 @@ function pull(repository: string): string {
   return `repository:${repository}:pull`;
 }
 
+/** Node's TLS verification failures: permanent until the process trusts the certificate's CA. */
+const untrustedCertificate = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
 function push(repository: string): string {
   return `repository:${repository}:pull,push`;
 }
 
 function header(res: Response, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
+  return headerOf(res.headers, name);
 }
 
 /** The path of the next page from an RFC 5988 `Link: </v2/...?last=x&n=y>; rel="next"` header, if any. */
@@ -524,16 +528,19 @@ function withDigest(location: string, digest: string): string {
   return url.toString();
 }
 
-/** Reads a stream in exact-length slices, one per PATCH chunk, without buffering a whole chunk. */
+/**
+ * Reads a stream in exact-length slices, one per PATCH chunk, without buffering a whole chunk. A chunk cut at a
+ * slice's end stays lent: the stream is not read on until its rest has gone out with the next slice.
+ */
 class ExactReader {
-  private readonly it: AsyncIterator<Buffer>;
-  private pending: Buffer | undefined;
+  private readonly it: AsyncIterator<Uint8Array>;
+  private pending: Uint8Array | undefined;
 
-  constructor(stream: Readable) {
+  constructor(stream: ChunkStream) {
     this.it = stream[Symbol.asyncIterator]();
   }
 
-  async *take(length: number): AsyncGenerator<Buffer> {
+  async *take(length: number): AsyncGenerator<Uint8Array> {
     let left = length;
     while (left > 0) {
       let buf = this.pending;
@@ -541,7 +548,7 @@ class ExactReader {
       if (!buf) {
         const next = await this.it.next();
         if (next.done) throw new RegistryError('DigestMismatch', `blob stream ended ${left} bytes early`);
-        buf = next.value as Buffer;
+        buf = next.value;
       }
       if (buf.length > left) {
         this.pending = buf.subarray(left);

@@ -1,4 +1,4 @@
-import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { RegistryClient, Manifest, UploadCheckpoint } from './client.ts';
 import { DigestVerifier } from './digest-verifier.ts';
 import { formatImage, RegistryError } from './errors.ts';
@@ -14,8 +14,20 @@ export interface CopyProgress {
   blobsMounted: number;
   /** Blobs this copy has finished uploading: kept across retries so a resumed copy does not count them again. */
   copiedDigests: string[];
+  /**
+   * Blobs the target lacked when this copy looked, before it uploaded anything, and not uploaded yet. A retry that
+   * finds one of them on the target counts it as copied: an attempt whose later heartbeats were lost put it there.
+   */
+  missingDigests: string[];
   /** Chunked uploads under way, by digest: a retry continues them instead of sending their bytes again. */
   uploads: Record<string, UploadCheckpoint>;
+}
+
+/** What a copy reports to the workflow: its counts, without what only a retry needs. */
+export type CopyCounts = Omit<CopyProgress, 'copiedDigests' | 'missingDigests' | 'uploads'>;
+
+export function copyCounts({ copiedDigests: _, missingDigests: __, uploads: ___, ...counts }: CopyProgress): CopyCounts {
+  return counts;
 }
 
 export interface CopyImageRequest {
@@ -29,14 +41,37 @@ export interface CopyImageRequest {
   targetReference?: string;
   /** Blobs uploaded at once. */
   concurrency: number;
-  /** Progress of an earlier attempt of the same copy (from heartbeat details). */
-  resumeFrom?: Pick<CopyProgress, 'copiedDigests' | 'uploads'>;
+  /** Where manifests and referrers are read when `source` may not hold them yet: a distribution's source. */
+  manifestSource?: RegistryClient;
+  /**
+   * `source` is itself still receiving the image (an IDC upstream in a distribution): a blob it lacks is waited for,
+   * as long as blobs keep arriving there, and pulled as soon as it lands.
+   */
+  waitForSource?: boolean;
+  /**
+   * Blobs of 1 MiB and more go in manifest order, each starting when the one before it is 3/4 through, so that they
+   * land one after another, each as early as it can, for the copies that wait on this target (an IDC with IDCs
+   * below it). Concurrent copies over one link all finish together, late; one at a time leaves a link idle between
+   * blobs and, on a busy machine, a single stream short of the link.
+   */
+  inOrder?: boolean;
+  /** Progress of an earlier attempt of the same copy (from heartbeat details; missingDigests is new in 0.2). */
+  resumeFrom?: Pick<CopyProgress, 'copiedDigests' | 'uploads'> & Partial<Pick<CopyProgress, 'missingDigests'>>;
   onProgress?: (progress: CopyProgress) => void;
   signal?: AbortSignal;
 }
 
 /** How often a copy reports progress while bytes flow. */
 const progressIntervalMs = 1000;
+
+/** A copy waiting on a source that is itself receiving gives up when no blob arrived there for this long. */
+const sourceStallMs = 10 * 60_000;
+
+/** Blobs below this size are copied concurrently even in order: a config or a small layer holds nothing up. */
+const inOrderFrom = 1 << 20;
+
+/** In order, the next large blob starts when this share of the one before it is through. */
+const staggerAt = 0.75;
 
 /**
  * How many levels of referrers are followed: a signature of an SBOM of the image is two. It bounds the requests a
@@ -73,10 +108,11 @@ interface Unit {
 export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult> {
   const { source, target, sourceRepository, targetRepository, reference, signal } = req;
   const targetReference = req.targetReference ?? reference;
-  const top = await source.getManifest(sourceRepository, reference, signal);
-  const image = await collect(source, sourceRepository, top, targetReference, signal);
+  const manifests = req.manifestSource ?? source;
+  const top = await manifests.getManifest(sourceRepository, reference, signal);
+  const image = await collect(manifests, sourceRepository, top, targetReference, signal);
   const ofImage = `the referrers of ${sourceRepository}@${top.digest}`;
-  const referrers = await inContext(`finding ${ofImage} on ${source.name}`, () => collectReferrers(source, sourceRepository, image, signal));
+  const referrers = await inContext(`finding ${ofImage} on ${manifests.name}`, () => collectReferrers(manifests, sourceRepository, image, signal));
 
   const units = [...referrers.units, image];
   const stored = new Set<Unit>();
@@ -88,76 +124,91 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
   // Blobs of manifests the target holds are there (a registry refuses a manifest whose blobs it lacks).
   const toCopy = new Map(missing.flatMap((u) => [...u.blobs]));
 
-  const resumed = new Set(req.resumeFrom?.copiedDigests ?? []);
+  // What the target lacks, all of it before the first upload, and reported at once: whatever happens to this
+  // attempt's later reports (a dead worker, Temporal out of reach), a retry knows which blobs it finds there
+  // this replication put there.
+  const present = new Set<string>();
+  await forEachLimit([...toCopy.keys()], req.concurrency, async (digest) => {
+    if (await target.hasBlob(targetRepository, digest, signal)) present.add(digest);
+  });
+  const ours = new Set([...(req.resumeFrom?.copiedDigests ?? []), ...(req.resumeFrom?.missingDigests ?? [])]);
   const sizeOf = (digests: Iterable<string>) => [...digests].reduce((n, d) => n + (blobs.get(d)?.size ?? 0), 0);
-  const progress: CopyProgress = {
-    bytesTotal: sizeOf(blobs.keys()),
-    // Bytes of blob content put on the target, each blob counted once however many attempts it took.
-    bytesCopied: sizeOf(resumed),
-    blobsTotal: blobs.size,
-    blobsCopied: 0,
-    blobsSkipped: 0,
-    blobsMounted: 0,
-    copiedDigests: [...resumed],
-    uploads: { ...req.resumeFrom?.uploads },
-  };
+  const copied: string[] = [];
+  const lacking = new Set<string>();
+  let [blobsSkipped, blobsMounted] = [0, 0];
   for (const digest of blobs.keys()) {
-    // Blobs an earlier attempt uploaded (it stopped before it could report the manifest) count as copied.
-    if (toCopy.has(digest)) continue;
-    if (resumed.has(digest)) progress.blobsCopied++;
-    else progress.blobsSkipped++;
+    if (toCopy.has(digest) && !present.has(digest)) lacking.add(digest);
+    else if (ours.has(digest)) copied.push(digest); // an earlier attempt uploaded it
+    else blobsSkipped++;
   }
+  // Bytes of blob content put on the target, each blob counted once however many attempts it took.
+  let bytesCopied = sizeOf(copied);
+  const uploads = { ...req.resumeFrom?.uploads };
   let lastReport = 0;
   const report = () => {
     lastReport = Date.now();
-    req.onProgress?.({ ...progress, copiedDigests: [...progress.copiedDigests], uploads: { ...progress.uploads } });
+    req.onProgress?.({
+      bytesTotal: sizeOf(blobs.keys()),
+      bytesCopied,
+      blobsTotal: blobs.size,
+      blobsCopied: copied.length,
+      blobsSkipped,
+      blobsMounted,
+      copiedDigests: [...copied],
+      missingDigests: [...lacking],
+      uploads: { ...uploads },
+    });
   };
+  report();
 
   const sameRegistry = source.baseUrl === target.baseUrl;
-  const copyBlob = async (blob: Descriptor) => {
-    if (await target.hasBlob(targetRepository, blob.digest, signal)) {
-      if (resumed.has(blob.digest)) progress.blobsCopied++;
-      else progress.blobsSkipped++;
-    } else if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
-      progress.blobsMounted++;
+  const lastArrival = { at: Date.now() };
+  const copyBlob = async (blob: Descriptor, halfway?: () => void) => {
+    if (sameRegistry && (await target.mountBlob(targetRepository, blob.digest, sourceRepository, signal))) {
+      blobsMounted++;
     } else {
-      let feeding: Promise<unknown> = Promise.resolve();
       let counted = 0; // this blob's share of bytesCopied, taken back if its upload starts over
       const open = async (offset: number) => {
+        // The upload session is open already: the bytes flow two round trips after the blob lands.
+        if (req.waitForSource) await arrival(source, sourceRepository, blob.digest, lastArrival, signal);
         const content = await source.getBlob(sourceRepository, blob.digest, signal, offset);
-        progress.bytesCopied += offset - counted; // up to offset: sent by an earlier attempt, continued now
+        bytesCopied += offset - counted; // up to offset: sent by an earlier attempt, continued now
         counted = offset;
-        const verifier = new DigestVerifier(blob, offset, (n) => {
+        // A verifier error fails the upload it feeds before the registry commits anything.
+        return new DigestVerifier(content, blob, offset, (n) => {
           counted += n;
-          progress.bytesCopied += n;
+          bytesCopied += n;
+          if (counted >= blob.size * staggerAt) halfway?.();
           // Report while bytes flow, not only per blob: a large blob on a slow link must keep heartbeating.
           if (Date.now() - lastReport >= progressIntervalMs) report();
         });
-        // pipeline() carries a verifier error to the upload (which then fails) and destroys the source stream.
-        feeding = pipeline(content, verifier).catch(() => undefined);
-        return verifier;
       };
       await target.uploadBlob(targetRepository, blob, open, {
         signal,
-        resume: progress.uploads[blob.digest],
+        resume: uploads[blob.digest],
         onCheckpoint: (checkpoint) => {
-          progress.uploads[blob.digest] = checkpoint;
+          uploads[blob.digest] = checkpoint;
           report();
         },
       });
-      await feeding;
-      delete progress.uploads[blob.digest];
-      progress.blobsCopied++;
-      progress.copiedDigests.push(blob.digest);
+      delete uploads[blob.digest];
+      copied.push(blob.digest);
     }
+    lacking.delete(blob.digest);
     report();
   };
 
   const imageBlobs = stored.has(image) ? new Map<string, Descriptor>() : image.blobs;
-  await forEachLimit([...imageBlobs.values()], req.concurrency, copyBlob);
+  const upload = async (descriptors: Iterable<Descriptor>) => {
+    const lacked = [...descriptors].filter((b) => lacking.has(b.digest));
+    if (!req.inOrder) return forEachLimit(lacked, req.concurrency, (b) => copyBlob(b));
+    await forEachLimit(lacked.filter((b) => b.size < inOrderFrom), req.concurrency, (b) => copyBlob(b));
+    await staggered(lacked.filter((b) => b.size >= inOrderFrom), copyBlob);
+  };
+  await upload(imageBlobs.values());
   // A signed image without its signature is not a good copy: a referrer that fails fails the copy, before the tag.
   await inContext(`copying ${ofImage} to ${target.name}`, async () => {
-    await forEachLimit([...toCopy.values()].filter((b) => !imageBlobs.has(b.digest)), req.concurrency, copyBlob);
+    await upload(toCopy.values());
     for (const u of missing) if (u !== image) await store(target, targetRepository, u, signal);
     await mergeReferrersTags(target, targetRepository, referrers.indexes, referrers.listed, signal);
   });
@@ -168,13 +219,32 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
     mediaType: top.mediaType,
     manifests: image.children.length + 1,
     referrers: referrers.count,
-    // Blobs this copy put on the target, each counted once across attempts. A blob finished just before a crash,
-    // after the last heartbeat, is found on the target by the next attempt and counted as skipped.
-    bytesCopied: sizeOf(progress.copiedDigests),
-    blobsCopied: progress.blobsCopied,
-    blobsSkipped: progress.blobsSkipped,
-    blobsMounted: progress.blobsMounted,
+    // Blobs this copy put on the target, each counted once across attempts, provided this copy's first report
+    // (the blobs the target lacked) reached Temporal before an attempt was lost.
+    bytesCopied: sizeOf(copied),
+    blobsCopied: copied.length,
+    blobsSkipped,
+    blobsMounted,
   };
+}
+
+/**
+ * Waits until a source that is itself receiving the image holds a blob (HEAD: asking costs the link no body).
+ * Unreachable counts as not there yet: the source may be restarting, and if its own copy fails for good, the
+ * distribution cancels this one.
+ */
+async function arrival(source: RegistryClient, repository: string, digest: string, last: { at: number }, signal?: AbortSignal): Promise<void> {
+  for (let delayMs = 50; ; delayMs = Math.min(250, delayMs * 1.5)) {
+    const there = await source.hasBlob(repository, digest, signal).catch((err) => {
+      if (err instanceof RegistryError && err.retryable) return false;
+      throw err;
+    });
+    if (there) return void (last.at = Date.now());
+    if (Date.now() - last.at > sourceStallMs) {
+      throw new RegistryError('RegistryUnavailable', `${source.name} has received no blob of the image for ${sourceStallMs / 60_000} minutes; ${digest} is still missing there`);
+    }
+    await sleep(delayMs, undefined, { signal });
+  }
 }
 
 /** Writes a unit children first, then reads its reference back: only the target's own answer counts. */
@@ -265,6 +335,28 @@ async function inContext<T>(what: string, fn: () => Promise<T>): Promise<T> {
     if (err instanceof RegistryError) throw new RegistryError(err.type, `${what}: ${err.message}`, { ...err.opts, cause: err });
     throw err;
   }
+}
+
+/**
+ * Runs `fn` on each item in order, each starting once the one before it called `halfway` (or ended), two at most
+ * at a time. A failure stops the starting of new ones; the other one running finishes before the failure surfaces.
+ */
+async function staggered<T>(items: T[], fn: (item: T, halfway: () => void) => Promise<void>): Promise<void> {
+  const running = new Set<Promise<void>>();
+  let failure: { err: unknown } | undefined;
+  for (const item of items) {
+    if (failure) break;
+    let halfway!: () => void;
+    const half = new Promise<void>((resolve) => (halfway = resolve));
+    const run: Promise<void> = fn(item, halfway)
+      .catch((err) => void (failure ??= { err }))
+      .finally(() => running.delete(run));
+    running.add(run);
+    await Promise.race([half, run]);
+    while (running.size > 1 && !failure) await Promise.race(running);
+  }
+  await Promise.all(running);
+  if (failure) throw failure.err;
 }
 
 async function forEachLimit<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {

@@ -1,5 +1,5 @@
-import { Transform } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { ChunkStream } from './http.ts';
 
 /**
  * A token bucket: `rate` tokens per second, at most one second's worth banked. Shared by everything that should
@@ -39,11 +39,15 @@ export function sharedBucket(key: string, rate: number): TokenBucket {
   return bucket;
 }
 
-/** Passes a stream through at the bucket's rate. */
-export function throttled(bucket: TokenBucket, signal?: AbortSignal): Transform {
-  return new Transform({
-    transform(chunk: Buffer, _enc, done) {
-      bucket.take(chunk.length, signal).then(() => done(null, chunk), done);
+/** Passes a stream through at the bucket's rate: the next chunk is read once this one's tokens are paid. */
+export function throttled(source: ChunkStream, bucket: TokenBucket, signal?: AbortSignal): ChunkStream {
+  return {
+    async *[Symbol.asyncIterator]() {
+      for await (const chunk of source) {
+        await bucket.take(chunk.length, signal);
+        yield chunk;
+      }
     },
-  });
+    destroy: (err) => source.destroy(err),
+  };
 }

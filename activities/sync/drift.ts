@@ -138,10 +138,9 @@ export async function driftPage(req: DriftPageRequest): Promise<{ drift: Reposit
 }
 
 /**
- * The digest a tag points to, from a GET of its manifest; undefined when the tag is gone (listed a moment ago, it
- * may be). Not a HEAD: undici closes the connection after every HEAD (against servers that send a body anyway),
- * so a diff of thousands of tags would open thousands of connections; a GET of a manifest (a few hundred bytes to
- * a few KB) keeps one, and costs the registry the same work.
+ * The digest a tag points to, from a GET of its manifest (a few hundred bytes to a few KB, the digest checked);
+ * undefined when the tag is gone (listed a moment ago, it may be). A GET because undici closed the connection after
+ * every HEAD; berth's own transport keeps it, so a HEAD is worth measuring against it (README, Benchmark).
  */
 async function digestOf(client: RegistryClient, repository: string, tag: string, signal?: AbortSignal): Promise<string | undefined> {
   try {

@@ -29,11 +29,11 @@ export interface TestRegistry {
 
 /**
  * Describes a docker-registry on a free port; `start` brings it up. Basic auth with a random password by default;
- * `version` and `allowLayerUrls` as for startDockerRegistry.
+ * `version`, `allowLayerUrls` and `tls` as for startDockerRegistry.
  */
 export async function testRegistry(
   name: string,
-  opts: { auth?: 'htpasswd' | 'none' | RegistryAuth; username?: string; password?: string } & Pick<DockerRegistryOptions, 'version' | 'allowLayerUrls'> = {},
+  opts: { auth?: 'htpasswd' | 'none' | RegistryAuth; username?: string; password?: string } & Pick<DockerRegistryOptions, 'version' | 'allowLayerUrls' | 'tls'> = {},
 ): Promise<TestRegistry> {
   const port = await freePort();
   const username = opts.auth === 'none' ? undefined : (opts.username ?? 'berth');
@@ -44,13 +44,13 @@ export async function testRegistry(
   const reg: TestRegistry = {
     name,
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     dataDir: tempDir(`registry-${name}`),
     username,
     password,
     auth,
     async start() {
-      reg.process = await startDockerRegistry({ name, port, dataDir: reg.dataDir, auth, version: opts.version, allowLayerUrls: opts.allowLayerUrls });
+      reg.process = await startDockerRegistry({ name, port, dataDir: reg.dataDir, auth, version: opts.version, allowLayerUrls: opts.allowLayerUrls, tls: opts.tls });
     },
     async stop() {
       await reg.process?.stop();
