@@ -6,11 +6,9 @@
 // process is a client that asks the API to run the rule now and polls until the run has finished. CPU-seconds are
 // user+sys: of the timed process (from /usr/bin/time) and, for berth, of its worker, API and Temporal server over the
 // same span (from /proc). Registries run without auth (htpasswd's bcrypt per request would dominate both tools).
-// Writes bench/results/sync.json. Every registry, Temporal and berth data dir goes under one scratch folder, removed
-// when the bench exits, whatever the outcome (10,000 images are some GB).
+// Writes bench/results/sync.json.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
@@ -93,15 +91,7 @@ interface Measurement {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
-/** Puts every temp dir of this process and its children under one folder, removed on exit (after processes.ts stops theirs). */
-function scratchFolder() {
-  const dir = mkdtempSync(join(tmpdir(), 'berth-bench-sync-'));
-  process.env.TMPDIR = dir;
-  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-}
-
 async function main() {
-  scratchFolder();
   const temporalDir = tempDir('bench-sync-temporal');
   const temporal = await startTemporalDevServer({ port: await freePort(), headless: true, dbFile: join(temporalDir, 'temporal.db'), logFile: join(temporalDir, 'temporal.log') });
   const connection = await Connection.connect({ address: temporal.address });
