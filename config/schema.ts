@@ -299,8 +299,17 @@ export const configSchema = z
       .object({
         /** Catalog and tag list page size (`n`). */
         pageSize: z.number().int().min(1).max(10_000).default(1000),
-        /** Repositories per child workflow of a sync: keeps each workflow's history small on large catalogs. */
-        repositoriesPerBatch: z.number().int().min(1).max(1000).default(50),
+        /**
+         * Repositories per child workflow of a sync (and per page of the catalog). At most 500: the batch's names
+         * travel in its input, which stays below 256 KiB with names of the longest kind (255 characters).
+         */
+        repositoriesPerBatch: z.number().int().min(1).max(500).default(50),
+        /**
+         * A sync run, and each of its batches, continues as new once its history holds this many events; two drift
+         * pages (one fixed, the next compared meanwhile) add at most ~1,400 more, so a history stays below 10,000
+         * (Temporal warns at 10,240 events and fails a workflow at 51,200).
+         */
+        eventsPerRun: z.number().int().min(100).max(8000).default(5000),
       })
       .strict()
       .prefault({}),

@@ -34,6 +34,7 @@ export function syncPlan(config: BerthConfig, rule: SyncRule): SyncPlan {
     bytesPerSecond: rule.bytesPerSecond,
     maxAttempts: config.copy.maxAttempts,
     repositoriesPerBatch: config.sync.repositoriesPerBatch,
+    eventsPerRun: config.sync.eventsPerRun,
   };
 }
 

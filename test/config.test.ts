@@ -96,6 +96,13 @@ describe('berth.yaml', () => {
     assert.deepEqual(problems(`${rule('')}  - { name: r1, source: reg-b, schedule: { cron: "0 3 * * *" } }\n`), ['syncRules[1].name: duplicate sync rule "r1"']);
   });
 
+  test('sync settings that would let a history or payload grow past its bounds are refused with their YAML paths', () => {
+    assert.deepEqual(problems(`${base}sync: { repositoriesPerBatch: 501, eventsPerRun: 9000 }\n`), [
+      'sync.repositoriesPerBatch: Too big: expected number to be <=500',
+      'sync.eventsPerRun: Too big: expected number to be <=8000',
+    ]);
+  });
+
   test('HA groups: unknown registries, a pair in one IDC, unknown vantage points, a bad endpoint queue are refused with their YAML paths', () => {
     const nginx = '{ upstreamFile: u.conf, pidFile: n.pid }';
     const group = (fields: string, queue = '') => `${base}haGroups:\n  - { name: hub, endpoint: { url: "http://127.0.0.1:5000", ${queue}nginx: ${nginx} }, ${fields} }\n`;

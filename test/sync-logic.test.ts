@@ -42,3 +42,22 @@ test('drift: missing, different and extra tags; an extra tag whose digest a stay
     { tag: 'rc-extra', digest: 'sha256:z2', sharedWith: 'rc-keep' },
   ]);
 });
+
+test('drift of one page: only its tags are reported; a tag of another page that the source has protects its digest, one only the target has does not', () => {
+  const source = new Map([['b', 'sha256:b']]); // the page's tags the source has
+  const target = new Map([
+    ['b', 'sha256:old'],
+    ['c', 'sha256:x'], // extra, on the page
+    ['d', 'sha256:y'], // extra, on the page
+    ['a', 'sha256:x'], // another page's tag that the source has (fixed there, later): holds sha256:x until then
+    ['e', 'sha256:y'], // another page's tag the source lacks: extra too, deleted with its digest
+  ]);
+  const inPage = (tag: string) => tag > 'a' && tag <= 'd';
+  const drift = compareTags('apps/web', source, target, () => true, inPage, new Set(['a', 'b']));
+  assert.deepEqual(drift.different, [{ tag: 'b', digest: 'sha256:b', targetDigest: 'sha256:old' }]);
+  assert.deepEqual(drift.missing, []);
+  assert.deepEqual(drift.extra, [
+    { tag: 'c', digest: 'sha256:x', sharedWith: 'a' },
+    { tag: 'd', digest: 'sha256:y' },
+  ]);
+});

@@ -141,9 +141,10 @@ export class RegistryClient {
     await this.expect(res, [202, 200], what);
   }
 
-  /** Every repository in the catalog, page by page (`n`, then the `Link` header's `last`). */
-  listRepositories(pageSize = 1000, signal?: AbortSignal): AsyncGenerator<string[]> {
-    return this.pages(`/v2/_catalog?n=${pageSize}`, 'repositories', ['registry:catalog:*'], 'list catalog', signal);
+  /** Every repository in the catalog (after `after`, when given), page by page (`n`, then the `Link` header's `last`). */
+  listRepositories(pageSize = 1000, signal?: AbortSignal, after?: string): AsyncGenerator<string[]> {
+    const last = after === undefined ? '' : `&last=${encodeURIComponent(after)}`;
+    return this.pages(`/v2/_catalog?n=${pageSize}${last}`, 'repositories', ['registry:catalog:*'], 'list catalog', signal);
   }
 
   /** Every tag of a repository, page by page; none when the repository does not exist. */

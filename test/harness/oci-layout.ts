@@ -162,13 +162,24 @@ async function writeLayer(blobsDir: string, name: string, spec: LayerSpec): Prom
 
 /** A ustar archive holding one file of random bytes, generated piece by piece. */
 function* tarOfOneFile(name: string, size: number): Generator<Buffer> {
+  yield ustarHeader(name, size);
+  for (let left = size; left > 0; ) {
+    const n = Math.min(left, 1024 * 1024);
+    yield randomFillSync(Buffer.allocUnsafe(n));
+    left -= n;
+  }
+  yield tarPadding(size);
+}
+
+/** The 512-byte ustar header of a regular file, modified at `mtime` (seconds; now by default). */
+export function ustarHeader(name: string, size: number, mtime = Math.floor(Date.now() / 1000)): Buffer {
   const header = Buffer.alloc(512);
   header.write(name, 0, 100, 'utf8');
   header.write('0000644\0', 100);
   header.write('0000000\0', 108);
   header.write('0000000\0', 116);
   header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);
-  header.write(`${Math.floor(Date.now() / 1000).toString(8).padStart(11, '0')}\0`, 136);
+  header.write(`${mtime.toString(8).padStart(11, '0')}\0`, 136);
   header.write('        ', 148); // checksum field counts as spaces while summing
   header.write('0', 156);
   header.write('ustar\0', 257);
@@ -176,13 +187,12 @@ function* tarOfOneFile(name: string, size: number): Generator<Buffer> {
   let sum = 0;
   for (const b of header) sum += b;
   header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-  yield header;
-  for (let left = size; left > 0; ) {
-    const n = Math.min(left, 1024 * 1024);
-    yield randomFillSync(Buffer.allocUnsafe(n));
-    left -= n;
-  }
-  yield Buffer.alloc((512 - (size % 512)) % 512 + 1024);
+  return header;
+}
+
+/** What follows a file's content in a ustar archive: padding to a block, then the two empty end blocks. */
+export function tarPadding(size: number): Buffer {
+  return Buffer.alloc((512 - (size % 512)) % 512 + 1024);
 }
 
 export interface RegistryLogin {

@@ -58,20 +58,30 @@ export async function startRegistryProxy(
     refuseFirst?: { requests: number; status: number; headers?: Record<string, string> };
     /** a slow link: blob downloads are paced to this rate */
     downloadBytesPerSecond?: number;
+    /** answer requests a rule matches (its first `times` of them; all without it) with its status and error code */
+    refuseWhen?: { match: (method: string, path: string) => boolean; times?: number; status: number; code: string }[];
     /** a distant registry: every request waits this long before it is passed on */
     delayMs?: number;
   } = {},
 ): Promise<RegistryProxy> {
   const target = new URL(targetUrl);
   const state = { uploadedBytes: 0, downloadedBytes: 0, refused: 0, delayMs: opts.delayMs ?? 0 };
+  const refusedBy = new Map<object, number>();
+  const refuse = (req: IncomingMessage, res: ServerResponse, status: number, code: string, headers?: Record<string, string>) => {
+    req.resume();
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify({ errors: [{ code, message: 'refused by the test proxy' }] }));
+  };
   const server: Server = createServer((req, res) => (state.delayMs > 0 ? setTimeout(() => forward(req, res), state.delayMs) : forward(req, res)));
   const forward = (req: IncomingMessage, res: ServerResponse) => {
     if (opts.refuseFirst && state.refused < opts.refuseFirst.requests) {
       state.refused++;
-      req.resume();
-      res.writeHead(opts.refuseFirst.status, { 'content-type': 'application/json', ...opts.refuseFirst.headers });
-      res.end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'slow down' }] }));
-      return;
+      return refuse(req, res, opts.refuseFirst.status, 'TOOMANYREQUESTS', opts.refuseFirst.headers);
+    }
+    const rule = opts.refuseWhen?.find((r) => r.match(req.method ?? '', req.url ?? '') && (r.times === undefined || (refusedBy.get(r) ?? 0) < r.times));
+    if (rule) {
+      refusedBy.set(rule, (refusedBy.get(rule) ?? 0) + 1);
+      return refuse(req, res, rule.status, rule.code);
     }
     const upstream = request(
       { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
