@@ -12,7 +12,7 @@ import { describeSyncSchedule, scheduleId, syncScheduleNames } from './sync-sche
  */
 export async function fenceSyncSchedules(client: Client, config: BerthConfig, fence: SyncFence, on: boolean): Promise<string[]> {
   const changed: string[] = [];
-  for (const name of await syncScheduleNames(client)) {
+  for (const name of await syncScheduleNames(client, config)) {
     const stored = await describeSyncSchedule(client, name);
     if (!stored) continue;
     let full: SyncPlan;

@@ -41,6 +41,8 @@ export async function createSyncSchedule(client: Client, config: BerthConfig, ru
     action: action(config, rule, origin),
     policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 minute' },
     state: { paused: rule.paused, note: rule.paused ? 'paused in its rule' : undefined },
+    // Whose schedule it is: installations (and test runs) sharing a namespace keep their hands off each other's.
+    memo: { taskQueue: config.taskQueues.main },
   });
 }
 
@@ -64,10 +66,16 @@ export async function describeSyncSchedule(client: Client, name: string) {
   }
 }
 
-/** Names of every sync rule berth has a schedule for (Temporal's list can lag a write by a moment). */
-export async function syncScheduleNames(client: Client): Promise<string[]> {
+/**
+ * Names of every sync rule this installation has a schedule for (Temporal's list can lag a write by a moment).
+ * A schedule without an owner was made before berth 0.2 named one: it is taken as this installation's.
+ */
+export async function syncScheduleNames(client: Client, config: BerthConfig): Promise<string[]> {
   const names: string[] = [];
-  for await (const s of client.schedule.list()) if (s.scheduleId.startsWith(prefix)) names.push(s.scheduleId.slice(prefix.length));
+  for await (const s of client.schedule.list()) {
+    const owner = s.memo?.taskQueue;
+    if (s.scheduleId.startsWith(prefix) && (owner === undefined || owner === config.taskQueues.main)) names.push(s.scheduleId.slice(prefix.length));
+  }
   return names.sort();
 }
 
@@ -86,7 +94,7 @@ export async function reconcileSyncSchedules(client: Client, config: BerthConfig
       result.updated.push(rule.name);
     }
   }
-  for (const name of await syncScheduleNames(client)) {
+  for (const name of await syncScheduleNames(client, config)) {
     if (config.syncRules.some((r) => r.name === name)) continue;
     const stored = await describeSyncSchedule(client, name);
     if (!stored) continue;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { reconcileSyncSchedules, scheduleId } from '../api/sync-schedules.ts';
+import { describeSyncSchedule, reconcileSyncSchedules, scheduleId } from '../api/sync-schedules.ts';
 import type { BerthConfig } from '../config/load.ts';
 import type { PairReport } from '../workflows/sync-registries.ts';
 import { startWorkers } from '../workers/run.ts';
@@ -174,5 +174,22 @@ describe('scheduled sync', () => {
 
     assert.equal((await api.inject({ method: 'DELETE', url: `/v1/sync-rules/${name}` })).statusCode, 204);
     assert.equal((await api.inject({ url: `/v1/sync-rules/${name}` })).statusCode, 404);
+  });
+
+  test("two installations sharing a namespace keep their hands off each other's schedules", async () => {
+    // Another berth on this Temporal namespace: its own main queue, its own rule.
+    const neighbour: BerthConfig = { ...config, taskQueues: { ...config.taskQueues, main: `${config.taskQueues.main}-neighbour` }, syncRules: [{ ...config.syncRules[0], name: `${rule}-neighbour` }] };
+    try {
+      assert.deepEqual((await reconcileSyncSchedules(temporal.client, neighbour)).created, [`${rule}-neighbour`]);
+      // This installation's start neither deletes nor rewrites it, and its API does not list it.
+      const ours = await reconcileSyncSchedules(temporal.client, config);
+      assert.deepEqual([ours.deleted, ours.updated.includes(`${rule}-neighbour`)], [[], false]);
+      assert.ok(await describeSyncSchedule(temporal.client, `${rule}-neighbour`));
+      const listed = (await api.inject({ url: '/v1/sync-rules' })).json().rules.map((r: { name: string }) => r.name);
+      assert.ok(listed.includes(rule) && !listed.includes(`${rule}-neighbour`), listed.join(', '));
+    } finally {
+      await reconcileSyncSchedules(temporal.client, { ...neighbour, syncRules: [] });
+    }
+    assert.equal(await describeSyncSchedule(temporal.client, `${rule}-neighbour`), undefined);
   });
 });

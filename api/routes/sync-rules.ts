@@ -64,7 +64,7 @@ export function syncRuleRoutes(app: FastifyInstance, deps: ApiDeps) {
     tag: 'sync',
     access: { authenticated: true },
     handler: async ({ principal }) => {
-      const all = await Promise.all((await syncScheduleNames(client)).map((name) => describeSyncSchedule(client, name)));
+      const all = await Promise.all((await syncScheduleNames(client, config)).map((name) => describeSyncSchedule(client, name)));
       return { rules: all.filter((r) => r !== undefined && allows(principal, { role: 'guest' }, r.rule.project)).map((r) => view(r!)) };
     },
   });
