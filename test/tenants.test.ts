@@ -41,6 +41,8 @@ async function storedPayloads(workflowId: string): Promise<JsonPayload[]> {
   const visit = (v: unknown) => {
     if (typeof v !== 'object' || v === null) return;
     const o = v as Record<string, unknown>;
+    // The SDK's patch markers (`patched()`) name a code change, not user data: Temporal writes them unencoded.
+    if (o.markerName === 'core_patch') return;
     if (o.metadata && typeof o.data === 'string') found.push({ metadata: o.metadata as Record<string, string>, data: o.data });
     else for (const [k, value] of Object.entries(o)) if (k !== 'searchAttributes') visit(value);
   };
