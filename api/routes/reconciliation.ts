@@ -62,9 +62,13 @@ export function reconciliationRoutes(app: FastifyInstance, deps: ApiDeps) {
     handler: async ({ reply, params }) => {
       if (!clusterOf(params.cluster)) return sendNotFound(reply, noCluster(params.cluster), 'cluster');
       const query = `WorkflowType = 'reconcileInventory' AND ${BerthCluster.name} = '${params.cluster}' AND ExecutionStatus = 'Completed' AND TaskQueue = '${config.taskQueues.main}'`;
+      // Visibility lists the newest runs first, and runs of one cluster never overlap (the schedule skips): the
+      // first page holds the last one. Reading on would read every run of the schedule's whole life.
       let last: { workflowId: string; runId: string; closeTime: Date } | undefined;
+      let read = 0;
       for await (const w of client.workflow.list({ query, pageSize: 20 })) {
         if (w.closeTime && (!last || w.closeTime > last.closeTime)) last = { workflowId: w.workflowId, runId: w.runId, closeTime: w.closeTime };
+        if (++read === 20) break;
       }
       const next = await client.schedule
         .getHandle(reconcileScheduleId(params.cluster))
