@@ -1,11 +1,7 @@
 import { z } from 'zod';
-
-/** Names of IDCs and registries: they appear in task queues, workflow IDs and URLs. */
-const resourceName = z
-  .string()
-  .regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be lowercase letters, digits and dashes (1-63 chars)');
-
-const envVarName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+import { providerSchemas } from '../activities/cloud/schemas.ts';
+import { stepSchemas } from '../activities/hosts/steps/schemas.ts';
+import { envVarName, keyedUnion, resourceName, secretRef } from './fields.ts';
 
 /**
  * Credentials are references only: the secret itself lives in an env var or a file and is resolved by the
@@ -150,34 +146,8 @@ export const haGroupSchema = z
   })
   .strict();
 
-/** A secret by reference: the env var or file that holds it. */
-const secretRef = (what: string) =>
-  z
-    .object({ env: envVarName.optional(), file: z.string().min(1).optional() })
-    .strict()
-    .refine((r) => (r.env === undefined) !== (r.file === undefined), { error: `set exactly one of env or file for ${what}` });
-
-/** One step of an init profile: probe, apply only when needed, verify; reports changed or ok. */
-export const initStepSchema = z.union([
-  z.object({ hostname: z.object({ name: z.string().min(1).optional() }).strict() }).strict(),
-  z.object({ chrony: z.object({ servers: z.array(z.string().min(1)).min(1) }).strict() }).strict(),
-  z.object({ sysctl: z.record(z.string().regex(/^[a-z0-9_.-]+$/, 'must be a sysctl key'), z.union([z.string(), z.number()])) }).strict(),
-  z
-    .object({
-      docker: z
-        .object({
-          /** Point the engine's registry mirror at the machine's IDC registry. */
-          mirror: z.boolean().default(true),
-          logMaxSize: z.string().default('10m'),
-          logMaxFiles: z.number().int().min(1).default(3),
-        })
-        .strict(),
-    })
-    .strict(),
-  z.object({ 'authorized-keys': z.object({ user: z.string().min(1).default('root'), keys: z.array(z.string().min(1)).min(1) }).strict() }).strict(),
-  z.object({ packages: z.array(z.string().regex(/^[a-z0-9][a-z0-9+.-]*$/, 'must be a Debian package name')).min(1) }).strict(),
-  z.object({ script: z.object({ name: z.string().min(1), run: z.string().min(1), check: z.string().min(1) }).strict() }).strict(),
-]);
+/** One step of an init profile, `{ <kind>: <its spec> }`: probe, apply only when needed, verify; reports changed or ok. */
+export const initStepSchema = keyedUnion(stepSchemas, 'init step');
 
 export const sshSchema = z
   .object({
@@ -186,29 +156,7 @@ export const sshSchema = z
   })
   .strict();
 
-export const providerSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('docker'), socketPath: z.string().default('/var/run/docker.sock'), image: z.string().default('berth-host:bookworm') }).strict(),
-  z
-    .object({
-      kind: z.literal('static'),
-      hosts: z
-        .array(z.object({ name: resourceName, address: z.string().min(1), sshPort: z.number().int().min(1).max(65535).default(22), instanceType: z.string().default('physical') }).strict())
-        .min(1),
-    })
-    .strict(),
-  z
-    .object({
-      kind: z.literal('aws'),
-      region: z.string().min(1),
-      /** An EC2-compatible endpoint (moto in the tests); AWS's own when not given. */
-      endpoint: z.url().optional(),
-      imageId: z.string().min(1),
-      subnetId: z.string().min(1).optional(),
-      accessKeyId: secretRef('the AWS access key id'),
-      secretAccessKey: secretRef('the AWS secret access key'),
-    })
-    .strict(),
-]);
+export const providerSchema = z.discriminatedUnion('kind', providerSchemas);
 
 export const clusterSchema = z
   .object({

@@ -1,24 +1,8 @@
 import type { InitStep } from '../../config/schema.ts';
 import { HostError } from './errors.ts';
 import type { SshSession } from './session.ts';
-import { authorizedKeysStep } from './steps/authorized-keys.ts';
-import { chronyStep } from './steps/chrony.ts';
-import { dockerStep } from './steps/docker.ts';
-import { hostnameStep } from './steps/hostname.ts';
-import { packagesStep } from './steps/packages.ts';
-import { scriptStep } from './steps/script.ts';
+import { steps } from './steps/index.ts';
 import type { InitContext, StepDef, StepKind } from './steps/step.ts';
-import { sysctlStep } from './steps/sysctl.ts';
-
-const steps: { [K in StepKind]: StepDef<K> } = {
-  hostname: hostnameStep,
-  chrony: chronyStep,
-  sysctl: sysctlStep,
-  docker: dockerStep,
-  'authorized-keys': authorizedKeysStep,
-  packages: packagesStep,
-  script: scriptStep,
-};
 
 export interface StepResult {
   step: string;

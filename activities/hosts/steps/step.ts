@@ -1,10 +1,10 @@
-import type { InitStep } from '../../../config/schema.ts';
+import type { z } from 'zod';
 import type { SshSession } from '../session.ts';
+import type { stepSchemas } from './schemas.ts';
 
-// Each step is an object of one key, its kind: distribute over the union to list them.
-type KeysOf<T> = T extends unknown ? keyof T : never;
-export type StepKind = KeysOf<InitStep> & string;
-export type StepSpec<K extends StepKind> = Extract<InitStep, Record<K, unknown>>[K];
+export type StepKind = keyof typeof stepSchemas;
+/** A step's spec as config parsed it (defaults filled in). */
+export type StepSpec<K extends StepKind> = z.output<(typeof stepSchemas)[K]>;
 
 /** What a profile run knows about the machine besides the steps. */
 export interface InitContext {
