@@ -114,4 +114,22 @@ describe('berth.yaml', () => {
       'haGroups[0].probe.vantagePoints[1]: unknown IDC "idc-z"',
     ]);
   });
+  test("init steps and providers: an error inside a step's or a provider's own schema names its YAML path", () => {
+    const steps = (yaml: string) => `${base}initProfiles:\n  base:\n${yaml}`;
+    assert.deepEqual(problems(steps('    - hostname: {}\n    - chrony: { servers: [] }\n    - files: [{ path: /etc/motd, content: hi, mode: "9" }]\n')), [
+      'initProfiles.base[1].chrony.servers: Too small: expected array to have >=1 items',
+      'initProfiles.base[2].files[0].mode: must be an octal mode like "0644" or "2750"',
+    ]);
+    assert.deepEqual(problems(steps('    - ntp: { servers: [a] }\n')), [
+      'initProfiles.base[0]: Unrecognized key: "ntp"',
+      'initProfiles.base[0]: each init step is an object of one key, one of: hostname, chrony, sysctl, docker, authorized-keys, packages, script, files',
+    ]);
+    const cluster = (provider: string) =>
+      `${base}rateCard: { aws: { small: 1 } }\ninitProfiles: { base: [{ hostname: {} }] }\nclusters:\n  - { name: c, idc: idc-a, provider: ${provider}, ssh: { privateKey: { env: K } }, pools: [{ name: p, instanceType: small, initProfile: base }] }\n`;
+    assert.deepEqual(problems(cluster('{ kind: aws, imageId: ami-1, accessKeyId: { env: A }, secretAccessKey: { env: S, file: s } }')), [
+      'clusters[0].provider.region: Invalid input: expected string, received undefined',
+      'clusters[0].provider.secretAccessKey: set exactly one of env or file for the AWS secret access key',
+    ]);
+    assert.match(problems(cluster('{ kind: openstack }'))[0], /^clusters\[0\]\.provider\.kind: /);
+  });
 });

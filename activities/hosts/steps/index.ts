@@ -1,6 +1,7 @@
 import { authorizedKeysStep } from './authorized-keys.ts';
 import { chronyStep } from './chrony.ts';
 import { dockerStep } from './docker.ts';
+import { filesStep } from './files.ts';
 import { hostnameStep } from './hostname.ts';
 import { packagesStep } from './packages.ts';
 import { scriptStep } from './script.ts';
@@ -16,4 +17,5 @@ export const steps: { [K in StepKind]: StepDef<K> } = {
   'authorized-keys': authorizedKeysStep,
   packages: packagesStep,
   script: scriptStep,
+  files: filesStep,
 };

@@ -1,6 +1,7 @@
 import { authorizedKeysSchema } from './authorized-keys.schema.ts';
 import { chronySchema } from './chrony.schema.ts';
 import { dockerSchema } from './docker.schema.ts';
+import { filesSchema } from './files.schema.ts';
 import { hostnameSchema } from './hostname.schema.ts';
 import { packagesSchema } from './packages.schema.ts';
 import { scriptSchema } from './script.schema.ts';
@@ -19,4 +20,5 @@ export const stepSchemas = {
   'authorized-keys': authorizedKeysSchema,
   packages: packagesSchema,
   script: scriptSchema,
+  files: filesSchema,
 };
