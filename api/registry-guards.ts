@@ -1,5 +1,5 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { haGroupPlan } from '../config/ha-plan.ts';
+import { haGroupPlan } from '../planning/ha-plan.ts';
 import type { BerthConfig, HaGroup } from '../config/load.ts';
 import { reconfigureSignal, registryGuard } from '../workflows/registry-guard.ts';
 import { searchAttributes } from './start-workflow.ts';

@@ -1,7 +1,7 @@
 import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleSpec } from '@temporalio/client';
 import { workflowProjects } from '../codec/workflow-projects.ts';
 import type { BerthConfig, SyncRule } from '../config/load.ts';
-import { syncPlan } from '../config/sync-plan.ts';
+import { syncPlan } from '../planning/sync-plan.ts';
 import { syncRegistries } from '../workflows/sync-registries.ts';
 import { searchAttributes } from './start-workflow.ts';
 

@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import type { BerthConfig } from '../config/load.ts';
-import { syncPlan } from '../config/sync-plan.ts';
+import { syncPlan } from '../planning/sync-plan.ts';
 import { syncRuleSchema } from '../config/schema.ts';
 import { syncRegistries, type SyncPlan, type SyncReport } from '../workflows/sync-registries.ts';
 import { startWorkers } from '../workers/run.ts';

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { BerthConfig } from '../config/load.ts';
 import { syncRuleSchema } from '../config/schema.ts';
-import { syncPlan } from '../config/sync-plan.ts';
+import { syncPlan } from '../planning/sync-plan.ts';
 import { syncRegistries, type SyncReport } from '../workflows/sync-registries.ts';
 import { startWorkers } from '../workers/run.ts';
 import { registryClient, startedRegistry, testConfig, type TestRegistry } from './harness/berth.ts';

@@ -14,7 +14,7 @@ export interface DistributionNode {
 
 export interface DistributeImageInput {
   image: string;
-  /** The IDC tree below the source, as config/idc-tree.ts plans it from berth.yaml. */
+  /** The IDC tree below the source, as planning/idc-tree.ts plans it from berth.yaml. */
   plan: DistributionNode;
   /** Attempts per copy before an IDC is reported failed. */
   maxAttempts?: number;

@@ -23,7 +23,7 @@ export interface HaSide extends RegistryEndpoint {
   kind: 'distribution' | 'harbor';
 }
 
-/** An HA group as config/ha-plan.ts resolves it from berth.yaml. */
+/** An HA group as planning/ha-plan.ts resolves it from berth.yaml. */
 export interface HaGroupPlan {
   group: string;
   endpointUrl: string;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { distributionPlan, PlanError } from '../../config/idc-tree.ts';
+import { distributionPlan, PlanError } from '../../planning/idc-tree.ts';
 import { distributeImage, type DistributionNode } from '../../workflows/distribute-image.ts';
 import { sendInvalid, sendNotFound } from '../http-errors.ts';
 import { route } from '../route.ts';
