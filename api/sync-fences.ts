@@ -2,7 +2,7 @@ import type { Client } from '@temporalio/client';
 import { fencedSyncPlan, type SyncFence } from '../planning/ha-plan.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { syncPlan } from '../planning/sync-plan.ts';
-import type { SyncPlan } from '../workflows/sync-registries.ts';
+import type { SyncPlan } from '../contracts/sync.ts';
 import { describeSyncSchedule, scheduleId, syncScheduleNames } from './sync-schedules.ts';
 
 /**

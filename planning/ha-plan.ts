@@ -1,5 +1,5 @@
-import type { HaGroupPlan } from '../workflows/registry-guard.ts';
-import type { SyncPlan } from '../workflows/sync-registries.ts';
+import type { HaGroupPlan } from '../contracts/ha.ts';
+import type { SyncPlan } from '../contracts/sync.ts';
 import { findRegistry, idcTaskQueue, type BerthConfig, type HaGroup } from '../config/load.ts';
 import { syncRuleSchema } from '../config/schema.ts';
 import { syncPlan } from './sync-plan.ts';

@@ -1,5 +1,5 @@
-import type { DistributionNode } from '../workflows/distribute-image.ts';
-import type { RegistryEndpoint } from '../workflows/replicate-image.ts';
+import type { DistributionNode } from '../contracts/distribution.ts';
+import type { RegistryEndpoint } from '../contracts/registry-endpoint.ts';
 import { idcTaskQueue, resolveRegistryName, type BerthConfig } from '../config/load.ts';
 
 /** A request the IDC tree cannot serve; `unknown` when it names something berth.yaml does not have. */

@@ -18,7 +18,7 @@ import { describeSyncSchedule, reconcileSyncSchedules, scheduleId } from '../api
 import type { BerthConfig } from '../config/load.ts';
 import { startNginx } from '../embedded/nginx.ts';
 import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
-import type { SyncPlan } from '../workflows/sync-registries.ts';
+import type { SyncPlan } from '../contracts/sync.ts';
 import { startWorkers } from '../workers/run.ts';
 import { servedThrough, waitFor } from './harness/ha.ts';
 import { testApi, type TestApi } from './harness/api.ts';
