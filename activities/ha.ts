@@ -1,8 +1,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { fenceSyncSchedules } from '../api/sync-fences.ts';
 import { findRegistry, type BerthConfig, type HaGroup } from '../config/load.ts';
 import type { EndpointView, ProbeResult, RpoEntry, RpoMeasurement } from '../contracts/ha.ts';
 import { recordFailover } from '../metrics/registry.ts';
+import { fenceSyncSchedules } from '../schedules/sync-fences.ts';
 import { trafficEndpoint } from './endpoint/index.ts';
 import { RegistryClient } from './registry/client.ts';
 import type { RegistryClients } from './registry/clients.ts';

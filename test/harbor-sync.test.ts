@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { reconcileSyncSchedules, scheduleId } from '../api/sync-schedules.ts';
+import { reconcileSyncSchedules } from '../api/sync-schedules.ts';
+import { scheduleId } from '../schedules/sync-rules.ts';
 import type { SyncReport } from '../contracts/sync.ts';
 import { startWorkers } from '../workers/run.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';

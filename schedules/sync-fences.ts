@@ -1,9 +1,9 @@
 import type { Client } from '@temporalio/client';
-import { fencedSyncPlan, type SyncFence } from '../planning/ha-plan.ts';
 import type { BerthConfig } from '../config/load.ts';
-import { syncPlan } from '../planning/sync-plan.ts';
 import type { SyncPlan } from '../contracts/sync.ts';
-import { describeSyncSchedule, scheduleId, syncScheduleNames } from './sync-schedules.ts';
+import { fencedSyncPlan, type SyncFence } from '../planning/ha-plan.ts';
+import { syncPlan } from '../planning/sync-plan.ts';
+import { describeSyncSchedule, scheduleId, syncScheduleNames } from './sync-rules.ts';
 
 /**
  * Puts a fence of an HA group on every sync rule's schedule, or lifts it: the plan each schedule starts runs no
