@@ -1,9 +1,8 @@
-import type { ProviderConfig } from '../../../config/schema.ts';
 import { allocate, allocationHeldBy, findAllocation, labelAllocation, listAllocations, release, type Allocation, type Inventory } from '../../../inventory/index.ts';
 import { createTags, ProviderError, rateCardPrice, type CloudProvider, type CreatedMachine, type Machine, type MachineSpec, type ProviderContext } from '../provider.ts';
 import { answersTcp } from './reachable.ts';
+import type { StaticProviderConfig as StaticConfig } from './schema.ts';
 
-type StaticConfig = Extract<ProviderConfig, { kind: 'static' }>;
 type StaticHost = StaticConfig['hosts'][number];
 
 /** A physical host has no API that knows who holds it: the allocations live in the inventory database. */
