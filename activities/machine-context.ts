@@ -37,9 +37,9 @@ export type MachineContext = ReturnType<typeof machineContext>;
  * Runs a provider call, heartbeating while it lasts: a worker that dies mid-call is noticed by the heartbeat
  * timeout, a call that hangs by the start-to-close timeout, and a cancellation reaches the activity.
  */
-export async function heartbeating<T>(call: () => Promise<T>, detail?: unknown): Promise<T> {
+export async function heartbeating<T>(everyMs: number, call: () => Promise<T>, detail?: unknown): Promise<T> {
   const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat(detail), 5000);
+  const timer = setInterval(() => ctx.heartbeat(detail), everyMs);
   try {
     return await call();
   } finally {
