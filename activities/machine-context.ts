@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { BerthConfig } from '../config/load.ts';
+import { ClassifiedError } from '../contracts/classified-error.ts';
 import { cloudProviders } from './cloud/index.ts';
 import { ProviderError, type CloudProvider } from './cloud/provider.ts';
 import { installationId, openInventory, type Inventory } from '../inventory/index.ts';
@@ -48,11 +49,9 @@ export async function heartbeating<T>(everyMs: number, call: () => Promise<T>, d
 }
 
 /** A provider's failure of any kind, marked worth another try: asTemporalFailure makes it a retryable failure. */
-class WorthRetrying extends Error {
-  readonly retryable = true;
-  constructor(readonly type: string, message: string) {
-    super(message);
-    this.name = type;
+class WorthRetrying extends ClassifiedError {
+  override get retryable(): boolean {
+    return true;
   }
 }
 
