@@ -7,7 +7,7 @@ import type { RegistryEndpoint } from './registry-endpoint.ts';
  * and the timeout cannot drift apart), or once per unit of work (`per`).
  */
 export interface ActivityTiming {
-  /** Absent on an entry whose bound the workflow takes from its plan (the guard's probe, a Harbor deadline). */
+  /** Absent on the guard's probe, whose bound the workflow takes from its group's probe timeout. */
   startToCloseTimeout?: Duration;
   scheduleToCloseTimeout?: Duration;
   heartbeat?: { timeout: Duration; everyMs: number } | { timeout: Duration; per: string };
