@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { BerthConfig } from '../config/load.ts';
+import { ClassifiedError } from '../contracts/classified-error.ts';
 import { cloudProviders } from './cloud/index.ts';
 import { ProviderError, type CloudProvider } from './cloud/provider.ts';
 import { installationId, openInventory, type Inventory } from '../inventory/index.ts';
@@ -37,9 +38,9 @@ export type MachineContext = ReturnType<typeof machineContext>;
  * Runs a provider call, heartbeating while it lasts: a worker that dies mid-call is noticed by the heartbeat
  * timeout, a call that hangs by the start-to-close timeout, and a cancellation reaches the activity.
  */
-export async function heartbeating<T>(call: () => Promise<T>, detail?: unknown): Promise<T> {
+export async function heartbeating<T>(everyMs: number, call: () => Promise<T>, detail?: unknown): Promise<T> {
   const ctx = Context.current();
-  const timer = setInterval(() => ctx.heartbeat(detail), 5000);
+  const timer = setInterval(() => ctx.heartbeat(detail), everyMs);
   try {
     return await call();
   } finally {
@@ -48,11 +49,9 @@ export async function heartbeating<T>(call: () => Promise<T>, detail?: unknown):
 }
 
 /** A provider's failure of any kind, marked worth another try: asTemporalFailure makes it a retryable failure. */
-class WorthRetrying extends Error {
-  readonly retryable = true;
-  constructor(readonly type: string, message: string) {
-    super(message);
-    this.name = type;
+class WorthRetrying extends ClassifiedError {
+  override get retryable(): boolean {
+    return true;
   }
 }
 

@@ -1,6 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import ssh2 from 'ssh2';
 import type { BerthConfig } from '../config/load.ts';
+import { activityTiming } from '../contracts/activity-timing.ts';
 import { machineSpecSchema, madeBy, ProviderError, type CloudProvider } from './cloud/provider.ts';
 import { recordProvisioning } from '../metrics/registry.ts';
 import { asTemporalFailure } from './failures.ts';
@@ -39,7 +40,9 @@ export interface DestroyOutcome {
 }
 
 /** Polls while a machine boots; the activity heartbeats on every poll. */
-const pollEveryMs = 1000;
+const pollEveryMs = activityTiming.waitMachineRunning.heartbeat.everyMs;
+/** A destroy heartbeats while the provider is asked. */
+const destroyEveryMs = activityTiming.destroyMachine.heartbeat.everyMs;
 
 /**
  * Activities of provisioning and reconciliation, on the main queue (control activities): the inventory, the
@@ -195,9 +198,9 @@ export function createMachineActivities(config: BerthConfig) {
         const provider = await providerOf(cluster);
         const ids = await retryingAtProvider(
           async () => {
-            const byKey = await heartbeating(() => provider.findByKey(machineId));
+            const byKey = await heartbeating(destroyEveryMs, () => provider.findByKey(machineId));
             const all = [...new Set([...(m.providerId ? [m.providerId] : []), ...byKey.map((x) => x.id)])];
-            for (const id of all) await heartbeating(() => provider.destroy(id), { destroying: id });
+            for (const id of all) await heartbeating(destroyEveryMs, () => provider.destroy(id), { destroying: id });
             return all;
           },
           async (err) => {

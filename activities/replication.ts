@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { findRegistry, type BerthConfig } from '../config/load.ts';
+import { activityTiming } from '../contracts/activity-timing.ts';
 import { copyProgressSignal, type Pipelining } from '../contracts/replication.ts';
 import { recordCopy } from '../metrics/registry.ts';
 import { asTemporalFailure } from './failures.ts';
@@ -44,7 +45,7 @@ export interface CopyToRegistryResult extends CopyImageResult {
 }
 
 /** Heartbeats go out at least this often, also while waiting on a slow registry (a commit of a huge blob). */
-const heartbeatEveryMs = 5000;
+const heartbeatEveryMs = activityTiming.copyImage.heartbeat.everyMs;
 
 /**
  * Activities that move images between registries. They receive registry names only; URLs and credentials come

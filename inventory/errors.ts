@@ -1,3 +1,5 @@
+import { ClassifiedError } from '../contracts/classified-error.ts';
+
 /**
  * What the inventory refuses. None of these is fixed by a retry: the activity layer turns them into non-retryable
  * Temporal failures of the same type.
@@ -8,12 +10,4 @@ export type InventoryErrorType =
   | 'InvalidTransition' // e.g. a destroyed machine cannot become ready
   | 'HostKeyMismatch'; // the machine offered another SSH host key than the one pinned on first contact
 
-export class InventoryError extends Error {
-  constructor(
-    readonly type: InventoryErrorType,
-    message: string,
-  ) {
-    super(message);
-    this.name = type;
-  }
-}
+export class InventoryError extends ClassifiedError<InventoryErrorType> {}

@@ -1,10 +1,11 @@
 import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, executeChild, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
+import { resolveOptions } from '../contracts/activity-timing.ts';
 import { distributionProgressQuery, type DistributeImageInput, type DistributeImageResult, type DistributionNode, type IdcResult } from '../contracts/distribution.ts';
 import type { RegistryEndpoint } from '../contracts/registry-endpoint.ts';
 import type { Pipelining, ReplicateImageResult } from '../contracts/replication.ts';
 import { describeFailure } from './failures.ts';
-import { replicateImage, resolveOptions } from './replicate-image.ts';
+import { replicateImage } from './replicate-image.ts';
 
 /**
  * Fans an image out over the IDC tree: every IDC pulls from its parent (copies run on the child IDC's task queue,

@@ -1,17 +1,12 @@
 import { ActivityCancellationType, ApplicationFailure, CancellationScope, ChildWorkflowFailure, executeChild, isCancellation, patched, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { DestroyOutcome } from '../activities/machines.ts';
+import { activityOptions, activityTiming } from '../contracts/activity-timing.ts';
 import { machineProgressQuery, type MachineTarget, type ProvisionResult, type ScalePoolInput, type ScalePoolResult } from '../contracts/provisioning.ts';
-import { pool } from './pool.ts';
 import { describeFailure } from './failures.ts';
+import { pool } from './pool.ts';
 
-const control = { startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 } } as const;
-
-/**
- * A destroy is retried until the machine is gone: no attempt limit, backoff to minutes, heartbeats while the
- * provider is asked (a provider down for an hour delays it; nothing gives up on it).
- */
-export const destroying = { startToCloseTimeout: '5 minutes', heartbeatTimeout: '30 seconds', retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 minutes' } } as const;
+const machineStep = activityOptions(activityTiming.machineStep);
 
 // 0.2.0: compensation destroys until it succeeds (and by idempotency key when the create never answered); a
 // cancellation while reserving gives the reservation back. Histories of 0.1.0 replay the old commands.
@@ -33,15 +28,15 @@ export async function provisionMachine(target: MachineTarget): Promise<Provision
   const step = { status: 'reserving', step: undefined as string | undefined };
   setHandler(machineProgressQuery, () => ({ [name]: { status: step.status, step: step.step } }));
   const untilGone = patched(destroyUntilGone);
-  const { pinMachineHostKey, setMachineState } = proxyActivities<Activities>(control);
+  const { pinMachineHostKey, setMachineState } = proxyActivities<Activities>(machineStep);
   // A cancelled reservation is waited for, so that what it recorded is given back; 0.1.0 did not wait.
-  const { reserveMachine } = proxyActivities<Activities>(untilGone ? { ...control, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : control);
-  const { destroyMachine } = proxyActivities<Activities>(untilGone ? { ...destroying, summary: `destroy ${name}` } : control);
+  const { reserveMachine } = proxyActivities<Activities>(untilGone ? { ...machineStep, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED } : machineStep);
+  const { destroyMachine } = proxyActivities<Activities>(untilGone ? activityOptions(activityTiming.destroyMachine, { summary: `destroy ${name}` }) : machineStep);
   // A cancelled create is waited for, so that compensation knows the machine the provider may have made.
-  const { createMachine, adoptMachine } = proxyActivities<Activities>({ ...control, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
-  const { waitForSsh } = proxyActivities<Activities>({ taskQueue: target.idcTaskQueue, startToCloseTimeout: '5 minutes', heartbeatTimeout: '30 seconds', retry: control.retry, summary: `wait for SSH on ${name}` });
-  const { initMachine } = proxyActivities<Activities>({ taskQueue: target.idcTaskQueue, startToCloseTimeout: '20 minutes', heartbeatTimeout: '30 seconds', retry: { ...control.retry, maximumAttempts: 3 }, summary: `init ${name}` });
-  const { waitMachineRunning } = proxyActivities<Activities>({ ...control, startToCloseTimeout: '10 minutes', heartbeatTimeout: '20 seconds' });
+  const { createMachine, adoptMachine } = proxyActivities<Activities>({ ...machineStep, cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED });
+  const { waitForSsh } = proxyActivities<Activities>(activityOptions(activityTiming.waitForSsh, { taskQueue: target.idcTaskQueue, summary: `wait for SSH on ${name}` }));
+  const { initMachine } = proxyActivities<Activities>(activityOptions(activityTiming.initMachine, { taskQueue: target.idcTaskQueue, summary: `init ${name}` }));
+  const { waitMachineRunning } = proxyActivities<Activities>(activityOptions(activityTiming.waitMachineRunning));
 
   // Nothing exists yet if the reservation is refused (budget): nothing to compensate.
   try {
@@ -78,9 +73,9 @@ export async function provisionMachine(target: MachineTarget): Promise<Provision
 
 /** Takes a machine out of its pool: decommissioning -> destroyed at its provider -> recorded. */
 export async function decommissionMachine({ machineId, cluster }: { machineId: string; cluster: string }): Promise<void> {
-  const { setMachineState } = proxyActivities<Activities>(control);
+  const { setMachineState } = proxyActivities<Activities>(machineStep);
   // 0.2.0: the destroy is retried until the machine is gone, as compensation's is.
-  const { destroyMachine } = proxyActivities<Activities>(patched(destroyUntilGone) ? destroying : control);
+  const { destroyMachine } = proxyActivities<Activities>(patched(destroyUntilGone) ? activityOptions(activityTiming.destroyMachine) : machineStep);
   await setMachineState({ machineId, state: 'decommissioning' });
   await destroyMachine({ machineId, cluster });
 }
@@ -91,7 +86,7 @@ export async function decommissionMachine({ machineId, cluster }: { machineId: s
  * others; the result lists what happened to each.
  */
 export async function scalePool(input: ScalePoolInput): Promise<ScalePoolResult> {
-  const { listPoolMachines } = proxyActivities<Activities>(control);
+  const { listPoolMachines } = proxyActivities<Activities>(machineStep);
   const existing = await listPoolMachines({ cluster: input.cluster, pool: input.pool });
   const progress: Record<string, { status: string }> = Object.fromEntries(existing.map((m) => [m.name, { status: m.state }]));
   setHandler(machineProgressQuery, () => progress);

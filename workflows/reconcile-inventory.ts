@@ -1,10 +1,11 @@
 import { ApplicationFailure, ChildWorkflowFailure, executeChild, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { ReconcileReport } from '../activities/reconcile/index.ts';
+import { activityOptions, activityTiming } from '../contracts/activity-timing.ts';
 import type { ProvisionResult } from '../contracts/provisioning.ts';
 import type { AdoptOrphanInput } from '../contracts/reconcile.ts';
 import { describeFailure } from './failures.ts';
-import { destroying, machineWorkflowId, provisionMachine } from './provision-machine.ts';
+import { machineWorkflowId, provisionMachine } from './provision-machine.ts';
 
 /** Runs `step`; its failure (an activity's, a child's) becomes this workflow's own, saying what failed and why. */
 async function failingAs<T>(type: string, what: string, step: () => Promise<T>): Promise<T> {
@@ -16,21 +17,19 @@ async function failingAs<T>(type: string, what: string, step: () => Promise<T>):
   }
 }
 
-const inspecting = { startToCloseTimeout: '10 minutes', heartbeatTimeout: '1 minute', retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 } } as const;
-
 /**
  * Started by the cluster's Temporal Schedule (and on request): the provider's machines held against the
  * inventory. Reports orphans (at the provider, in no live machine), ghosts (live machines the provider no longer
  * holds) and drift (states that disagree), with their cost; it changes nothing.
  */
 export async function reconcileInventory({ cluster }: { cluster: string }): Promise<ReconcileReport> {
-  const { compareWithProvider } = proxyActivities<Activities>({ ...inspecting, summary: `compare ${cluster} with its provider` });
+  const { compareWithProvider } = proxyActivities<Activities>(activityOptions(activityTiming.inspectProvider, { summary: `compare ${cluster} with its provider` }));
   return failingAs('ReconcileFailed', `cluster ${cluster}`, () => compareWithProvider({ cluster }));
 }
 
 /** An admin's remedy for an orphan: destroyed at its provider, retried until it is gone, if it still is an orphan. */
 export async function destroyOrphan({ cluster, providerId }: { cluster: string; providerId: string }): Promise<{ destroyed: string[] }> {
-  const { destroyOrphanMachine } = proxyActivities<Activities>({ ...destroying, summary: `destroy orphan ${providerId}` });
+  const { destroyOrphanMachine } = proxyActivities<Activities>(activityOptions(activityTiming.destroyMachine, { summary: `destroy orphan ${providerId}` }));
   return failingAs('OrphanNotDestroyed', `orphan ${providerId} of cluster ${cluster}`, () => destroyOrphanMachine({ cluster, providerId }));
 }
 
@@ -41,7 +40,7 @@ export async function destroyOrphan({ cluster, providerId }: { cluster: string; 
  */
 export async function adoptOrphan(input: AdoptOrphanInput): Promise<ProvisionResult> {
   const { cluster, providerId } = input;
-  const { inspectOrphan } = proxyActivities<Activities>({ ...inspecting, summary: `inspect orphan ${providerId}` });
+  const { inspectOrphan } = proxyActivities<Activities>(activityOptions(activityTiming.inspectProvider, { summary: `inspect orphan ${providerId}` }));
   const what = `orphan ${providerId} of cluster ${cluster}`;
   const tagged = await failingAs('AdoptionRefused', `${what}, nothing changed`, () => inspectOrphan({ cluster, providerId }));
   const pool = input.pool ?? tagged.pool;

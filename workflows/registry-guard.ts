@@ -13,6 +13,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
+import { activityOptions, activityTiming } from '../contracts/activity-timing.ts';
 import {
   approveFailbackUpdate,
   endpointSwitchedSignal,
@@ -32,7 +33,7 @@ import type { SyncReport } from '../contracts/sync.ts';
 import { describeFailure } from './failures.ts';
 import { syncRegistries } from './sync-registries.ts';
 
-const control = { startToCloseTimeout: '1 minute', retry: { initialInterval: '1 second', maximumAttempts: 3 } } as const;
+const failoverStep = activityOptions(activityTiming.failoverStep);
 const roundsPerRun = 300;
 /** The guard re-reads the endpoint and re-asserts the sync rules' fence (on or off) this often. */
 const followEveryRounds = 30;
@@ -46,7 +47,7 @@ const switchBeforeRpo = 'failover-switch-before-rpo';
 const fencedCatchUp = 'failback-fenced-catch-up';
 
 /** The endpoint's activities, on the queue of the worker beside it. */
-const atEndpoint = (plan: HaGroupPlan) => proxyActivities<Activities>({ ...control, taskQueue: plan.endpointTaskQueue });
+const atEndpoint = (plan: HaGroupPlan) => proxyActivities<Activities>(activityOptions(activityTiming.failoverStep, { taskQueue: plan.endpointTaskQueue }));
 
 /** Tells the guard that started this failover or failback where traffic goes now: its state follows at once. */
 async function tellGuard(active: 'primary' | 'secondary'): Promise<void> {
@@ -84,14 +85,9 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
    */
   const followEndpoint = async () => {
     const started = operations;
-    const { readEndpoint } = proxyActivities<Activities>({
-      taskQueue: plan.endpointTaskQueue,
-      startToCloseTimeout: '20 seconds',
-      // The endpoint's worker may be down: the guard goes on with what it knew, and tries again later.
-      scheduleToCloseTimeout: '1 minute',
-      retry: { initialInterval: '1 second', maximumInterval: '10 seconds' },
-    });
-    const { fenceSyncRules } = proxyActivities<Activities>(control);
+    // The endpoint's worker may be down: the guard goes on with what it knew, and tries again later.
+    const { readEndpoint } = proxyActivities<Activities>(activityOptions(activityTiming.readEndpoint, { taskQueue: plan.endpointTaskQueue }));
+    const { fenceSyncRules } = proxyActivities<Activities>(failoverStep);
     const view = await readEndpoint({ group: plan.group }).catch((err) => ({ error: describeFailure(err) }));
     // An operation that began meanwhile moves the endpoint itself and says where it went.
     if (operations !== started || state.operation) return;
@@ -190,13 +186,14 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
     const registries = [plan.primary.registry, plan.secondary.registry];
     const probes = await Promise.all(
       plan.vantagePoints.map(async (v) => {
-        const { probeRegistries } = proxyActivities<Activities>({
-          taskQueue: v.taskQueue,
-          // A vantage point whose worker is down abstains: its probe never starts, and times out here.
-          scheduleToCloseTimeout: plan.probe.timeoutMs + Math.min(plan.probe.everyMs, 5000),
-          retry: { maximumAttempts: 1 },
-          summary: `probe from ${v.idc}`,
-        });
+        const { probeRegistries } = proxyActivities<Activities>(
+          activityOptions(activityTiming.guardProbe, {
+            taskQueue: v.taskQueue,
+            // A vantage point whose worker is down abstains: its probe never starts, and times out here.
+            scheduleToCloseTimeout: plan.probe.timeoutMs + Math.min(plan.probe.everyMs, 5000),
+            summary: `probe from ${v.idc}`,
+          }),
+        );
         return [v.idc, await probeRegistries({ registries, timeoutMs: plan.probe.timeoutMs }).catch(() => 'no answer' as const)] as const;
       }),
     );
@@ -226,8 +223,7 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
 
 /** The RPO measurement of a failover, on the given queue; a failure makes it unknown, never the failover's. */
 function rpoMeasurer(plan: HaGroupPlan, taskQueue?: string) {
-  // Reading a large registry takes a while: a heartbeat per tag, at most 10 minutes of reading (activities/ha.ts).
-  const { measureRpo } = proxyActivities<Activities>({ taskQueue, startToCloseTimeout: '15 minutes', heartbeatTimeout: '30 seconds', retry: { initialInterval: '1 second', maximumAttempts: 2 } });
+  const { measureRpo } = proxyActivities<Activities>(activityOptions(activityTiming.measureRpo, { taskQueue }));
   return () =>
     measureRpo({ group: plan.group, primary: plan.primary.registry, secondary: plan.secondary.registry, timeoutMs: plan.probe.timeoutMs }).catch(
       (err): RpoMeasurement => ({ source: 'unknown', missing: [], total: 0, error: describeFailure(err) }),
@@ -246,9 +242,8 @@ export async function failover(input: FailoverInput): Promise<HaEvent | Failover
   if (!patched(switchBeforeRpo)) return failoverRpoFirst(input);
   const { plan, reason, dryRun, trigger, detectedAt } = input;
   const startedAt = Date.now();
-  const { fenceSyncRules } = proxyActivities<Activities>(control);
-  // A dead Harbor must not hold the switch up for long: one quick retry, then the fence is recorded as not applied.
-  const { fenceRegistry } = proxyActivities<Activities>({ startToCloseTimeout: '20 seconds', retry: { initialInterval: '1 second', maximumAttempts: 2 } });
+  const { fenceSyncRules } = proxyActivities<Activities>(failoverStep);
+  const { fenceRegistry } = proxyActivities<Activities>(activityOptions(activityTiming.fenceRegistry));
   const { switchEndpoint, verifyEndpointPull } = atEndpoint(plan);
   const rpoOf = rpoMeasurer(plan, plan.endpointTaskQueue);
   const { group, primary, secondary } = plan;
@@ -287,7 +282,7 @@ export async function failover(input: FailoverInput): Promise<HaEvent | Failover
 /** berth 0.1's failover (fence -> RPO -> switch -> verify), for the runs and histories recorded before 0.2. */
 async function failoverRpoFirst({ plan, reason, dryRun, trigger, detectedAt }: FailoverInput): Promise<HaEvent | FailoverPlan> {
   const startedAt = Date.now();
-  const { fenceRegistry, switchEndpoint, verifyEndpointPull } = proxyActivities<Activities>(control);
+  const { fenceRegistry, switchEndpoint, verifyEndpointPull } = proxyActivities<Activities>(failoverStep);
   const rpoOf = rpoMeasurer(plan);
   const { primary, secondary } = plan;
   if (dryRun) {
@@ -322,7 +317,7 @@ export async function failback(input: { plan: HaGroupPlan; reason: string }): Pr
   const { plan, reason } = input;
   const startedAt = Date.now();
   const { workflowId } = workflowInfo();
-  const { probeRegistries, fenceRegistry, fenceSyncRules } = proxyActivities<Activities>(control);
+  const { probeRegistries, fenceRegistry, fenceSyncRules } = proxyActivities<Activities>(failoverStep);
   const { switchEndpoint, verifyEndpointPull, pushedRepositories } = atEndpoint(plan);
   const { group, primary, secondary } = plan;
   await primaryUp(plan, probeRegistries);
@@ -391,7 +386,7 @@ async function primaryUp({ primary, probe }: HaGroupPlan, probeRegistries: Activ
 /** berth 0.1's failback (resync, then switch), for the runs and histories recorded before 0.2. */
 async function failbackUnfenced({ plan, reason }: { plan: HaGroupPlan; reason: string }): Promise<HaEvent> {
   const startedAt = Date.now();
-  const { probeRegistries, fenceRegistry, switchEndpoint, verifyEndpointPull } = proxyActivities<Activities>(control);
+  const { probeRegistries, fenceRegistry, switchEndpoint, verifyEndpointPull } = proxyActivities<Activities>(failoverStep);
   const { primary, secondary } = plan;
   await primaryUp(plan, probeRegistries);
   const fence = (await fenceRegistry({ registry: primary.registry, readOnly: false })).how;

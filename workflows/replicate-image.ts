@@ -1,15 +1,8 @@
 import { ApplicationFailure, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities, CopyToRegistryResult } from '../activities/index.ts';
-import type { RegistryEndpoint } from '../contracts/registry-endpoint.ts';
+import { activityOptions, activityTiming, resolveOptions } from '../contracts/activity-timing.ts';
 import { copyProgressSignal, progressQuery, type ReplicateImageInput, type ReplicateImageResult, type TargetProgress } from '../contracts/replication.ts';
 import { describeFailure } from './failures.ts';
-
-const activityOptions = {
-  startToCloseTimeout: '2 hours',
-  // Copies heartbeat as bytes flow: a dead worker or a stalled transfer is noticed within this window.
-  heartbeatTimeout: '20 seconds',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10 },
-} as const;
 
 /**
  * Copies one image from a source registry to every target in parallel, verified by digest on each target. The
@@ -48,12 +41,9 @@ export async function replicateImage(input: ReplicateImageInput): Promise<Replic
   const failures: string[] = [];
   await Promise.all(
     targets.map(async (t) => {
-      const { copyImageToRegistry } = proxyActivities<Activities>({
-        ...activityOptions,
-        retry: { ...activityOptions.retry, maximumAttempts: input.maxAttempts ?? activityOptions.retry.maximumAttempts },
-        taskQueue: t.taskQueue,
-        summary: `copy ${image} ${source.idc} -> ${t.idc}`,
-      });
+      const { copyImageToRegistry } = proxyActivities<Activities>(
+        activityOptions(activityTiming.copyImage, { maximumAttempts: input.maxAttempts, taskQueue: t.taskQueue, summary: `copy ${image} ${source.idc} -> ${t.idc}` }),
+      );
       const p = progress[t.registry];
       try {
         const r: CopyToRegistryResult = await copyImageToRegistry({ image, digest, source: source.registry, target: t.registry, progressSignalMs, pipeline: input.pipeline });
@@ -76,9 +66,4 @@ export async function replicateImage(input: ReplicateImageInput): Promise<Replic
     });
   }
   return results;
-}
-
-/** Options of the activity that reads an image's digest on its source: one manifest read, no heartbeats needed. */
-export function resolveOptions(image: string, source: RegistryEndpoint) {
-  return { startToCloseTimeout: '1 minute', retry: activityOptions.retry, taskQueue: source.taskQueue, summary: `resolve ${image} on ${source.idc}` } as const;
 }

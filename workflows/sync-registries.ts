@@ -1,8 +1,9 @@
 import { ApplicationFailure, continueAsNew, executeChild, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities, CopyImagesResult, ImageToCopy, RepositoryDrift } from '../activities/index.ts';
+import { activityOptions, activityTiming } from '../contracts/activity-timing.ts';
 import { syncProgressQuery, type Counted, type DriftCursor, type PairReport, type SyncPair, type SyncPlan, type SyncReport, type SyncRepositoriesInput, type SyncRunState } from '../contracts/sync.ts';
-import { pool } from './pool.ts';
 import { describeFailure } from './failures.ts';
+import { pool } from './pool.ts';
 
 /**
  * Catalogs and tag lists travel in pages, copies in batches, and runs continue as new before their history grows
@@ -71,8 +72,6 @@ function historyIsLong(plan: SyncPlan): boolean {
   return info.continueAsNewSuggested || info.historyLength >= (plan.eventsPerRun ?? 5000);
 }
 
-const retry = { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute' } as const;
-
 /**
  * One run of a sync rule, started by its Temporal Schedule: for every source -> target pair, page through the
  * catalog (filtered), and hand each page of repositories to a child workflow that compares tags and digests, copies
@@ -92,13 +91,9 @@ export async function syncRegistries(plan: SyncPlan, resumed?: SyncRunState): Pr
     const report = state.reports[index];
     const pairState = state.pairs[index];
     pairState.status = 'syncing';
-    const { listRepositories, listRepositoryPage } = proxyActivities<Activities>({
-      startToCloseTimeout: '30 minutes',
-      heartbeatTimeout: '1 minute',
-      retry: { ...retry, maximumAttempts: plan.maxAttempts },
-      taskQueue: pair.from.taskQueue,
-      summary: `list ${pair.from.registry}`,
-    });
+    const { listRepositories, listRepositoryPage } = proxyActivities<Activities>(
+      activityOptions(activityTiming.catalogPage, { maximumAttempts: plan.maxAttempts, taskQueue: pair.from.taskQueue, summary: `list ${pair.from.registry}` }),
+    );
     const runBatch = async (batch: string[], i: number) => {
       try {
         merge(report, await executeChild(syncRepositories, {
@@ -168,22 +163,16 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
   const paged = patched(pagesPatch);
   const { plan, pair, repositories } = input;
   const report = input.resume?.report ?? { ...emptyReport(pair), repositories: repositories.length };
-  const { diffRepository, diffRepositories, deleteManifest, deleteManifests } = proxyActivities<Activities>({
-    startToCloseTimeout: '30 minutes',
-    heartbeatTimeout: '1 minute',
-    retry: { ...retry, maximumAttempts: plan.maxAttempts },
-    taskQueue: pair.to.taskQueue,
-  });
-  const copying = { heartbeatTimeout: '20 seconds', retry: { ...retry, maximumAttempts: plan.maxAttempts }, taskQueue: pair.to.taskQueue } as const;
-  const { copyImageToRegistry } = proxyActivities<Activities>({ ...copying, startToCloseTimeout: '2 hours' });
+  const atTarget = { maximumAttempts: plan.maxAttempts, taskQueue: pair.to.taskQueue };
+  const { diffRepository, diffRepositories, deleteManifest, deleteManifests } = proxyActivities<Activities>(activityOptions(activityTiming.driftPage, atTarget));
+  const { copyImageToRegistry } = proxyActivities<Activities>(activityOptions(activityTiming.copyImage, atTarget));
   // A batch of images may take long; its heartbeats say that it is alive.
-  const { copyImages } = proxyActivities<Activities>({ ...copying, startToCloseTimeout: '12 hours' });
+  const { copyImages } = proxyActivities<Activities>(activityOptions(activityTiming.copyImages, atTarget));
   // mode harbor: Harbor's replication, driven from the main queue (a control activity on Harbor's API).
-  const { replicateViaHarbor } = proxyActivities<Activities>({
-    startToCloseTimeout: plan.harborDeadlineMs + 120_000,
-    heartbeatTimeout: '30 seconds',
-    retry: { ...retry, maximumAttempts: plan.maxAttempts },
-  });
+  const harbor = activityTiming.harborReplication;
+  const { replicateViaHarbor } = proxyActivities<Activities>(
+    activityOptions(harbor, { maximumAttempts: plan.maxAttempts, startToCloseTimeout: plan.harborDeadlineMs + harbor.startToCloseTimeout }),
+  );
   const limits = { requestsPerSecond: plan.requestsPerSecond, bytesPerSecond: plan.bytesPerSecond };
   const diffing = { source: pair.from.registry, target: pair.to.registry, tags: plan.tags, deleteExtra: plan.deleteExtra, requestsPerSecond: plan.requestsPerSecond };
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import type { BerthConfig, ProviderConfig } from '../../config/schema.ts';
+import { ClassifiedError } from '../../contracts/classified-error.ts';
 
 /**
  * One interface for every place machines come from (Docker Machine's drivers and Harbor's adapters are the model):
@@ -145,18 +146,21 @@ export type ProviderErrorType =
   | 'NameClash' // another machine, made by no request with this key, already holds the name at the provider
   | 'MachineNotFound'; // tag on a machine the provider does not know
 
-export class ProviderError extends Error {
+export class ProviderError extends ClassifiedError<ProviderErrorType> {
   constructor(
-    readonly type: ProviderErrorType,
+    type: ProviderErrorType,
     message: string,
     /** holder: with NameClash, the machine that holds the name. */
     readonly opts: { retryAfterMs?: number; cause?: unknown; holder?: Machine } = {},
   ) {
-    super(message, { cause: opts.cause });
-    this.name = type;
+    super(type, message, { cause: opts.cause });
   }
 
-  get retryable(): boolean {
+  override get retryable(): boolean {
     return this.type === 'ProviderUnavailable';
+  }
+
+  override get retryAfterMs(): number | undefined {
+    return this.opts.retryAfterMs;
   }
 }

@@ -1,3 +1,5 @@
+import { ClassifiedError } from '../../contracts/classified-error.ts';
+
 /**
  * What went wrong with a host, classified by what a retry can do about it; the activity layer turns
  * `retryable: false` into a non-retryable Temporal failure of the same type.
@@ -11,17 +13,21 @@ export type HostErrorType =
   | 'InitStepFailed' // an init step failed: which one, and the command's stderr
   | 'SecretUnavailable'; // the private key reference does not resolve on this worker
 
-export class HostError extends Error {
+export class HostError extends ClassifiedError<HostErrorType> {
   constructor(
-    readonly type: HostErrorType,
+    type: HostErrorType,
     message: string,
     readonly opts: { step?: string; stderr?: string; cause?: unknown } = {},
   ) {
-    super(message, { cause: opts.cause });
-    this.name = type;
+    super(type, message, { cause: opts.cause });
   }
 
-  get retryable(): boolean {
+  override get retryable(): boolean {
     return this.type === 'HostUnreachable' || this.type === 'CommandTimeout';
+  }
+
+  /** The failed step and its stderr, for whoever reads the failure. */
+  override get details(): unknown[] | undefined {
+    return this.opts.step ? [{ step: this.opts.step, stderr: this.opts.stderr }] : undefined;
   }
 }

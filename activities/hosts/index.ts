@@ -2,6 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
 import { formatPath, type BerthConfig } from '../../config/load.ts';
 import { knownSecrets, secretRedactor } from '../../config/secrets.ts';
+import { activityTiming } from '../../contracts/activity-timing.ts';
 import { asTemporalFailure } from '../failures.ts';
 import { resolvePrivateKey } from './private-key.ts';
 import { runInitProfile, type StepResult } from './profile.ts';
@@ -76,7 +77,7 @@ export function createHostActivities(config: BerthConfig) {
       const registryMirror = config.registries.find((r) => r.idc === cluster.idc)?.url;
       const ctx = Context.current();
       const done: StepResult[] = [];
-      const heartbeat = setInterval(() => ctx.heartbeat({ done: done.length }), 5000);
+      const heartbeat = setInterval(() => ctx.heartbeat({ done: done.length }), activityTiming.initMachine.heartbeat.everyMs);
       try {
         return await asTemporalFailure(async () => {
           const session = await SshSession.connect(target(input));

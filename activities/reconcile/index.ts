@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
+import { activityTiming } from '../../contracts/activity-timing.ts';
 import { reservedTags, type CloudProvider, type Machine } from '../cloud/provider.ts';
 import { asTemporalFailure } from '../failures.ts';
 import { findMachine, findMachineByProviderId, installationId, listMachines, machineStates, type Inventory, type MachineRecord } from '../../inventory/index.ts';
@@ -35,7 +36,7 @@ export function createReconcileActivities({ inventory, providerOf, clusterOf }: 
         const db = await inventory();
         const provider = await providerOf(cluster);
         const before = await listMachines(db, { cluster, state: liveStates });
-        const atProvider = await heartbeating(() => provider.list(), 'listing the provider');
+        const atProvider = await heartbeating(activityTiming.inspectProvider.heartbeat.everyMs, () => provider.list(), 'listing the provider');
         const after = await listMachines(db, { cluster, state: liveStates });
         const price = (instanceType: string) => {
           try {
@@ -67,7 +68,7 @@ export function createReconcileActivities({ inventory, providerOf, clusterOf }: 
           const status = await orphanStatus(await inventory(), provider, cluster, providerId);
           if (!status.orphan && status.gone) return { destroyed: [] };
           if (!status.orphan) throw ApplicationFailure.nonRetryable(status.why, 'NotAnOrphan');
-          await heartbeating(() => provider.destroy(providerId), { destroying: providerId });
+          await heartbeating(activityTiming.destroyMachine.heartbeat.everyMs, () => provider.destroy(providerId), { destroying: providerId });
           return { destroyed: [providerId] };
         });
       });

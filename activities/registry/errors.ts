@@ -1,3 +1,5 @@
+import { ClassifiedError } from '../../contracts/classified-error.ts';
+
 /**
  * What went wrong talking to a registry, classified by what a retry can do about it. The activity layer turns
  * `retryable: false` into a non-retryable Temporal failure of the same type.
@@ -10,18 +12,21 @@ export type RegistryErrorType =
   | 'RegistryReadOnly' // a fenced registry (Harbor's read-only mode) refuses every write until the fence is lifted
   | 'RegistryUnavailable'; // 5xx, 429, connection errors, timeouts: worth retrying
 
-export class RegistryError extends Error {
+export class RegistryError extends ClassifiedError<RegistryErrorType> {
   constructor(
-    readonly type: RegistryErrorType,
+    type: RegistryErrorType,
     message: string,
     readonly opts: { status?: number; code?: string; retryAfterMs?: number; cause?: unknown } = {},
   ) {
-    super(message, { cause: opts.cause });
-    this.name = type;
+    super(type, message, { cause: opts.cause });
   }
 
-  get retryable(): boolean {
+  override get retryable(): boolean {
     return this.type === 'RegistryUnavailable';
+  }
+
+  override get retryAfterMs(): number | undefined {
+    return this.opts.retryAfterMs;
   }
 }
 

@@ -1,6 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { Context } from '@temporalio/activity';
 import type { BerthConfig } from '../../config/load.ts';
+import { activityTiming } from '../../contracts/activity-timing.ts';
 import { recordCopy } from '../../metrics/registry.ts';
 import type { ClientLimits, RegistryClients } from '../registry/clients.ts';
 import { copyImage, type CopyProgress } from '../registry/copy-image.ts';
@@ -39,7 +40,7 @@ interface BatchProgress {
 
 /** Images copied at once by one batch. */
 const imagesAtOnce = 8;
-const heartbeatEveryMs = 5000;
+const heartbeatEveryMs = activityTiming.copyImages.heartbeat.everyMs;
 
 /**
  * A sync's copies, a batch of images per activity: one round trip through Temporal for many small images, each
