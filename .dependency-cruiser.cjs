@@ -11,6 +11,11 @@ const layers = {
   activities: ['contracts', 'config', 'metrics', 'planning', 'inventory', 'schedules'],
   workflows: ['contracts', 'activities'],
 };
+// What a provider, an init step or a registry kind declares about itself for config and planning: pure zod schemas and
+// facts kept beside their code, so adding one touches only its folder and the registry listing it.
+const declarations =
+  '^activities/(cloud/(schemas|[^/]+/schema)|hosts/steps/(schemas|[^/]+[.]schema)|registry/adapters/(kinds?|[^/]+/kind))[.]ts$';
+const readsDeclarations = ['config', 'planning'];
 const folders = '^(contracts|config|metrics|planning|inventory|schedules|activities|workflows|api|workers|cli|codec|embedded|scripts|bench|test)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
@@ -21,8 +26,18 @@ module.exports = {
       comment: `${layer}/ imports only from ${below.length ? below.join(', ') : 'itself'} (and packages)`,
       severity: 'error',
       from: { path: `^${layer}/` },
-      to: { path: folders, pathNot: `^(${[layer, ...below].join('|')})/` },
+      to: {
+        path: folders,
+        pathNot: [`^(${[layer, ...below].join('|')})/`, ...(readsDeclarations.includes(layer) ? [declarations] : [])],
+      },
     })),
+    {
+      name: 'declarations-are-pure',
+      comment: 'schema and kind files are read by config: they import only zod, config/fields.ts and each other',
+      severity: 'error',
+      from: { path: declarations },
+      to: { pathNot: [declarations, '^config/fields[.]ts$', '^node_modules/zod/'] },
+    },
     {
       name: 'workflows-import-activities-as-types',
       comment: 'workflow code is bundled apart from activities: it may name their types, never run their code',
@@ -60,7 +75,7 @@ module.exports = {
   ],
   options: {
     doNotFollow: { path: 'node_modules' },
-    exclude: { path: '^(node_modules|\.tools|\.berth|test/histories|bench/results)/' },
+    exclude: { path: '^(\.tools|\.berth|test/histories|bench/results)/' },
     // Type-only imports count: a layer must not even name the types of a layer above it.
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.json' },
