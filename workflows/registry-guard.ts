@@ -20,7 +20,10 @@ import { describeFailure, type RegistryEndpoint } from './replicate-image.ts';
 import { syncRegistries, type SyncPlan, type SyncReport } from './sync-registries.ts';
 
 export interface HaSide extends RegistryEndpoint {
-  kind: 'distribution' | 'harbor';
+  /** The registry's kind in berth.yaml. */
+  kind: string;
+  /** It fences itself read-only (a Harbor); plans before berth 0.3 leave it out (see fencesItself). */
+  readOnlyFence?: boolean;
 }
 
 /** An HA group as config/ha-plan.ts resolves it from berth.yaml. */
@@ -304,8 +307,11 @@ function rpoMeasurer(plan: HaGroupPlan, taskQueue?: string) {
     );
 }
 
+/** Whether a side has a fence of its own; a plan of berth 0.1/0.2 says only its kind, and Harbor was the one that had. */
+const fencesItself = (side: HaSide) => side.readOnlyFence ?? side.kind === 'harbor';
+
 const fenceStep = ({ primary }: HaGroupPlan) =>
-  primary.kind === 'harbor' ? `put ${primary.registry} (Harbor) in read-only mode` : `fence ${primary.registry} by taking it out of the endpoint`;
+  fencesItself(primary) ? `put ${primary.registry} (${primary.kind}) in read-only mode` : `fence ${primary.registry} by taking it out of the endpoint`;
 
 /**
  * Moves an HA group's traffic from its primary to its secondary: fence the primary (and berth's sync rules off
@@ -403,7 +409,7 @@ export async function failback(input: { plan: HaGroupPlan; reason: string }): Pr
   let readOnly = false;
   let caughtUp = 0;
   try {
-    if (secondary.kind === 'harbor') readOnly = (await fenceRegistry({ registry: secondary.registry, readOnly: true })).fenced;
+    if (fencesItself(secondary)) readOnly = (await fenceRegistry({ registry: secondary.registry, readOnly: true })).fenced;
     // Only what was pushed through the endpoint since the failback began (a minute's margin for two hosts' clocks);
     // without a push log, everything again.
     const pushed = await pushedRepositories({ group, sinceMs: startedAt - 60_000 });
