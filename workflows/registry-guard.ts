@@ -17,6 +17,7 @@ import {
 } from '@temporalio/workflow';
 import type { Activities, EndpointView, ProbeResult, RpoMeasurement } from '../activities/index.ts';
 import { describeFailure, type RegistryEndpoint } from './replicate-image.ts';
+import { guardPolicy, type GuardObservation } from './guard-policy.ts';
 import { syncRegistries, type SyncPlan, type SyncReport } from './sync-registries.ts';
 
 export interface HaSide extends RegistryEndpoint {
@@ -68,12 +69,15 @@ export interface FailoverPlan {
   rpo: RpoMeasurement;
 }
 
+/** Each vantage point's probes of one round, by IDC; one whose worker did not answer abstains. */
+export type RoundProbes = Record<string, Record<string, ProbeResult> | 'no answer'>;
+
 export interface GuardState {
   active: 'primary' | 'secondary';
   consecutiveDown: number;
   /** When the current streak of failed rounds began. */
   downSince?: number;
-  lastRound?: { at: number; votesDown: number; quorum: number; probes: Record<string, Record<string, ProbeResult> | 'no answer'> };
+  lastRound?: { at: number; votesDown: number; quorum: number; probes: RoundProbes };
   operation?: 'failover' | 'failback';
   events: HaEvent[];
   /** What the guard last read at the endpoint: it takes the side that answers there as the active one. */
@@ -213,10 +217,15 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
       }
       return result;
     });
+  /** Applies the policy to what the guard saw; what it decides is the caller's to carry out. */
+  const observe = (observation: GuardObservation) => {
+    const judged = guardPolicy(plan, state, observation);
+    Object.assign(state, judged.state);
+    return judged.decision;
+  };
   const record = (event: HaEvent) => {
     state.events = [...state.events, event].slice(-20);
-    state.consecutiveDown = 0;
-    state.downSince = undefined;
+    observe({ kind: 'operation-completed' });
   };
 
   setHandler(failoverUpdate, (request) => startFailover('manual', request, Date.now()), {
@@ -273,25 +282,10 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
         return [v.idc, await probeRegistries({ registries, timeoutMs: plan.probe.timeoutMs }).catch(() => 'no answer' as const)] as const;
       }),
     );
-    const active = state.active === 'primary' ? plan.primary.registry : plan.secondary.registry;
-    const votesDown = probes.filter(([, p]) => p !== 'no answer' && !p[active].up).length;
-    const quorum = Math.floor(plan.vantagePoints.length / 2) + 1;
-    state.lastRound = { at: startedAt, votesDown, quorum, probes: Object.fromEntries(probes) };
-    if (votesDown >= quorum) {
-      state.consecutiveDown++;
-      state.downSince ??= startedAt;
-    } else {
-      state.consecutiveDown = 0;
-      state.downSince = undefined;
-    }
-    // Only the primary fails over by itself; after that, people decide (failback is an approved update).
-    if (state.active === 'primary' && plan.automaticFailover && !state.operation && state.consecutiveDown >= plan.probe.failures) {
-      const reason = `${active} seen down by ${votesDown} of ${plan.vantagePoints.length} vantage points in ${state.consecutiveDown} consecutive probes`;
-      // A failed failover shows in the UI; probing goes on, and another needs a fresh streak of failed rounds.
-      await startFailover('automatic', { reason }, state.downSince!).catch(() => {
-        state.consecutiveDown = 0;
-        state.downSince = undefined;
-      });
+    const decision = observe({ kind: 'round', at: startedAt, probes: Object.fromEntries(probes), active: state.active, busy: state.operation !== undefined });
+    if (decision.kind === 'failover') {
+      // A failed failover shows in the UI; probing goes on (guard-policy.ts says when to try again).
+      await startFailover('automatic', { reason: decision.reason }, decision.detectedAt).catch(() => observe({ kind: 'failover-failed' }));
     }
     await condition(() => false, Math.max(0, plan.probe.everyMs - (Date.now() - startedAt)));
   }
