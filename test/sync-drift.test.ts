@@ -1,8 +1,10 @@
-// The sync's drift decisions (activities/sync/drift.ts) as tables: which tags a page reads and on which side, what
-// a page covers, and what is copied (missing, different), in step, left alone or deleted (extra). Pure: no registries.
+// The sync's drift decisions as tables: which tags a page reads and on which side, what a page covers, what is
+// missing, different, in step or extra (activities/sync/drift.ts), and what the sync then copies and deletes
+// (workflows/drift-fixes.ts). Pure: no registries, no Temporal.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { compareTags, driftCandidates, pageExtent, type RepositoryDrift } from '../activities/sync/drift.ts';
+import { imagesToCopy, manifestsToDelete, type Doomed } from '../workflows/drift-fixes.ts';
 
 const referrer = `sha256-${'a'.repeat(64)}`;
 const everything = () => true;
@@ -98,6 +100,48 @@ describe('what is copied, in step, left alone or deleted', () => {
       const source = new Map(c.source);
       const drift = compareTags('apps/web', source, new Map(c.target), c.covered ?? everything, c.inPage, c.sourceTags ? new Set(c.sourceTags) : undefined);
       assert.deepEqual(drift, { repository: 'apps/web', ...c.drift });
+    });
+  }
+});
+
+describe('what the sync copies and deletes of a drift', () => {
+  const drift = (d: Partial<RepositoryDrift>): RepositoryDrift => ({ repository: 'apps/web', inSync: 0, missing: [], different: [], extra: [], ...d });
+  const cases: { name: string; drift: RepositoryDrift; unfixed?: string[]; copies: string[]; deletes: Doomed[] }[] = [
+    { name: 'in step: nothing', drift: drift({ inSync: 3 }), copies: [], deletes: [] },
+    {
+      name: 'missing and different tags are copied at the source\'s digest',
+      drift: drift({ missing: [{ tag: 'v2', digest: 'sha256:b' }], different: [{ tag: 'v1', digest: 'sha256:a', targetDigest: 'sha256:old' }] }),
+      copies: ['apps/web:v2@sha256:b', 'apps/web:v1@sha256:a'],
+      deletes: [],
+    },
+    {
+      name: 'extra tags at one digest go with one delete of that manifest',
+      drift: drift({ extra: [{ tag: 'x', digest: 'sha256:z' }, { tag: 'y', digest: 'sha256:z' }, { tag: 'w', digest: 'sha256:w' }] }),
+      copies: [],
+      deletes: [{ repository: 'apps/web', digest: 'sha256:z', tags: ['x', 'y'] }, { repository: 'apps/web', digest: 'sha256:w', tags: ['w'] }],
+    },
+    { name: 'an extra tag sharing a staying tag\'s digest is left alone', drift: drift({ extra: [{ tag: 'alias', digest: 'sha256:a', sharedWith: 'v1' }] }), copies: [], deletes: [] },
+    {
+      name: 'a tag whose copy failed still points to its old digest: that digest stays',
+      drift: drift({ different: [{ tag: 'v1', digest: 'sha256:a', targetDigest: 'sha256:old' }], extra: [{ tag: 'alias', digest: 'sha256:old' }] }),
+      unfixed: ['apps/web:v1'],
+      copies: ['apps/web:v1@sha256:a'],
+      deletes: [],
+    },
+    {
+      name: 'once that copy succeeded, the old digest goes with its extra tag',
+      drift: drift({ different: [{ tag: 'v1', digest: 'sha256:a', targetDigest: 'sha256:old' }], extra: [{ tag: 'alias', digest: 'sha256:old' }] }),
+      copies: ['apps/web:v1@sha256:a'],
+      deletes: [{ repository: 'apps/web', digest: 'sha256:old', tags: ['alias'] }],
+    },
+  ];
+  for (const c of cases) {
+    test(c.name, () => {
+      assert.deepEqual(
+        imagesToCopy(c.drift).map((i) => `${i.repository}:${i.tag}@${i.digest}`),
+        c.copies,
+      );
+      assert.deepEqual(manifestsToDelete(c.drift, new Set(c.unfixed)), c.deletes);
     });
   }
 });
