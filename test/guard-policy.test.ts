@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { guardPolicy, type GuardObservation, type GuardPolicyPlan, type GuardPolicyState } from '../workflows/guard-policy.ts';
-import type { RoundProbes } from '../workflows/registry-guard.ts';
+import type { RoundProbes } from '../contracts/ha.ts';
 
 const side = (registry: string, idc: string) => ({ registry, idc, taskQueue: `berth-${idc}`, kind: 'distribution' });
 const planOf = (vantagePoints: number, opts: { failures?: number; automaticFailover?: boolean } = {}): GuardPolicyPlan => ({

@@ -1,4 +1,4 @@
-import type { GuardState, HaGroupPlan, RoundProbes } from './registry-guard.ts';
+import type { GuardState, HaGroupPlan, RoundProbes } from '../contracts/ha.ts';
 
 /** What the policy keeps of the guard's state: the streak of rounds that saw the active side down. */
 export type GuardPolicyState = Pick<GuardState, 'consecutiveDown' | 'downSince' | 'lastRound'>;
