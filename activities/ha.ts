@@ -5,9 +5,9 @@ import { recordFailover } from '../metrics/registry.ts';
 import { fenceSyncSchedules } from '../schedules/sync-fences.ts';
 import { trafficEndpoint } from './endpoint/index.ts';
 import { RegistryClient } from './registry/client.ts';
-import type { RegistryClients } from './registry/clients.ts';
+import type { RegistryFence } from './registry/adapters/adapter.ts';
+import type { RegistryAdapters } from './registry/adapters/index.ts';
 import { resolveCredentials } from './registry/credentials.ts';
-import { HarborClient, unhealthyForImages } from './registry/harbor/client.ts';
 import { referredDigest } from './registry/referrers.ts';
 import { asTemporalFailure } from './failures.ts';
 
@@ -18,17 +18,13 @@ const rpoConcurrency = 8;
 const rpoScanLimitMs = 10 * 60_000;
 
 /** Activities of registry HA: probes from a vantage point, and the failover steps on the endpoint and registries. */
-export function createHaActivities(config: BerthConfig, clientFor: RegistryClients) {
+export function createHaActivities(config: BerthConfig, registries: RegistryAdapters) {
   const group = (name: string): HaGroup => {
     const g = config.haGroups.find((x) => x.name === name);
     if (!g) throw ApplicationFailure.nonRetryable(`HA group "${name}" is not in this worker's config`, 'UnknownHaGroup');
     return g;
   };
-  const harbor = (registry: string) => {
-    const r = findRegistry(config, registry)!;
-    return new HarborClient({ name: registry, baseUrl: r.url, credentials: resolveCredentials(registry, r.credentials) });
-  };
-  const isHarbor = (registry: string) => findRegistry(config, registry)?.kind === 'harbor';
+  const clientFor = (registry: string) => registries(registry).client();
   /** `host:port` of a registry, with the scheme's default port spelt out: nginx would take a bare https host for port 80. */
   const upstreamOf = (registry: string) => {
     const url = new URL(findRegistry(config, registry)!.url);
@@ -37,24 +33,14 @@ export function createHaActivities(config: BerthConfig, clientFor: RegistryClien
   /** The group's registry an endpoint names, by name (berth 0.2 files) or by its address (older ones). */
   const sideOf = (g: HaGroup, seen: { registry?: string; upstream?: string } | undefined) =>
     [g.primary, g.secondary].find((r) => r === seen?.registry || (!seen?.registry && seen?.upstream === upstreamOf(r)));
-  /** Whether a registry answers within the timeout: `/v2/` for distribution, `/api/v2.0/health` for Harbor (its image path). */
+  /** Whether a registry serves images within the timeout, as its kind tells (its adapter's health). */
   const probe = async (registry: string, timeoutMs: number): Promise<ProbeResult> => {
     const started = Date.now();
     const signal = AbortSignal.timeout(timeoutMs);
     try {
-      if (isHarbor(registry)) {
-        const h = harbor(registry);
-        try {
-          // A Harbor whose jobservice or portal is down still serves images: only the image path counts.
-          const unhealthy = unhealthyForImages(await h.health(signal));
-          const ms = Date.now() - started;
-          return unhealthy.length ? { up: false, ms, detail: `Harbor reports ${unhealthy.join(', ')} unhealthy` } : { up: true, ms };
-        } finally {
-          await h.close();
-        }
-      }
-      await clientFor(registry).ping(signal);
-      return { up: true, ms: Date.now() - started };
+      const { up, detail } = await registries(registry).health(signal);
+      const ms = Date.now() - started;
+      return detail === undefined ? { up, ms } : { up, ms, detail };
     } catch (err) {
       // A registry that answers, even refusing our login, is up: availability is what is measured here. (A login
       // this worker cannot even read is no answer from the registry: that vantage point sees it down.)
@@ -70,16 +56,9 @@ export function createHaActivities(config: BerthConfig, clientFor: RegistryClien
       return Object.fromEntries(await Promise.all(registries.map(async (r) => [r, await probe(r, timeoutMs)] as const)));
     },
 
-    /** Fences a registry that stops being the primary: Harbor goes read-only; a plain registry is fenced by the switch. */
-    async fenceRegistry({ registry, readOnly }: { registry: string; readOnly: boolean }): Promise<{ fenced: boolean; how: string }> {
-      if (!isHarbor(registry)) return { fenced: false, how: 'a distribution registry is fenced by removing it from the endpoint' };
-      const h = harbor(registry);
-      try {
-        await asTemporalFailure(() => h.setReadOnly(readOnly, AbortSignal.timeout(10_000)));
-        return { fenced: readOnly, how: `Harbor read-only mode ${readOnly ? 'on' : 'off'}` };
-      } finally {
-        await h.close();
-      }
+    /** Fences a registry that stops being the primary with its own fence (Harbor's read-only mode), if its kind has one. */
+    async fenceRegistry({ registry, readOnly }: { registry: string; readOnly: boolean }): Promise<RegistryFence> {
+      return asTemporalFailure(() => registries(registry).fence(readOnly, AbortSignal.timeout(10_000)));
     },
 
     /** Puts the group's fence on berth's sync rules (no rule writes to the fenced primary), or lifts it. */

@@ -1,5 +1,6 @@
 import type { BerthConfig } from '../config/load.ts';
 import { createHaActivities } from './ha.ts';
+import { registryAdapters } from './registry/adapters/index.ts';
 import { registryClients } from './registry/clients.ts';
 import { createHostActivities } from './hosts/index.ts';
 import { createMachineActivities } from './machines.ts';
@@ -10,10 +11,12 @@ import { createSyncActivities } from './sync/index.ts';
 export function createActivities(config: BerthConfig) {
   // One set of registry clients per worker: one token cache and one connection pool per registry.
   const clients = registryClients(config);
+  // One adapter per registry, on those clients: what differs by kind (health, fence, replication) is asked of it.
+  const registries = registryAdapters(config, clients);
   return {
-    ...createReplicationActivities(config, clients),
+    ...createReplicationActivities(config, registries),
     ...createSyncActivities(config, clients),
-    ...createHaActivities(config, clients),
+    ...createHaActivities(config, registries),
     ...createMachineActivities(config),
     ...createHostActivities(config),
   };

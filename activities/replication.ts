@@ -1,13 +1,12 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { findRegistry, type BerthConfig } from '../config/load.ts';
+import type { BerthConfig } from '../config/load.ts';
 import { activityTiming } from '../contracts/activity-timing.ts';
 import { copyProgressSignal, type Pipelining } from '../contracts/replication.ts';
 import { recordCopy } from '../metrics/registry.ts';
 import { asTemporalFailure } from './failures.ts';
-import { HarborClient } from './registry/harbor/client.ts';
-import { replicateWithHarbor, type HarborReplicationResult } from './registry/harbor/replicate.ts';
-import { resolveCredentials } from './registry/credentials.ts';
-import type { ClientLimits, RegistryClients } from './registry/clients.ts';
+import type { NativeReplicationResult } from './registry/adapters/adapter.ts';
+import type { RegistryAdapters } from './registry/adapters/index.ts';
+import type { ClientLimits } from './registry/clients.ts';
 import { copyCounts, copyImage, type CopyImageResult, type CopyProgress } from './registry/copy-image.ts';
 import { parseImageReference } from './registry/reference.ts';
 
@@ -51,7 +50,8 @@ const heartbeatEveryMs = activityTiming.copyImage.heartbeat.everyMs;
  * Activities that move images between registries. They receive registry names only; URLs and credentials come
  * from this worker's config, so no secret travels through Temporal.
  */
-export function createReplicationActivities(config: BerthConfig, clientFor: RegistryClients) {
+export function createReplicationActivities(config: BerthConfig, registries: RegistryAdapters) {
+  const clientFor = (name: string, limits?: ClientLimits) => registries(name).client(limits);
 
   return {
     /** The digest an image reference points to on a registry, so that every target gets the same image. */
@@ -111,29 +111,15 @@ export function createReplicationActivities(config: BerthConfig, clientFor: Regi
     },
 
     /**
-     * Replicates one tag with the source Harbor's own replication (mode: harbor), then verifies the digest on the
+     * Replicates one tag with the source registry's own replication (mode: harbor), then verifies the digest on the
      * target. A stuck execution is stopped at the deadline; a cancelled activity stops it too.
      */
-    async replicateViaHarbor({ image, source, target, deadlineMs }: ReplicateViaHarborInput): Promise<HarborReplicationResult> {
+    async replicateViaHarbor({ image, source, target, deadlineMs }: ReplicateViaHarborInput): Promise<NativeReplicationResult> {
       const ctx = Context.current();
       const { repository, reference } = parseImageReference(image);
-      const login = registryLogin(config, source);
-      if (login.kind !== 'harbor') throw ApplicationFailure.nonRetryable(`${source} is not a Harbor (kind: ${login.kind}): mode harbor needs one`, 'RegistryRejected');
-      const harbor = new HarborClient({ name: source, baseUrl: login.url, credentials: login.credentials });
-      try {
-        return await asTemporalFailure(() =>
-          replicateWithHarbor({ source: harbor, target: registryLogin(config, target), repository, tag: reference, deadlineMs, signal: ctx.cancellationSignal, onPoll: (e) => ctx.heartbeat(e.status) }),
-        );
-      } finally {
-        await harbor.close();
-      }
+      const from = registries(source);
+      if (!from.replicate) throw ApplicationFailure.nonRetryable(`${source} (kind: ${from.login.kind.name}) does not replicate by itself: mode harbor needs a source that does`, 'RegistryRejected');
+      return asTemporalFailure(() => from.replicate!({ target: registries(target), repository, tag: reference, deadlineMs, signal: ctx.cancellationSignal, onProgress: (status) => ctx.heartbeat(status) }));
     },
   };
-}
-
-/** The login of a registry in this worker's config, resolved from its reference. */
-function registryLogin(config: BerthConfig, name: string) {
-  const registry = findRegistry(config, name);
-  if (!registry) throw ApplicationFailure.nonRetryable(`registry "${name}" is not in this worker's config`, 'UnknownRegistry');
-  return { name, url: registry.url, kind: registry.kind, credentials: resolveCredentials(name, registry.credentials) };
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { providerSchemas } from '../activities/cloud/schemas.ts';
 import { stepSchemas } from '../activities/hosts/steps/schemas.ts';
 import { envVarName, keyedUnion, resourceName, secretRef } from './fields.ts';
+import { registryKind, registryKindNames, registryKinds } from '../activities/registry/adapters/kinds.ts';
 
 /**
  * Credentials are references only: the secret itself lives in an env var or a file and is resolved by the
@@ -30,7 +31,7 @@ export const registrySchema = z
       .url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })
       .refine((u) => !new URL(u).username && !new URL(u).password, { error: 'credentials in the URL are not accepted: use credentials (passwordEnv or passwordFile)' })
       .transform((u) => u.replace(/\/+$/, '')),
-    kind: z.enum(['distribution', 'harbor']).default('distribution'),
+    kind: z.enum(registryKindNames).default('distribution'),
     credentials: credentialsRefSchema.optional(),
     /**
      * Token services on other hosts that may receive this registry's credentials (Docker Hub's auth.docker.io):
@@ -88,8 +89,9 @@ export function syncRuleIssues(registries: { name: string; idc: string; kind: st
   const find = (name: string) => registries.find((r) => r.name === name) ?? registries.find((r) => r.idc === name);
   const known = (name: string) => find(name) !== undefined;
   const issues: { path: (string | number)[]; message: string }[] = known(rule.source) ? [] : [{ path: ['source'], message: `unknown IDC or registry "${rule.source}"` }];
-  if (rule.mode === 'harbor' && known(rule.source) && find(rule.source)!.kind !== 'harbor') {
-    issues.push({ path: ['mode'], message: `mode harbor needs a source of kind harbor; ${find(rule.source)!.name} is ${find(rule.source)!.kind}` });
+  if (rule.mode === 'harbor' && known(rule.source) && !registryKind(find(rule.source)!.kind).replicates) {
+    const replicating = registryKinds.filter((k) => k.replicates).map((k) => k.name);
+    issues.push({ path: ['mode'], message: `mode harbor needs a source of kind ${replicating.join(' or ')}; ${find(rule.source)!.name} is ${find(rule.source)!.kind}` });
   }
   rule.targets?.forEach((t, j) => {
     if (!known(t)) issues.push({ path: ['targets', j], message: `unknown IDC or registry "${t}"` });

@@ -38,7 +38,10 @@ export interface EndpointView {
 }
 
 export interface HaSide extends RegistryEndpoint {
-  kind: 'distribution' | 'harbor';
+  /** The registry's kind in berth.yaml. */
+  kind: string;
+  /** It fences itself read-only (a Harbor); plans before berth 0.3 leave it out (workflows/registry-guard.ts: fencesItself). */
+  readOnlyFence?: boolean;
 }
 
 /** An HA group as planning/ha-plan.ts resolves it from berth.yaml. */
@@ -83,12 +86,15 @@ export interface FailoverPlan {
   rpo: RpoMeasurement;
 }
 
+/** Each vantage point's probes of one round, by IDC; one whose worker did not answer abstains. */
+export type RoundProbes = Record<string, Record<string, ProbeResult> | 'no answer'>;
+
 export interface GuardState {
   active: 'primary' | 'secondary';
   consecutiveDown: number;
   /** When the current streak of failed rounds began. */
   downSince?: number;
-  lastRound?: { at: number; votesDown: number; quorum: number; probes: Record<string, Record<string, ProbeResult> | 'no answer'> };
+  lastRound?: { at: number; votesDown: number; quorum: number; probes: RoundProbes };
   operation?: 'failover' | 'failback';
   events: HaEvent[];
   /** What the guard last read at the endpoint: it takes the side that answers there as the active one. */

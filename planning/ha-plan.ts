@@ -1,3 +1,4 @@
+import { registryKind } from '../activities/registry/adapters/kinds.ts';
 import type { HaGroupPlan } from '../contracts/ha.ts';
 import type { SyncPlan } from '../contracts/sync.ts';
 import { findRegistry, idcTaskQueue, type BerthConfig, type HaGroup } from '../config/load.ts';
@@ -19,7 +20,7 @@ export function endpointTaskQueue(config: BerthConfig, group: HaGroup): string {
 export function haGroupPlan(config: BerthConfig, group: HaGroup): HaGroupPlan {
   const side = (name: string) => {
     const r = findRegistry(config, name)!;
-    return { registry: r.name, idc: r.idc, taskQueue: idcTaskQueue(config, r.idc), kind: r.kind };
+    return { registry: r.name, idc: r.idc, taskQueue: idcTaskQueue(config, r.idc), kind: r.kind, readOnlyFence: registryKind(r.kind).readOnlyFence };
   };
   const vantage = group.probe.vantagePoints ?? config.idcs.map((i) => i.name);
   return {

@@ -1,3 +1,4 @@
+import { registryKind } from '../activities/registry/adapters/kinds.ts';
 import type { DistributionNode } from '../contracts/distribution.ts';
 import type { SyncPair, SyncPlan } from '../contracts/sync.ts';
 import { distributionPlan } from './idc-tree.ts';
@@ -22,10 +23,11 @@ export function syncPlan(config: BerthConfig, rule: SyncRule): SyncPlan {
   } else {
     pairs = treePairs(distributionPlan(config, source.registry), 1);
   }
-  const isHarbor = (registry: string) => findRegistry(config, registry)?.kind === 'harbor';
+  // The source's own replication, where the rule asks for it and the source's kind has one.
+  const replicates = (registry: string) => registryKind(findRegistry(config, registry)!.kind).replicates;
   return {
     rule: rule.name,
-    pairs: pairs.filter((p) => p.from.registry !== p.to.registry).map((p) => (rule.mode === 'harbor' && isHarbor(p.from.registry) ? { ...p, viaHarbor: true } : p)),
+    pairs: pairs.filter((p) => p.from.registry !== p.to.registry).map((p) => (rule.mode === 'harbor' && replicates(p.from.registry) ? { ...p, viaHarbor: true } : p)),
     repositories: rule.repositories,
     tags: rule.tags,
     harborDeadlineMs: rule.harborDeadlineSeconds * 1000,

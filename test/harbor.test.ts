@@ -9,13 +9,14 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { createHaActivities } from '../activities/ha.ts';
 import { basicAuthorization, type Credentials } from '../activities/registry/auth.ts';
-import { registryClients } from '../activities/registry/clients.ts';
 import { copyImage } from '../activities/registry/copy-image.ts';
 import { RegistryError, type RegistryErrorType } from '../activities/registry/errors.ts';
-import { HarborClient, unhealthyForImages, type HarborExecution } from '../activities/registry/harbor/client.ts';
-import { replicateWithHarbor, type HarborReplicationTarget, type ReplicateWithHarborInput } from '../activities/registry/harbor/replicate.ts';
+import { registryAdapters } from '../activities/registry/adapters/index.ts';
+import { HarborClient, unhealthyForImages, type HarborExecution } from '../activities/registry/adapters/harbor/client.ts';
+import { replicateWithHarbor, type HarborReplicationTarget, type ReplicateWithHarborInput } from '../activities/registry/adapters/harbor/replicate.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { startHarborFixture, type HarborFixture } from './harness/harbor-fixture.ts';
+import { startRegistryProxy } from './harness/proxy.ts';
 import { harborOperation, harborSpecProblems, type HarborExchange } from './harness/harbor-spec.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 
@@ -124,7 +125,7 @@ describe('HarborClient', () => {
   test("the HA probe counts a Harbor up while its jobservice hangs, and down while its registry is", async () => {
     const login = { ...harborTarget.registry, name: 'harbor-b', url: harborTarget.url, username: harborTarget.username, password: harborTarget.password };
     const { config } = testConfig('harbor-probe', '127.0.0.1:7233', [{ registry: login, idc: 'idc-b', kind: 'harbor' }]);
-    const { probeRegistries } = createHaActivities(config, registryClients(config));
+    const { probeRegistries } = createHaActivities(config, registryAdapters(config));
     const probe = async () => (await probeRegistries({ registries: ['harbor-b'], timeoutMs: 5000 }))['harbor-b'];
     harborTarget.jobserviceHangs = true;
     try {
@@ -136,6 +137,20 @@ describe('HarborClient', () => {
     } finally {
       harborTarget.jobserviceHangs = false;
       await harborTarget.registry.start();
+    }
+  });
+
+  test('the HA probe keeps one Harbor client per worker: probes reuse its connections, not one each', async () => {
+    const proxy = await startRegistryProxy(harborTarget.url);
+    try {
+      const login = { ...harborTarget.registry, name: 'harbor-b', url: proxy.url, username: harborTarget.username, password: harborTarget.password };
+      const { config } = testConfig('harbor-probe-reuse', '127.0.0.1:7233', [{ registry: login, idc: 'idc-b', kind: 'harbor' }]);
+      const { probeRegistries } = createHaActivities(config, registryAdapters(config));
+      for (let i = 0; i < 10; i++) assert.equal((await probeRegistries({ registries: ['harbor-b'], timeoutMs: 5000 }))['harbor-b'].up, true);
+      // The pool may open a second connection when a probe follows the last answer at once; a client per probe opens ten.
+      assert.ok(proxy.connections <= 3, `ten probes opened ${proxy.connections} connections`);
+    } finally {
+      await proxy.close();
     }
   });
 

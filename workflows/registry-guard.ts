@@ -27,10 +27,12 @@ import {
   type GuardState,
   type HaEvent,
   type HaGroupPlan,
+  type HaSide,
   type RpoMeasurement,
 } from '../contracts/ha.ts';
 import type { SyncReport } from '../contracts/sync.ts';
 import { describeFailure } from './failures.ts';
+import { guardPolicy, type GuardObservation } from './guard-policy.ts';
 import { syncRegistries } from './sync-registries.ts';
 
 const failoverStep = activityOptions(activityTiming.failoverStep);
@@ -136,10 +138,15 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
       }
       return result;
     });
+  /** Applies the policy to what the guard saw; what it decides is the caller's to carry out. */
+  const observe = (observation: GuardObservation) => {
+    const judged = guardPolicy(plan, state, observation);
+    Object.assign(state, judged.state);
+    return judged.decision;
+  };
   const record = (event: HaEvent) => {
     state.events = [...state.events, event].slice(-20);
-    state.consecutiveDown = 0;
-    state.downSince = undefined;
+    observe({ kind: 'operation-completed' });
   };
 
   setHandler(failoverUpdate, (request) => startFailover('manual', request, Date.now()), {
@@ -197,25 +204,10 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
         return [v.idc, await probeRegistries({ registries, timeoutMs: plan.probe.timeoutMs }).catch(() => 'no answer' as const)] as const;
       }),
     );
-    const active = state.active === 'primary' ? plan.primary.registry : plan.secondary.registry;
-    const votesDown = probes.filter(([, p]) => p !== 'no answer' && !p[active].up).length;
-    const quorum = Math.floor(plan.vantagePoints.length / 2) + 1;
-    state.lastRound = { at: startedAt, votesDown, quorum, probes: Object.fromEntries(probes) };
-    if (votesDown >= quorum) {
-      state.consecutiveDown++;
-      state.downSince ??= startedAt;
-    } else {
-      state.consecutiveDown = 0;
-      state.downSince = undefined;
-    }
-    // Only the primary fails over by itself; after that, people decide (failback is an approved update).
-    if (state.active === 'primary' && plan.automaticFailover && !state.operation && state.consecutiveDown >= plan.probe.failures) {
-      const reason = `${active} seen down by ${votesDown} of ${plan.vantagePoints.length} vantage points in ${state.consecutiveDown} consecutive probes`;
-      // A failed failover shows in the UI; probing goes on, and another needs a fresh streak of failed rounds.
-      await startFailover('automatic', { reason }, state.downSince!).catch(() => {
-        state.consecutiveDown = 0;
-        state.downSince = undefined;
-      });
+    const decision = observe({ kind: 'round', at: startedAt, probes: Object.fromEntries(probes), active: state.active, busy: state.operation !== undefined });
+    if (decision.kind === 'failover') {
+      // A failed failover shows in the UI; probing goes on (guard-policy.ts says when to try again).
+      await startFailover('automatic', { reason: decision.reason }, decision.detectedAt).catch(() => observe({ kind: 'failover-failed' }));
     }
     await condition(() => false, Math.max(0, plan.probe.everyMs - (Date.now() - startedAt)));
   }
@@ -230,8 +222,11 @@ function rpoMeasurer(plan: HaGroupPlan, taskQueue?: string) {
     );
 }
 
+/** Whether a side has a fence of its own; a plan of berth 0.1/0.2 says only its kind, and Harbor was the one that had. */
+const fencesItself = (side: HaSide) => side.readOnlyFence ?? side.kind === 'harbor';
+
 const fenceStep = ({ primary }: HaGroupPlan) =>
-  primary.kind === 'harbor' ? `put ${primary.registry} (Harbor) in read-only mode` : `fence ${primary.registry} by taking it out of the endpoint`;
+  fencesItself(primary) ? `put ${primary.registry} (${primary.kind}) in read-only mode` : `fence ${primary.registry} by taking it out of the endpoint`;
 
 /**
  * Moves an HA group's traffic from its primary to its secondary: fence the primary (and berth's sync rules off
@@ -328,7 +323,7 @@ export async function failback(input: { plan: HaGroupPlan; reason: string }): Pr
   let readOnly = false;
   let caughtUp = 0;
   try {
-    if (secondary.kind === 'harbor') readOnly = (await fenceRegistry({ registry: secondary.registry, readOnly: true })).fenced;
+    if (fencesItself(secondary)) readOnly = (await fenceRegistry({ registry: secondary.registry, readOnly: true })).fenced;
     // Only what was pushed through the endpoint since the failback began (a minute's margin for two hosts' clocks);
     // without a push log, everything again.
     const pushed = await pushedRepositories({ group, sinceMs: startedAt - 60_000 });

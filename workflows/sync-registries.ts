@@ -2,6 +2,7 @@ import { ApplicationFailure, continueAsNew, executeChild, isCancellation, patche
 import type { Activities, CopyImagesResult, ImageToCopy, RepositoryDrift } from '../activities/index.ts';
 import { activityOptions, activityTiming } from '../contracts/activity-timing.ts';
 import { syncProgressQuery, type Counted, type DriftCursor, type PairReport, type SyncPair, type SyncPlan, type SyncReport, type SyncRepositoriesInput, type SyncRunState } from '../contracts/sync.ts';
+import { imagesToCopy, manifestsToDelete, type Doomed } from './drift-fixes.ts';
 import { describeFailure } from './failures.ts';
 import { pool } from './pool.ts';
 
@@ -26,12 +27,6 @@ const imagesPerCopy = 100;
  */
 const pageItems = 400;
 const harborPageItems = 100;
-
-interface Doomed {
-  repository: string;
-  digest: string;
-  tags: string[];
-}
 
 function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
@@ -228,25 +223,13 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
       imageName,
       (image) => note(report, 'fixed', imageName(image)),
     );
-  const toFix = (drift: RepositoryDrift): ImageToCopy[] => [...drift.missing, ...drift.different].map(({ tag, digest }) => ({ repository: drift.repository, tag, digest }));
   const record = (drift: RepositoryDrift) => {
     report.counts.inSync += drift.inSync;
     for (const m of drift.missing) note(report, 'missing', `${drift.repository}:${m.tag}`);
     for (const d of drift.different) note(report, 'different', `${drift.repository}:${d.tag}`);
     for (const e of drift.extra) note(report, 'extra', `${drift.repository}:${e.tag}`);
   };
-  /**
-   * What deleteExtra deletes of a drift: one manifest per digest, with the tags that go with it. A digest that a
-   * staying tag points to is left alone (and stays reported as extra). A tag whose fix failed still points to its
-   * old digest: deleting that digest would delete the tag too.
-   */
-  const doomedOf = ({ repository, different, extra }: RepositoryDrift, unfixed: Set<string>): Doomed[] => {
-    if (!plan.deleteExtra) return [];
-    const stillHeld = new Set(different.filter((d) => unfixed.has(`${repository}:${d.tag}`)).map((d) => d.targetDigest));
-    const doomed = new Map<string, string[]>();
-    for (const e of extra.filter((x) => !x.sharedWith && !stillHeld.has(x.digest))) doomed.set(e.digest, [...(doomed.get(e.digest) ?? []), e.tag]);
-    return [...doomed].map(([digest, tags]) => ({ repository, digest, tags }));
-  };
+  const doomedOf = (drift: RepositoryDrift, unfixed: Set<string>): Doomed[] => (plan.deleteExtra ? manifestsToDelete(drift, unfixed) : []);
   const deleted = ({ repository, tags }: Doomed) => tags.forEach((tag) => note(report, 'deleted', `${repository}:${tag}`));
 
   if (!paged) {
@@ -259,7 +242,7 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
         return;
       }
       record(drift);
-      const unfixed = await fixEach(toFix(drift));
+      const unfixed = await fixEach(imagesToCopy(drift));
       for (const d of doomedOf(drift, unfixed)) {
         try {
           await deleteManifest({ registry: pair.to.registry, repository, digest: d.digest });
@@ -303,7 +286,7 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
     from = page.next;
     const long = historyIsLong(plan);
     if (from && !long) upcoming = diffPage(from);
-    const images = page.drifts.flatMap(toFix);
+    const images = page.drifts.flatMap(imagesToCopy);
     const unfixed = pair.viaHarbor ? await fixEach(images) : await copyInBatches(images);
     await deleteInBatches(page.drifts.flatMap((d) => doomedOf(d, unfixed)));
     if (!from) return report;

@@ -20,20 +20,6 @@ export interface RepositoryDrift {
   extra: (TagDigest & { sharedWith?: string })[];
 }
 
-/** Every tag of a repository that passes the filter, with its digest (a HEAD per tag, each followed by `onTag`). */
-export async function taggedDigests(client: RegistryClient, repository: string, pageSize: number, keep: (tag: string) => boolean, signal?: AbortSignal, onTag?: () => void): Promise<Map<string, string>> {
-  const digests = new Map<string, string>();
-  for await (const page of client.listTags(repository, pageSize, signal)) {
-    for (const tag of page.filter(keep)) {
-      // A tag listed a moment ago may be gone now: nothing to compare then.
-      const digest = await client.headManifest(repository, tag, signal);
-      if (digest) digests.set(tag, digest);
-      onTag?.();
-    }
-  }
-  return digests;
-}
-
 /**
  * Compares a repository's tags over the ones a rule covers, for the tags of one page (every tag by default).
  * `source` holds the source's digests of the page's tags; `target` the target's, of the page's tags and, where the
@@ -99,14 +85,7 @@ export interface DriftPageRequest {
  */
 export async function driftPage(req: DriftPageRequest): Promise<{ drift: RepositoryDrift; next?: string; read: number }> {
   const { source, target, repository, covered, signal } = req;
-  const { source: sourceList, target: targetList } = req.lists;
-  const onSource = new Set(sourceList.filter(covered));
-  const onTarget = new Set(targetList);
-  // The tags that can drift: the source's, and covered ones only the target has (extra). Referrer tags travel with
-  // their subject's copy.
-  const candidates = [...new Set([...onSource, ...targetList.filter((t) => covered(t) && !onSource.has(t))])]
-    .filter((t) => (req.after === undefined || t > req.after) && referredDigest(t) === undefined)
-    .sort();
+  const { candidates, onSource, onTarget } = driftCandidates(req.lists, covered, req.after);
   const sourceDigests = new Map<string, string>();
   const targetDigests = new Map<string, string>();
   const read = async (client: RegistryClient, tag: string, into: Map<string, string>) => {
@@ -125,16 +104,40 @@ export async function driftPage(req: DriftPageRequest): Promise<{ drift: Reposit
       if (sourceDigests.get(tag) !== targetDigests.get(tag)) toFix++;
     },
   );
-  const last = candidates[walked - 1];
-  const inPage = (tag: string) => (req.after === undefined || tag > req.after) && last !== undefined && tag <= last;
+  const { inPage, next } = pageExtent(candidates, walked, req.after);
   let drift = compareTags(repository, sourceDigests, targetDigests, covered, inPage, onSource);
   if (req.deleteExtra && drift.extra.length > 0) {
-    const unread = targetList.filter((t) => !targetDigests.has(t));
+    // Which extra tags may go depends on every tag at their digests: the target's other tags are read too.
+    const unread = req.lists.target.filter((t) => !targetDigests.has(t));
     let i = 0;
     await lanes(req.lanes, () => i < unread.length, () => read(target, unread[i++], targetDigests));
     drift = compareTags(repository, sourceDigests, targetDigests, covered, inPage, onSource);
   }
-  return { drift, read: walked, ...(walked < candidates.length ? { next: last } : {}) };
+  return { drift, read: walked, ...(next !== undefined ? { next } : {}) };
+}
+
+/**
+ * The tags of a repository that can drift after `after`, in order: the source's covered ones, and covered ones
+ * only the target lists (extra). Referrer tags travel with their subject's copy. A tag is read only on the sides
+ * that list it (`onSource`, `onTarget`): one the target's list lacks is missing without reading its manifest there.
+ */
+export function driftCandidates(lists: TagLists, covered: (tag: string) => boolean, after?: string): { candidates: string[]; onSource: Set<string>; onTarget: Set<string> } {
+  const onSource = new Set(lists.source.filter(covered));
+  const onTarget = new Set(lists.target);
+  const candidates = [...new Set([...onSource, ...lists.target.filter((t) => covered(t) && !onSource.has(t))])]
+    .filter((t) => (after === undefined || t > after) && referredDigest(t) === undefined)
+    .sort();
+  return { candidates, onSource, onTarget };
+}
+
+/**
+ * What a page covers once `walked` of its candidates were read: the tags after `after` up to the last one read;
+ * `next` (that last tag) when candidates are left for the next page.
+ */
+export function pageExtent(candidates: string[], walked: number, after?: string): { inPage: (tag: string) => boolean; next?: string } {
+  const last = candidates[walked - 1];
+  const inPage = (tag: string) => (after === undefined || tag > after) && last !== undefined && tag <= last;
+  return walked < candidates.length ? { inPage, next: last } : { inPage };
 }
 
 /**

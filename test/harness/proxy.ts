@@ -7,6 +7,8 @@ export interface RegistryProxy {
   uploadedBytes: number;
   /** Body bytes of blob downloads that passed through: what readers pulled from this registry. */
   downloadedBytes: number;
+  /** TCP connections clients opened to the proxy: what a client that reuses its connections keeps at one. */
+  connections: number;
   /** Added to every request before it is passed on (a distant registry); may be changed while the proxy runs. */
   delayMs: number;
   close(): Promise<void>;
@@ -65,7 +67,7 @@ export async function startRegistryProxy(
   } = {},
 ): Promise<RegistryProxy> {
   const target = new URL(targetUrl);
-  const state = { uploadedBytes: 0, downloadedBytes: 0, refused: 0, delayMs: opts.delayMs ?? 0 };
+  const state = { uploadedBytes: 0, downloadedBytes: 0, refused: 0, connections: 0, delayMs: opts.delayMs ?? 0 };
   const refusedBy = new Map<object, number>();
   const refuse = (req: IncomingMessage, res: ServerResponse, status: number, code: string, headers?: Record<string, string>) => {
     req.resume();
@@ -104,6 +106,7 @@ export async function startRegistryProxy(
     }
     req.pipe(tamper(opts.corrupt === 'uploads', (n) => (state.uploadedBytes += n))).pipe(upstream);
   };
+  server.on('connection', () => state.connections++);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as { port: number };
   return {
@@ -113,6 +116,9 @@ export async function startRegistryProxy(
     },
     get downloadedBytes() {
       return state.downloadedBytes;
+    },
+    get connections() {
+      return state.connections;
     },
     get delayMs() {
       return state.delayMs;

@@ -1,8 +1,8 @@
 import { Agent, request, type Dispatcher } from 'undici';
 import { z } from 'zod';
-import { basicAuthorization, type Credentials } from '../auth.ts';
-import { RegistryClient } from '../client.ts';
-import { asRegistryError, responseFailure, RegistryError } from '../errors.ts';
+import { basicAuthorization, type Credentials } from '../../auth.ts';
+import { RegistryClient } from '../../client.ts';
+import { asRegistryError, responseFailure, RegistryError } from '../../errors.ts';
 import { credentialFingerprint, matchesFingerprint } from './credential-fingerprint.ts';
 
 type Response = Dispatcher.ResponseData;

@@ -1,14 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Credentials } from '../auth.ts';
-import { RegistryClient } from '../client.ts';
-import { RegistryError } from '../errors.ts';
+import type { Credentials } from '../../auth.ts';
+import { RegistryClient } from '../../client.ts';
+import { RegistryError } from '../../errors.ts';
 import { HarborClient, isUnhealthyTarget, type HarborExecution } from './client.ts';
 
 /** Where the image goes: a registry of berth.yaml, with its login resolved. */
 export interface HarborReplicationTarget {
   name: string;
   url: string;
-  kind: 'distribution' | 'harbor';
+  /** Its kind in berth.yaml: Harbor addresses a Harbor and a plain registry differently. */
+  kind: string;
   credentials?: Credentials;
 }
 
