@@ -99,7 +99,7 @@ async function main() {
   const { config, file, env } = testConfig('bench-distribute', temporal.address, nodes.map((t) => ({ registry: registries[t.name], idc: t.idc, parent: t.parent, url: links.urls[t.name] })));
   const workerEnv = { ...process.env, ...env, BERTH_CONFIG: file, BERTH_LOG_LEVEL: 'ERROR' };
   const roots = nodes.filter((t) => !t.parent).map((t) => t.idc);
-  const workerSets = [['main', ['--no-idc']], ['roots', ['--idc', roots.join(','), '--no-main']], ...nodes.filter((t) => t.parent).map((t) => [t.idc, ['--idc', t.idc, '--no-main']])] as const;
+  const workerSets = [['main', ['--no-idc']], ['roots', ['--idc', roots.join(','), '--no-main']], ...nodes.filter((t) => t.parent).map((t) => [t.idc, ['--idc', t.idc, '--no-main']] as const)] as const;
   for (const [name, args] of workerSets) {
     const worker = await berthProcess(`worker-${name}`, 'workers/main.ts', [...args], 'berth worker polling', workerEnv);
     cleanups.push(() => worker.stop());

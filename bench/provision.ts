@@ -37,8 +37,7 @@ const profile = [{ hostname: {} }, { chrony: { servers: ['127.0.0.1'] } }, { sys
 const ansibleDir = fileURLToPath(new URL('./ansible/', import.meta.url));
 const repoDir = fileURLToPath(new URL('../', import.meta.url));
 
-const tools = ['berth', 'ansible'] as const;
-type Tool = (typeof tools)[number];
+type Tool = 'berth' | 'ansible';
 type Size = 'many' | 'one';
 type Phase = `${Tool}-${Size}`;
 const phases: Phase[] = ['berth-many', 'ansible-many', 'berth-one', 'ansible-one'];
@@ -132,7 +131,7 @@ async function ensureAnsible(): Promise<{ bin: string; installMs?: number }> {
       await run(join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `ansible-core==${ansibleVersion}`], { maxBuffer: 16 << 20 });
     } catch (err) {
       rmSync(venv, { recursive: true, force: true });
-      throw new Error(`could not install ansible-core ${ansibleVersion}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+      throw new Error(`could not install ansible-core ${ansibleVersion}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, { cause: err });
     }
     installMs = performance.now() - started;
     console.log(`ansible-core ${ansibleVersion} installed in ${s(installMs)}`);

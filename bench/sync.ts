@@ -101,7 +101,7 @@ async function main() {
   await source.start();
   const refs = catalogRefs('bench/app', repositories, tags);
   console.log(`pushing ${refs.length} tiny images (${repositories} repositories x ${tags} tags) to the source...`);
-  let started = Date.now();
+  const started = Date.now();
   const push = registryClient(source);
   const digests = await pushTinyImages(push, refs);
   console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s`);

@@ -4,7 +4,7 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { asTemporalFailure } from '../activities/failures.ts';
 import { HostError } from '../activities/hosts/errors.ts';
 
-const failureOf = (err: unknown) => asTemporalFailure(() => Promise.reject(err)).then(() => assert.fail('resolved'), (f: unknown) => f);
+const failureOf = (err: Error) => asTemporalFailure(() => Promise.reject(err)).then(() => assert.fail('resolved'), (f: unknown) => f);
 
 test('a classified error becomes a failure of its type, retried only when it says so', async () => {
   const permanent = (await failureOf(new HostError('SecretUnavailable', 'no key'))) as ApplicationFailure;

@@ -148,7 +148,7 @@ describe('provisioning under faults at the provider', () => {
     const running = workflows.run();
     const ownInventory = await openInventory(own.inventory);
     // The test's config keeps the inventory in a SQLite file, whose write lock this connection takes.
-    const lock = new Database(own.inventory.sqliteFile!);
+    const lock = new Database(own.inventory.sqliteFile);
     const started = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
     /**
      * Another writer holds the inventory (a backup, say), so the reservation waits for it, up to SQLite's busy

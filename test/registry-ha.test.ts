@@ -11,7 +11,7 @@ import type { BerthConfig } from '../config/load.ts';
 import { startNginx } from '../embedded/nginx.ts';
 import { freePort } from '../embedded/processes.ts';
 import { startWorkers } from '../workers/run.ts';
-import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
 import { recordHistory } from './harness/histories.ts';
 import { servedThrough, waitFor } from './harness/ha.ts';

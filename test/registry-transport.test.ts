@@ -48,7 +48,10 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of servers) s.closeAllConnections(), s.close();
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
   await Promise.all([source?.stop(), target?.stop()]);
 });
 

@@ -122,8 +122,8 @@ describe('replicateImage', () => {
       seen = (await handle.query(progressQuery)).watched;
     }
     assert.equal(seen?.status, 'copying');
-    assert.ok(seen!.bytesCopied > 0 && seen!.bytesCopied < big.blobBytes, `mid-copy bytes: ${seen!.bytesCopied}`);
-    assert.equal(seen!.bytesTotal, big.blobBytes);
+    assert.ok(seen.bytesCopied > 0 && seen.bytesCopied < big.blobBytes, `mid-copy bytes: ${seen.bytesCopied}`);
+    assert.equal(seen.bytesTotal, big.blobBytes);
     const result = await handle.result();
     await recordHistory(temporal.client, handle.workflowId, 'progress-signals');
     assert.equal(result.watched.digest, big.digest);

@@ -141,7 +141,7 @@ describe('payloads and their projects', () => {
     const failures: { message?: string; stackTrace?: string }[] = [];
     const visit = (v: unknown, key = '') => {
       if (typeof v !== 'object' || v === null) return;
-      if (key === 'failure' || key === 'cause') failures.push(v as { message?: string });
+      if (key === 'failure' || key === 'cause') failures.push(v);
       for (const [k, value] of Object.entries(v)) visit(value, k);
     };
     visit(JSON.parse(historyToJSON(await temporal.client.workflow.getHandle(failed).fetchHistory())));

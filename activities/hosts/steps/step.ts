@@ -3,7 +3,7 @@ import type { SshSession } from '../session.ts';
 
 // Each step is an object of one key, its kind: distribute over the union to list them.
 type KeysOf<T> = T extends unknown ? keyof T : never;
-export type StepKind = KeysOf<InitStep> & string;
+export type StepKind = Extract<KeysOf<InitStep>, string>;
 export type StepSpec<K extends StepKind> = Extract<InitStep, Record<K, unknown>>[K];
 
 /** What a profile run knows about the machine besides the steps. */
