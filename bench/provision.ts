@@ -27,6 +27,7 @@ import { parseConfig } from '../config/load.ts';
 import { berthCacheDir } from '../embedded/docker-engine.ts';
 import { tempDir } from '../test/harness/berth.ts';
 import { hostEngine, machineSpec, removeCluster, sshKeyPair, testDockerProvider } from '../test/harness/hosts.ts';
+import { median, writeResult } from './lib.ts';
 
 const run = promisify(execFile);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
@@ -42,7 +43,6 @@ type Size = 'many' | 'one';
 type Phase = `${Tool}-${Size}`;
 const phases: Phase[] = ['berth-many', 'ansible-many', 'berth-one', 'ansible-one'];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const cleanups: (() => Promise<unknown>)[] = [];
 
@@ -429,8 +429,7 @@ dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' chrony curl`,
     machine: { cores, node: process.version },
     benchMs: performance.now() - started,
   };
-  mkdirSync(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-  writeFileSync(fileURLToPath(new URL('./results/provision.json', import.meta.url)), JSON.stringify(result, null, 2));
+  writeResult('provision', result);
 
   const label = (p: Phase) => `${p.split('-')[0]} ${p.endsWith('many') ? `${manyHosts} hosts` : '1 host'}`;
   const row = (p: Phase) => {
