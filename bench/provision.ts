@@ -25,8 +25,8 @@ import type { StepResult } from '../activities/hosts/profile.ts';
 import { connectWhenReady } from '../activities/hosts/session.ts';
 import { parseConfig } from '../config/load.ts';
 import { berthCacheDir } from '../embedded/docker-engine.ts';
-import { tempDir } from '../test/harness/berth.ts';
-import { hostEngine, machineSpec, removeCluster, sshKeyPair, testDockerProvider } from '../test/harness/hosts.ts';
+import { tempDir } from '../testbed/berth.ts';
+import { hostEngine, machineSpec, removeCluster, sshKeyPair, testDockerProvider } from '../testbed/hosts.ts';
 import { median, writeResult } from './lib.ts';
 
 const run = promisify(execFile);

@@ -15,10 +15,10 @@ import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { freePort, stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
-import { berthProcesses } from '../test/harness/berth-process.ts';
-import { registryClient, tempDir, testConfig, testRegistry, type TestRegistry } from '../test/harness/berth.ts';
-import { catalogRefs, pushTinyImages } from '../test/harness/catalog.ts';
-import { historyBounds, workflowTree } from '../test/harness/histories.ts';
+import { berthProcesses } from '../testbed/berth-process.ts';
+import { registryClient, tempDir, testConfig, testRegistry, type TestRegistry } from '../testbed/berth.ts';
+import { catalogRefs, pushTinyImages } from '../testbed/catalog.ts';
+import { historyBounds, workflowTree } from '../testbed/histories.ts';
 import { median, writeResult } from './lib.ts';
 
 const runs = Number(process.env.BENCH_RUNS ?? 3);

@@ -20,9 +20,9 @@ import { startPostgres } from '../embedded/postgres.ts';
 import { freePort, stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { startTemporalServer } from '../embedded/temporal-server.ts';
-import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../test/harness/berth.ts';
-import { berthProcesses, bundleWorkflows } from '../test/harness/berth-process.ts';
-import { buildOciLayout, pushWithSkopeo } from '../test/harness/oci-layout.ts';
+import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { berthProcesses, bundleWorkflows } from '../testbed/berth-process.ts';
+import { buildOciLayout, pushWithSkopeo } from '../testbed/oci-layout.ts';
 import { writeResult } from './lib.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);

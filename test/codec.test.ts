@@ -10,10 +10,10 @@ import { AesGcmCodec } from '../codec/aes-gcm-codec.ts';
 import { dataConverter } from '../codec/data-converter.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { startWorkers } from '../workers/run.ts';
-import { testApi, type TestApi } from './harness/api.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, pushWithSkopeo } from './harness/oci-layout.ts';
-import { recordSecret } from './harness/secrets.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, pushWithSkopeo } from '../testbed/oci-layout.ts';
+import { recordSecret } from '../testbed/secrets.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 const key = () => {

@@ -16,8 +16,8 @@ import { startApi } from '../api/start-api.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
-import { tempDir, testConfig, testRegistry, type TestRegistry } from './harness/berth.ts';
-import { recordSecret } from './harness/secrets.ts';
+import { tempDir, testConfig, testRegistry, type TestRegistry } from '../testbed/berth.ts';
+import { recordSecret } from '../testbed/secrets.ts';
 
 type Api = Awaited<ReturnType<typeof startApi>>;
 

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import type { Payload } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { AesGcmCodec, isEncrypted } from '../codec/aes-gcm-codec.ts';
-import { recordedSecrets } from './harness/secrets.ts';
+import { recordedSecrets } from '../testbed/secrets.ts';
 import { connectTestTemporal } from './harness/temporal.ts';
 
 /** What an encrypted payload holds, opened with whichever recorded key fits (AES-GCM says which one does). */

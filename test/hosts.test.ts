@@ -15,7 +15,7 @@ import { runInitProfile } from '../activities/hosts/profile.ts';
 import { SshSession } from '../activities/hosts/session.ts';
 import { parseConfig } from '../config/load.ts';
 import { initStepSchema } from '../config/schema.ts';
-import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from './harness/hosts.ts';
+import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from '../testbed/hosts.ts';
 
 const cluster = testClusterName('hosts');
 const keys = sshKeyPair();

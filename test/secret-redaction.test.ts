@@ -12,8 +12,8 @@ import { stringify } from 'yaml';
 import type { CloudProvider } from '../activities/cloud/provider.ts';
 import { createHostActivities, type StepResult } from '../activities/hosts/index.ts';
 import { parseConfig } from '../config/load.ts';
-import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from './harness/hosts.ts';
-import { recordSecret } from './harness/secrets.ts';
+import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from '../testbed/hosts.ts';
+import { recordSecret } from '../testbed/secrets.ts';
 
 const cluster = testClusterName('redact');
 const keys = sshKeyPair();

@@ -13,10 +13,10 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { clientOptions } from '../codec/data-converter.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
-import { testApi, type TestApi } from './harness/api.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, pushWithSkopeo } from './harness/oci-layout.ts';
-import { recordSecret } from './harness/secrets.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, pushWithSkopeo } from '../testbed/oci-layout.ts';
+import { recordSecret } from '../testbed/secrets.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 let temporal: TestTemporal;

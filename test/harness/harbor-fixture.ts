@@ -4,7 +4,7 @@ import { createServer, request as forward, type IncomingMessage, type ServerResp
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import { registryClient, startedRegistry, tempDir, type TestRegistry } from './berth.ts';
+import { registryClient, startedRegistry, tempDir, type TestRegistry } from '../../testbed/berth.ts';
 import type { HarborExchange } from './harbor-spec.ts';
 import { createTokenService } from './token-issuer.ts';
 
