@@ -16,7 +16,7 @@ const layers = {
 const declarations =
   '^activities/(cloud/(schemas|[^/]+/schema)|hosts/steps/(schemas|[^/]+[.]schema)|registry/adapters/(kinds?|[^/]+/kind))[.]ts$';
 const readsDeclarations = ['config', 'planning'];
-const folders = '^(contracts|config|metrics|planning|inventory|schedules|activities|workflows|api|workers|cli|codec|embedded|scripts|bench|test)/';
+const folders = '^(contracts|config|metrics|planning|inventory|schedules|activities|workflows|api|workers|cli|codec|embedded|scripts|bench|testbed|test)/';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -54,9 +54,9 @@ module.exports = {
     },
     {
       name: 'bench-apart-from-test',
-      comment: 'benchmarks share bench/lib.ts, never the tests',
+      comment: 'benchmarks share bench/lib.ts and testbed/ (what tests and benchmarks both start), never the tests',
       severity: 'error',
-      from: { path: '^bench/' },
+      from: { path: '^(bench|testbed)/' },
       to: { path: '^test/' },
     },
     {

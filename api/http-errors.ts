@@ -7,7 +7,7 @@ import { formatPath } from '../config/load.ts';
 export function sendInvalid(reply: FastifyReply, issues: readonly z.core.$ZodIssue[] | { path: PropertyKey[]; message: string }[]) {
   return reply.code(400).send({
     error: 'invalid request',
-    issues: issues.map((i) => ({ path: formatPath(i.path as PropertyKey[]), message: i.message })),
+    issues: issues.map((i) => ({ path: formatPath(i.path), message: i.message })),
   });
 }
 
@@ -21,7 +21,7 @@ const grpcUnavailable = 14;
 /** Temporal out of reach: not the caller's fault, nor a bug; clients should retry (503). */
 export function isTemporalUnavailable(err: unknown): boolean {
   const cause = err instanceof ServiceError ? err.cause : err;
-  return isGrpcServiceError(cause) && (cause.code === grpcUnavailable || cause.code === grpcDeadlineExceeded);
+  return isGrpcServiceError(cause) && [grpcUnavailable, grpcDeadlineExceeded].includes(cause.code);
 }
 
 export function unavailableDetail(err: unknown): string {

@@ -22,8 +22,12 @@ async function main(): Promise<void> {
       `HA guards ${config.haGroups.map((g) => g.name).join(', ') || 'none'}`,
   );
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(sig, async () => {
-      await api.close();
+    process.once(sig, () => {
+      // The process ends when the server has closed; a close that fails must still end it, and say why.
+      api.close().catch((err: unknown) => {
+        console.error(`berth api failed to stop cleanly: ${err instanceof Error ? err.message : String(err)}`);
+        process.exit(1);
+      });
     });
   }
 }

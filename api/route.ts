@@ -44,7 +44,7 @@ const mutating = new Set(['POST', 'PUT', 'DELETE']);
  * audit entry for every call that could change something, refused or not.
  */
 export function route<B extends z.ZodType = z.ZodUndefined, Q extends z.ZodType = z.ZodUndefined>(app: FastifyInstance, gate: Gatekeeper, spec: RouteSpec<B, Q>): void {
-  declaredRoutes.set(app, [...(declaredRoutes.get(app) ?? []), spec as unknown as RouteSpec<z.ZodType, z.ZodType>]);
+  declaredRoutes.set(app, [...(declaredRoutes.get(app) ?? []), spec]);
   app.route({
     method: spec.method,
     url: spec.url,

@@ -6,7 +6,7 @@ import { berthSearchAttributes } from '../contracts/search-attributes.ts';
 const IndexedValueType = proto.temporal.api.enums.v1.IndexedValueType;
 const types = { KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, KEYWORD_LIST: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST } as const;
 const grpcInvalidArgument = 3;
-const typeOf = (key: (typeof berthSearchAttributes)[number]) => types[key.type as keyof typeof types];
+const typeOf = (key: (typeof berthSearchAttributes)[number]) => types[key.type];
 
 /**
  * Registers berth's search attributes in the namespace unless they exist (a dev server started with an older
@@ -19,7 +19,7 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
   // One of berth's names taken with another type would refuse every berth workflow: say so before starting any.
   const clashes = berthSearchAttributes.filter((key) => customAttributes?.[key.name] && customAttributes[key.name] !== typeOf(key));
   if (clashes.length > 0) {
-    const described = clashes.map((key) => `${key.name} is ${IndexedValueType[customAttributes![key.name]]}, berth needs ${IndexedValueType[typeOf(key)]}`);
+    const described = clashes.map((key) => `${key.name} is ${IndexedValueType[customAttributes[key.name]]}, berth needs ${IndexedValueType[typeOf(key)]}`);
     throw new Error(`search attributes of namespace ${namespace} clash with berth's: ${described.join('; ')} (remove them, or give berth its own namespace)`);
   }
   const missing = berthSearchAttributes.filter((key) => !customAttributes?.[key.name]);
@@ -39,7 +39,7 @@ export async function ensureSearchAttributes(connection: Connection, namespace: 
     } catch (err) {
       if ((err as { code?: number }).code !== grpcInvalidArgument) throw err;
       if (Date.now() > deadline) {
-        throw new Error(`berth's search attributes (${berthSearchAttributes.map((k) => k.name).join(', ')}) are registered in namespace ${namespace} but the server still refuses them: ${(err as Error).message}`);
+        throw new Error(`berth's search attributes (${berthSearchAttributes.map((k) => k.name).join(', ')}) are registered in namespace ${namespace} but the server still refuses them: ${(err as Error).message}`, { cause: err });
       }
     }
     await sleep(250);

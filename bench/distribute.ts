@@ -16,9 +16,9 @@ import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import { freePort, stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
-import { testApi } from '../test/harness/api.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../test/harness/berth.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../test/harness/oci-layout.ts';
+import { testApi } from '../testbed/api.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import type { DistributeImageResult } from '../contracts/distribution.ts';
 import type { distributeImage } from '../workflows/distribute-image.ts';
 import { berthProcess, machineWatch, median, seconds, writeResult } from './lib.ts';
@@ -100,7 +100,7 @@ async function main() {
   const { config, file, env } = testConfig('bench-distribute', temporal.address, nodes.map((t) => ({ registry: registries[t.name], idc: t.idc, parent: t.parent, url: links.urls[t.name] })));
   const workerEnv = { ...process.env, ...env, BERTH_CONFIG: file, BERTH_LOG_LEVEL: 'ERROR' };
   const roots = nodes.filter((t) => !t.parent).map((t) => t.idc);
-  const workerSets = [['main', ['--no-idc']], ['roots', ['--idc', roots.join(','), '--no-main']], ...nodes.filter((t) => t.parent).map((t) => [t.idc, ['--idc', t.idc, '--no-main']])] as const;
+  const workerSets = [['main', ['--no-idc']], ['roots', ['--idc', roots.join(','), '--no-main']], ...nodes.filter((t) => t.parent).map((t) => [t.idc, ['--idc', t.idc, '--no-main']] as const)] as const;
   for (const [name, args] of workerSets) {
     const worker = await berthProcess(`worker-${name}`, 'workers/main.ts', [...args], 'berth worker polling', workerEnv);
     cleanups.push(() => worker.stop());

@@ -25,8 +25,9 @@ import type { StepResult } from '../activities/hosts/profile.ts';
 import { connectWhenReady } from '../activities/hosts/session.ts';
 import { parseConfig } from '../config/load.ts';
 import { berthCacheDir } from '../embedded/docker-engine.ts';
-import { tempDir } from '../test/harness/berth.ts';
-import { hostEngine, machineSpec, removeCluster, sshKeyPair, testDockerProvider } from '../test/harness/hosts.ts';
+import { tempDir } from '../testbed/berth.ts';
+import { hostEngine, machineSpec, removeCluster, sshKeyPair, testDockerProvider } from '../testbed/hosts.ts';
+import { median, writeResult } from './lib.ts';
 
 const run = promisify(execFile);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
@@ -37,13 +38,11 @@ const profile = [{ hostname: {} }, { chrony: { servers: ['127.0.0.1'] } }, { sys
 const ansibleDir = fileURLToPath(new URL('./ansible/', import.meta.url));
 const repoDir = fileURLToPath(new URL('../', import.meta.url));
 
-const tools = ['berth', 'ansible'] as const;
-type Tool = (typeof tools)[number];
+type Tool = 'berth' | 'ansible';
 type Size = 'many' | 'one';
 type Phase = `${Tool}-${Size}`;
 const phases: Phase[] = ['berth-many', 'ansible-many', 'berth-one', 'ansible-one'];
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const s = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
 const cleanups: (() => Promise<unknown>)[] = [];
 
@@ -132,7 +131,7 @@ async function ensureAnsible(): Promise<{ bin: string; installMs?: number }> {
       await run(join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `ansible-core==${ansibleVersion}`], { maxBuffer: 16 << 20 });
     } catch (err) {
       rmSync(venv, { recursive: true, force: true });
-      throw new Error(`could not install ansible-core ${ansibleVersion}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`);
+      throw new Error(`could not install ansible-core ${ansibleVersion}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, { cause: err });
     }
     installMs = performance.now() - started;
     console.log(`ansible-core ${ansibleVersion} installed in ${s(installMs)}`);
@@ -430,8 +429,7 @@ dpkg-query -W -f='\${Package} \${db:Status-Status}\\n' chrony curl`,
     machine: { cores, node: process.version },
     benchMs: performance.now() - started,
   };
-  mkdirSync(fileURLToPath(new URL('./results/', import.meta.url)), { recursive: true });
-  writeFileSync(fileURLToPath(new URL('./results/provision.json', import.meta.url)), JSON.stringify(result, null, 2));
+  writeResult('provision', result);
 
   const label = (p: Phase) => `${p.split('-')[0]} ${p.endsWith('many') ? `${manyHosts} hosts` : '1 host'}`;
   const row = (p: Phase) => {

@@ -8,17 +8,18 @@
 // same span (from /proc). Registries run without auth (htpasswd's bcrypt per request would dominate both tools).
 // Writes bench/results/sync.json.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
 import { freePort, stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
-import { berthProcesses } from '../test/harness/berth-process.ts';
-import { registryClient, tempDir, testConfig, testRegistry, type TestRegistry } from '../test/harness/berth.ts';
-import { catalogRefs, pushTinyImages } from '../test/harness/catalog.ts';
-import { historyBounds, workflowTree } from '../test/harness/histories.ts';
+import { berthProcesses } from '../testbed/berth-process.ts';
+import { registryClient, tempDir, testConfig, testRegistry, type TestRegistry } from '../testbed/berth.ts';
+import { catalogRefs, pushTinyImages } from '../testbed/catalog.ts';
+import { historyBounds, workflowTree } from '../testbed/histories.ts';
+import { median, writeResult } from './lib.ts';
 
 const runs = Number(process.env.BENCH_RUNS ?? 3);
 const repositories = Number(process.env.BENCH_REPOSITORIES ?? 50);
@@ -89,7 +90,6 @@ interface Measurement {
   workflowId?: string;
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
 
 async function main() {
   const temporalDir = tempDir('bench-sync-temporal');
@@ -101,7 +101,7 @@ async function main() {
   await source.start();
   const refs = catalogRefs('bench/app', repositories, tags);
   console.log(`pushing ${refs.length} tiny images (${repositories} repositories x ${tags} tags) to the source...`);
-  let started = Date.now();
+  const started = Date.now();
   const push = registryClient(source);
   const digests = await pushTinyImages(push, refs);
   console.log(`  ${((Date.now() - started) / 1000).toFixed(0)} s`);
@@ -233,8 +233,7 @@ async function main() {
     }),
   );
   const result = { repositories, tags, driftPercent, runs, summary, historyBounds: bounds, profile, timelines, measurements };
-  mkdirSync(script('./results/'), { recursive: true });
-  writeFileSync(script('./results/sync.json'), JSON.stringify(result, null, 2));
+  writeResult('sync', result);
   for (const [kind, s] of Object.entries(summary)) {
     console.log(
       `${kind.padEnd(6)} berth ${s.berth.wallS.toFixed(2)} s (${s.berth.cpuS.toFixed(2)} CPU-s with worker, API and Temporal), regsync ${s.regsync.wallS.toFixed(2)} s (${s.regsync.cpuS.toFixed(2)} CPU-s): ` +

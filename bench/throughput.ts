@@ -11,19 +11,19 @@
 // Temporal's queues against how long they ran in the workers: which of the two was the bottleneck.
 // BENCH_ENGINES (dev,real) picks the engines; BENCH_DEV_SERVER_DB=memory runs the dev server on in-memory SQLite
 // instead of a file. Writes bench/results/throughput.json.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { startPostgres } from '../embedded/postgres.ts';
 import { freePort, stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { startTemporalServer } from '../embedded/temporal-server.ts';
-import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../test/harness/berth.ts';
-import { berthProcesses, bundleWorkflows } from '../test/harness/berth-process.ts';
-import { buildOciLayout, pushWithSkopeo } from '../test/harness/oci-layout.ts';
+import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { berthProcesses, bundleWorkflows } from '../testbed/berth-process.ts';
+import { buildOciLayout, pushWithSkopeo } from '../testbed/oci-layout.ts';
+import { writeResult } from './lib.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
 const inFlightCap = Number(process.env.BENCH_IN_FLIGHT ?? 100);
@@ -31,7 +31,6 @@ const devServerDb = process.env.BENCH_DEV_SERVER_DB ?? 'file';
 const engines = (process.env.BENCH_ENGINES ?? 'dev,real').split(',') as ('dev' | 'real')[];
 const repositories = Number(process.env.BENCH_REPOSITORIES ?? 3000);
 const starters = 16;
-const script = (path: string) => fileURLToPath(new URL(path, import.meta.url));
 const clockTicks = 100; // USER_HZ on Linux
 
 /** /proc/<pid>/stat after the command name: [state, ppid, ...]. */
@@ -275,8 +274,7 @@ async function main() {
     if (p.taskMs.queued > 3 * p.taskMs.running && p.cpuCores.workers < 0.5 * p.workers) return `the engine: tasks waited ${p.taskMs.queued} ms in its queues and ran ${p.taskMs.running} ms, workers mostly idle`;
     return 'the workers';
   };
-  mkdirSync(script('./results/'), { recursive: true });
-  writeFileSync(script('./results/throughput.json'), JSON.stringify({ ...result, bottleneck: phases.map((p) => ({ engine: p.engine, workers: p.workers, bottleneck: bottleneck(p) })) }, null, 2));
+  writeResult('throughput', { ...result, bottleneck: phases.map((p) => ({ engine: p.engine, workers: p.workers, bottleneck: bottleneck(p) })) });
   console.log(`
 bottleneck              ${phases.map((p) => `${p.engine}/${p.workers}w: ${bottleneck(p)}`).join('; ')}
 2 workers / 1 worker    ${engines.map((e) => `${e} ${result.speedup[e].toFixed(2)}x`).join(', ')}

@@ -81,10 +81,13 @@ async function started(call: ApiCall, res: { workflowId: string; uiUrl: string }
   return exitCodes.ok;
 }
 
+// A cell as the API gave it: strings as they are, nothing for null, numbers and objects as JSON.
+const cell = (value: unknown) => (typeof value === 'string' ? value : value === undefined || value === null ? '' : JSON.stringify(value));
+
 function table(rows: Record<string, unknown>[], columns: string[]): string {
-  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => String(r[c] ?? '').length)));
+  const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
   const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
-  return [line(columns), ...rows.map((r) => line(columns.map((c) => String(r[c] ?? ''))))].join('\n');
+  return [line(columns), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n');
 }
 
 async function main(argv: string[]): Promise<number> {

@@ -16,7 +16,7 @@ export function readSecret(ref: SecretRef, what: string): string {
   try {
     return readFileSync(ref.file!, 'utf8').replace(/\r?\n$/, '');
   } catch (err) {
-    throw new Error(`cannot read ${what} from ${ref.file}: ${(err as Error).message}`);
+    throw new Error(`cannot read ${what} from ${ref.file}: ${(err as Error).message}`, { cause: err });
   }
 }
 

@@ -26,8 +26,8 @@ export function spawnManaged(name: string, command: string, args: string[], logF
   mkdirSync(dirname(logFile), { recursive: true });
   const log = createWriteStream(logFile, { flags: 'a' });
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], env, uid: opts.uid, gid: opts.gid });
-  child.stdout!.pipe(log);
-  child.stderr!.pipe(log);
+  child.stdout.pipe(log);
+  child.stderr.pipe(log);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const managed: ManagedProcess = {
     name,

@@ -44,6 +44,9 @@ function sqliteDialect(file: string): Dialect {
   return new SqliteDialect({ database });
 }
 
+// bigint's type id, as the plain number pg hands to getTypeParser.
+const int8Oid: number = pg.types.builtins.INT8;
+
 function postgresDialect(cfg: PostgresConfig): Dialect {
   const hasPassword = cfg.passwordEnv !== undefined || cfg.passwordFile !== undefined;
   const pool = new pg.Pool({
@@ -56,7 +59,7 @@ function postgresDialect(cfg: PostgresConfig): Dialect {
     max: cfg.maxConnections,
     connectionTimeoutMillis: 10_000,
     // bigint columns (epoch milliseconds, counts) as numbers, as SQLite returns them: they stay far below 2^53.
-    types: { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === pg.types.builtins.INT8 ? Number : pg.types.getTypeParser(oid, format as 'text')) },
+    types: { getTypeParser: (oid: number, format?: 'text' | 'binary') => (oid === int8Oid ? Number : pg.types.getTypeParser(oid, format)) },
   });
   // A server restart breaks idle connections: the pool drops them and the next query opens a new one. Without a
   // listener, that error would end the process.
@@ -73,6 +76,6 @@ async function migrate(db: Kysely<InventoryTables>): Promise<void> {
     if (error === undefined) return;
     if (attempt < 3) continue;
     const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? '(before any migration ran)';
-    throw new Error(`inventory migration ${failed} failed: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new Error(`inventory migration ${failed} failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`, { cause: error });
   }
 }

@@ -134,6 +134,7 @@ berth is running
     await stopAll();
     process.exit(0);
   };
+  // stop() ends the process itself; a signal handler has nobody to hand a promise to.
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
   await workers.done;

@@ -1,10 +1,10 @@
 // `npm test`: one Temporal dev server for the whole run, then every test file under node's test runner.
 // Each file starts the registries and workers it needs; files run two at a time (the machine has 2 cores).
-// test/zz-history-scan.test.ts sorts last and waits for the others: it checks that no secret reached a history.
-import { spawn } from 'node:child_process';
+// test/history-secrets.test.ts runs alone after all the others: it checks that no secret reached any history they wrote.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { freePort, stopAll } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 
@@ -13,6 +13,8 @@ const files = process.argv.slice(2).length
   : readdirSync('test')
       .filter((f) => f.endsWith('.test.ts'))
       .map((f) => join('test', f));
+const isHistoryScan = (file: string) => resolve(file) === resolve('test/history-secrets.test.ts');
+const batches = [files.filter((f) => !isHistoryScan(f)), files.filter(isHistoryScan)].filter((batch) => batch.length > 0);
 
 const dir = mkdtempSync(join(tmpdir(), 'berth-test-'));
 // Every file's registries, machines and data dirs go under this run's folder, removed at the end whatever the
@@ -25,19 +27,29 @@ chmodSync(scratch, 0o1777);
 const server = await startTemporalDevServer({ port: await freePort(), headless: true, dbFile: join(dir, 'temporal.db'), logFile: join(dir, 'temporal.log') });
 console.log(`Temporal dev server for this run: ${server.address} (log: ${server.logFile})`);
 
-const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter', 'spec', '--test-concurrency', '2', ...files], {
-  stdio: 'inherit',
-  env: {
-    ...process.env,
-    TMPDIR: scratch,
-    BERTH_TEST_TEMPORAL_ADDRESS: server.address,
-    BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR',
-    // Where the tests write down the secrets they create: the last file scans every history for them.
-    BERTH_TEST_SECRETS_DIR: join(dir, 'secrets'),
-  },
-});
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, () => child.kill(sig));
-const code = await new Promise<number>((resolve) => child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+const env = {
+  ...process.env,
+  TMPDIR: scratch,
+  BERTH_TEST_TEMPORAL_ADDRESS: server.address,
+  BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR',
+  // Where the tests write down the secrets they create: the history scan looks for every one of them.
+  BERTH_TEST_SECRETS_DIR: join(dir, 'secrets'),
+};
+let running: ChildProcess | undefined;
+let interrupted = false;
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.on(sig, () => {
+    interrupted = true;
+    running?.kill(sig);
+  });
+let code = 0;
+// The scan runs even after a failed batch: a leak is worth knowing about whatever else failed.
+for (const batch of batches) {
+  if (interrupted) break;
+  const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-reporter', 'spec', '--test-concurrency', '2', ...batch], { stdio: 'inherit', env });
+  running = child;
+  code = Math.max(code, await new Promise<number>((resolve) => child.once('exit', (c, signal) => resolve(c ?? (signal ? 1 : 0)))));
+}
 await stopAll();
 // A failed run keeps the Temporal server's log for whoever investigates; the scratch goes either way.
 rmSync(code === 0 ? dir : scratch, { recursive: true, force: true });

@@ -7,8 +7,8 @@ import { after, before, describe, test } from 'node:test';
 import { reconcileSyncSchedules } from '../api/sync-schedules.ts';
 import { scheduleId } from '../schedules/sync-rules.ts';
 import type { BerthConfig } from '../config/load.ts';
-import { testApi, type TestApi } from './harness/api.ts';
-import { testConfig, testRegistry } from './harness/berth.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
+import { testConfig, testRegistry } from '../testbed/berth.ts';
 import { freshInventory, inventoryKinds, stopTestPostgres } from './harness/inventory-db.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 

@@ -4,10 +4,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import type { BerthConfig } from '../config/load.ts';
 import { startWorkers, type WorkerSet } from '../workers/run.ts';
-import { testApi, type TestApi } from './harness/api.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
-import { startedRegistry, tempDir, testConfig, testRegistry, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { startedRegistry, tempDir, testConfig, testRegistry, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 
 let temporal: TestTemporal;
 let config: BerthConfig;

@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DescribeInstanceAttributeCommand, DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { awsProvider } from '../activities/cloud/aws/provider.ts';
 import { machineSpecSchema, type CloudProvider, type MachineSpec } from '../activities/cloud/provider.ts';
-import { tempDir } from './harness/berth.ts';
+import { tempDir } from '../testbed/berth.ts';
 import { startMoto, startThrottlingProxy, type Moto } from './harness/moto.ts';
 
 // Credentials by reference, as in berth.yaml: the key id from an env var, the secret from a file.

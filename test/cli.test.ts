@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { startWorkers, type WorkerSet } from '../workers/run.ts';
-import { testApi, type TestApi } from './harness/api.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
 import { runCli } from './harness/cli.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 let temporal: TestTemporal;

@@ -10,10 +10,10 @@ import { AesGcmCodec } from '../codec/aes-gcm-codec.ts';
 import { dataConverter } from '../codec/data-converter.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { startWorkers } from '../workers/run.ts';
-import { testApi, type TestApi } from './harness/api.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, pushWithSkopeo } from './harness/oci-layout.ts';
-import { recordSecret } from './harness/secrets.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, pushWithSkopeo } from '../testbed/oci-layout.ts';
+import { recordSecret } from '../testbed/secrets.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 const key = () => {
@@ -29,14 +29,14 @@ describe('AesGcmCodec', () => {
     const k2 = key();
     const old = new AesGcmCodec(new Map([['k1', k1]]), 'k1');
     const [sealed] = await old.encode([json({ image: 'lib/app:1.0' })]);
-    assert.equal(Buffer.from(sealed.metadata!['encryption-key-id']!).toString(), 'k1');
+    assert.equal(Buffer.from(sealed.metadata!['encryption-key-id']).toString(), 'k1');
     assert.ok(!Buffer.from(sealed.data!).toString('latin1').includes('lib/app'), 'ciphertext only');
 
     const rotated = new AesGcmCodec(new Map([['k1', k1], ['k2', k2]]), 'k2');
     const [opened] = await rotated.decode([sealed]);
     assert.deepEqual(JSON.parse(Buffer.from(opened.data!).toString()), { image: 'lib/app:1.0' });
     const [resealed] = await rotated.encode([opened]);
-    assert.equal(Buffer.from(resealed.metadata!['encryption-key-id']!).toString(), 'k2');
+    assert.equal(Buffer.from(resealed.metadata!['encryption-key-id']).toString(), 'k2');
 
     const tampered = { ...sealed, data: Buffer.from(sealed.data!).fill(0, 20, 21) };
     await assert.rejects(rotated.decode([tampered]), /unable to authenticate|auth/i);
@@ -88,7 +88,7 @@ describe('encrypted payloads end to end', () => {
       ]);
       assert.ok(payloads.length >= 4, `${payloads.length} payloads`);
       for (const p of payloads) {
-        assert.equal(Buffer.from(p.metadata!.encoding!).toString(), 'binary/encrypted');
+        assert.equal(Buffer.from(p.metadata!.encoding).toString(), 'binary/encrypted');
         assert.ok(!Buffer.from(p.data!).toString('latin1').includes('secret-project'));
       }
       // The API, which has the key, shows the result in clear.
@@ -96,7 +96,7 @@ describe('encrypted payloads end to end', () => {
       assert.equal(status.result['enc-b'].digest.startsWith('sha256:'), true);
 
       // The codec endpoint, as the Temporal UI calls it: base64 in, base64 out; a token required; CORS for the UI.
-      const body = { payloads: payloads.slice(0, 1).map((p) => ({ metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v!).toString('base64')])), data: Buffer.from(p.data!).toString('base64') })) };
+      const body = { payloads: payloads.slice(0, 1).map((p) => ({ metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(p.data!).toString('base64') })) };
       const decoded = await api.inject({ method: 'POST', url: '/codec/decode', payload: body });
       assert.equal(decoded.statusCode, 200, decoded.body);
       assert.match(Buffer.from(decoded.json().payloads[0].data, 'base64').toString(), /secret-project\/app:1\.0/);

@@ -9,9 +9,9 @@ import type { RegistryClient, UploadCheckpoint } from '../activities/registry/cl
 import { copyImage } from '../activities/registry/copy-image.ts';
 import { RegistryError } from '../activities/registry/errors.ts';
 import { MediaType } from '../activities/registry/media-types.ts';
-import { registryClient, startedRegistry, tempDir, type TestRegistry } from './harness/berth.ts';
+import { registryClient, startedRegistry, tempDir, type TestRegistry } from '../testbed/berth.ts';
 import { startedGgcrRegistry } from './harness/ggcr.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import { pushWithRegctl, referrersWithRegctl, regctl, remote } from './harness/peer-tools.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
 

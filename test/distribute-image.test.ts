@@ -7,11 +7,11 @@ import type { BerthConfig } from '../config/load.ts';
 import type { DistributeImageResult } from '../contracts/distribution.ts';
 import type { distributeImage } from '../workflows/distribute-image.ts';
 import { startWorkers } from '../workers/run.ts';
-import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { recordHistory } from './harness/histories.ts';
-import { buildOciLayout, digestWithSkopeo, manifestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { recordHistory } from '../testbed/histories.ts';
+import { buildOciLayout, digestWithSkopeo, manifestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
-import { testApi, type TestApi } from './harness/api.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 // A 3-level tree of real registries: master -> idc-a (-> sub-a1, sub-a2) and master -> idc-b (two registries).

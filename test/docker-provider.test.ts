@@ -12,7 +12,7 @@ import { ProviderError, reservedTags, type CloudProvider } from '../activities/c
 import { runInitProfile } from '../activities/hosts/profile.ts';
 import { fingerprint } from '../activities/hosts/session.ts';
 import { initStepSchema } from '../config/schema.ts';
-import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from './harness/hosts.ts';
+import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from '../testbed/hosts.ts';
 
 const cluster = testClusterName('prov');
 const keys = sshKeyPair();

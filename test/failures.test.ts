@@ -8,7 +8,7 @@ import { RegistryError } from '../activities/registry/errors.ts';
 import { ClassifiedError } from '../contracts/classified-error.ts';
 import { InventoryError } from '../inventory/errors.ts';
 
-const failureOf = (err: unknown) => asTemporalFailure(() => Promise.reject(err)).then(() => assert.fail('resolved'), (f: unknown) => f);
+const failureOf = (err: Error) => asTemporalFailure(() => Promise.reject(err)).then(() => assert.fail('resolved'), (f: unknown) => f);
 
 test('a classified error becomes a failure of its type, retried only when it says so', async () => {
   const permanent = (await failureOf(new HostError('SecretUnavailable', 'no key'))) as ApplicationFailure;

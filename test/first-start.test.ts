@@ -16,8 +16,8 @@ import { startApi } from '../api/start-api.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
-import { tempDir, testConfig, testRegistry, type TestRegistry } from './harness/berth.ts';
-import { recordSecret } from './harness/secrets.ts';
+import { tempDir, testConfig, testRegistry, type TestRegistry } from '../testbed/berth.ts';
+import { recordSecret } from '../testbed/secrets.ts';
 
 type Api = Awaited<ReturnType<typeof startApi>>;
 
@@ -165,7 +165,7 @@ describe('first start', () => {
       const command = [process.execPath, '--import', 'tsx', main];
       // `script` runs the API on a pseudo-terminal, as an operator's shell does.
       const [cmd, args] = terminal ? ['script', ['-qfec', command.join(' '), '/dev/null']] : [command[0], command.slice(1)];
-      const proc = spawnManaged(id, cmd, args as string[], logFile, { ...process.env, ...env, BERTH_CONFIG: file });
+      const proc = spawnManaged(id, cmd, args, logFile, { ...process.env, ...env, BERTH_CONFIG: file });
       processes.push(proc);
       await waitUntil(`${id} api`, async () => readFileSync(logFile, 'utf8').includes('berth api on'), { timeoutMs: 60_000, process: proc });
       return { config: c, log: readFileSync(logFile, 'utf8') };

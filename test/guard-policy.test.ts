@@ -25,7 +25,7 @@ const round = (at: number, seen: ('a' | 'b' | 'both' | 'none' | 'abstain')[], op
       `v${i}`,
       s === 'abstain' ? 'no answer' : { 'reg-a': { up: s !== 'a' && s !== 'both', ms: 5 }, 'reg-b': { up: s !== 'b' && s !== 'both', ms: 5 } },
     ]),
-  ) as RoundProbes,
+  ),
 });
 
 const fresh: GuardPolicyState = { consecutiveDown: 0 };

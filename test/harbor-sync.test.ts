@@ -7,11 +7,11 @@ import { reconcileSyncSchedules } from '../api/sync-schedules.ts';
 import { scheduleId } from '../schedules/sync-rules.ts';
 import type { SyncReport } from '../contracts/sync.ts';
 import { startWorkers } from '../workers/run.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
 import { startHarborFixture, type HarborFixture } from './harness/harbor-fixture.ts';
 import { harborSpecProblems } from './harness/harbor-spec.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
-import { testApi, type TestApi } from './harness/api.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 let temporal: TestTemporal;

@@ -14,11 +14,11 @@ import { RegistryError, type RegistryErrorType } from '../activities/registry/er
 import { registryAdapters } from '../activities/registry/adapters/index.ts';
 import { HarborClient, unhealthyForImages, type HarborExecution } from '../activities/registry/adapters/harbor/client.ts';
 import { replicateWithHarbor, type HarborReplicationTarget, type ReplicateWithHarborInput } from '../activities/registry/adapters/harbor/replicate.ts';
-import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
+import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
 import { startHarborFixture, type HarborFixture } from './harness/harbor-fixture.ts';
 import { startRegistryProxy } from './harness/proxy.ts';
 import { harborOperation, harborSpecProblems, type HarborExchange } from './harness/harbor-spec.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 
 let source: HarborFixture;
 let harborTarget: HarborFixture;

@@ -15,7 +15,7 @@ import { runInitProfile } from '../activities/hosts/profile.ts';
 import { SshSession } from '../activities/hosts/session.ts';
 import { parseConfig } from '../config/load.ts';
 import { initStepSchema } from '../config/schema.ts';
-import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from './harness/hosts.ts';
+import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from '../testbed/hosts.ts';
 
 const cluster = testClusterName('hosts');
 const keys = sshKeyPair();
@@ -163,9 +163,9 @@ describe('host activities', () => {
     const where = { cluster, address: '127.0.0.1', sshPort: root.machine.sshPort! };
 
     type Activities = typeof activities;
-    const { hostKeyFingerprint } = (await env.run(activities.waitForSsh, where)) as Awaited<ReturnType<Activities['waitForSsh']>>;
+    const { hostKeyFingerprint }: Awaited<ReturnType<Activities['waitForSsh']>> = await env.run(activities.waitForSsh, where);
     assert.equal(hostKeyFingerprint, root.session.hostKeyFingerprint);
-    const results = (await env.run(activities.initMachine, { ...where, pool: 'web', machineName: 'host-a', hostKeyFingerprint })) as Awaited<ReturnType<Activities['initMachine']>>;
+    const results: Awaited<ReturnType<Activities['initMachine']>> = await env.run(activities.initMachine, { ...where, pool: 'web', machineName: 'host-a', hostKeyFingerprint });
     assert.deepEqual(statuses(results), { hostname: 'ok', sysctl: 'ok' });
 
     await assert.rejects(env.run(activities.initMachine, { ...where, pool: 'web', machineName: 'host-a', hostKeyFingerprint: deploy.session.hostKeyFingerprint }), (err: ApplicationFailure) => {

@@ -13,8 +13,8 @@ import { createHostActivities, type StepResult } from '../activities/hosts/index
 import { runInitProfile } from '../activities/hosts/profile.ts';
 import { ConfigError, parseConfig } from '../config/load.ts';
 import { initStepSchema } from '../config/schema.ts';
-import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from './harness/hosts.ts';
-import { recordSecret } from './harness/secrets.ts';
+import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from '../testbed/hosts.ts';
+import { recordSecret } from '../testbed/secrets.ts';
 
 const cluster = testClusterName('files');
 const keys = sshKeyPair();

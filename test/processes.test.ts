@@ -15,9 +15,9 @@ import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
 import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import { metricsRoute } from '../metrics/exposition.ts';
 import { recordCopy } from '../metrics/registry.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { activityEvents } from './harness/histories.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { activityEvents } from '../testbed/histories.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 

@@ -19,12 +19,12 @@ import { dockerBuild, ensureNodeImage } from '../embedded/node-image.ts';
 import { startPostgres, type PostgresServer } from '../embedded/postgres.ts';
 import { freePort, type ManagedProcess } from '../embedded/processes.ts';
 import { startTemporalServer, type TemporalServer } from '../embedded/temporal-server.ts';
-import { berthProcesses, bundleWorkflows, identityOf, repoRoot, type BerthProcess } from './harness/berth-process.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { hostEngine, removeCluster, sshKeyPair, testClusterName } from './harness/hosts.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { berthProcesses, bundleWorkflows, identityOf, repoRoot, type BerthProcess } from '../testbed/berth-process.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { hostEngine, removeCluster, sshKeyPair, testClusterName } from '../testbed/hosts.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
-import { recordSecret } from './harness/secrets.ts';
+import { recordSecret } from '../testbed/secrets.ts';
 
 const run = promisify(execFile);
 const blobConcurrency = 2;

@@ -17,10 +17,10 @@ import { idcTaskQueue } from '../config/load.ts';
 import { spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import { workflowsPath } from '../workers/run.ts';
 import { machineWorkflowId, provisionMachine } from '../workflows/provision-machine.ts';
-import type { TestApi } from './harness/api.ts';
-import { tempDir, testConfig, testRegistry } from './harness/berth.ts';
+import type { TestApi } from '../testbed/api.ts';
+import { tempDir, testConfig, testRegistry } from '../testbed/berth.ts';
 import { startDockerSocketProxy, type DockerSocketProxy } from './harness/docker-proxy.ts';
-import { hostEngine, removeCluster, sshKeyPair, testClusterName } from './harness/hosts.ts';
+import { hostEngine, removeCluster, sshKeyPair, testClusterName } from '../testbed/hosts.ts';
 import { machineBed, type MachineBed } from './harness/machines.ts';
 import type { TestTemporal } from './harness/temporal.ts';
 import { eventually, workflowOutcome } from './harness/workflows.ts';
@@ -148,7 +148,7 @@ describe('provisioning under faults at the provider', () => {
     const running = workflows.run();
     const ownInventory = await openInventory(own.inventory);
     // The test's config keeps the inventory in a SQLite file, whose write lock this connection takes.
-    const lock = new Database(own.inventory.sqliteFile!);
+    const lock = new Database(own.inventory.sqliteFile);
     const started = proto.temporal.api.enums.v1.PendingActivityState.PENDING_ACTIVITY_STATE_STARTED;
     /**
      * Another writer holds the inventory (a backup, say), so the reservation waits for it, up to SQLite's busy

@@ -5,9 +5,9 @@ import { after, before, describe, test } from 'node:test';
 import { reservedTags } from '../activities/cloud/provider.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { startWorkers, type WorkerSet } from '../workers/run.ts';
-import { testApi, type TestApi } from './harness/api.ts';
-import { testConfig, testRegistry } from './harness/berth.ts';
-import { hostEngine, removeCluster, sshKeyPair, testClusterName } from './harness/hosts.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
+import { testConfig, testRegistry } from '../testbed/berth.ts';
+import { hostEngine, removeCluster, sshKeyPair, testClusterName } from '../testbed/hosts.ts';
 import { workflowOutcome } from './harness/workflows.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 

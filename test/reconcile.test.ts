@@ -11,9 +11,9 @@ import { getMachine, installationId, listMachines, type Inventory } from '../inv
 import type { ReconcileReport } from '../activities/reconcile/index.ts';
 import { keepReconcileSchedules, reconcileScheduleId } from '../api/reconcile-schedules.ts';
 import type { BerthConfig } from '../config/load.ts';
-import type { TestApi } from './harness/api.ts';
+import type { TestApi } from '../testbed/api.ts';
 import { runCli } from './harness/cli.ts';
-import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider } from './harness/hosts.ts';
+import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider } from '../testbed/hosts.ts';
 import { machineBed, type MachineBed } from './harness/machines.ts';
 import type { TestTemporal } from './harness/temporal.ts';
 import { eventually, workflowOutcome } from './harness/workflows.ts';

@@ -12,8 +12,8 @@ import { copyImage, type CopyProgress } from '../activities/registry/copy-image.
 import { RegistryError } from '../activities/registry/errors.ts';
 import { MediaType } from '../activities/registry/media-types.ts';
 import { mergeReferrersTags, parseReferrersIndex, referredDigest } from '../activities/registry/referrers.ts';
-import { registryClient, startedRegistry, tempDir, type TestRegistry } from './harness/berth.ts';
-import { buildArtifactLayout, buildOciLayout, digestWithSkopeo, manifestWithSkopeo, pushWithSkopeo, type ArtifactSpec, type BuiltImage } from './harness/oci-layout.ts';
+import { registryClient, startedRegistry, tempDir, type TestRegistry } from '../testbed/berth.ts';
+import { buildArtifactLayout, buildOciLayout, digestWithSkopeo, manifestWithSkopeo, pushWithSkopeo, type ArtifactSpec, type BuiltImage } from '../testbed/oci-layout.ts';
 import { attachWithRegctl, referrersWithRegctl } from './harness/peer-tools.ts';
 import { startRegistryProxy } from './harness/proxy.ts';
 

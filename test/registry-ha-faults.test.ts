@@ -22,10 +22,10 @@ import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../embed
 import type { SyncPlan } from '../contracts/sync.ts';
 import { startWorkers } from '../workers/run.ts';
 import { servedThrough, waitFor } from './harness/ha.ts';
-import { testApi, type TestApi } from './harness/api.ts';
-import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { activityEvents, recordHistory } from './harness/histories.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
+import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { activityEvents, recordHistory } from '../testbed/histories.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 

@@ -12,11 +12,11 @@ import type { BerthConfig } from '../config/load.ts';
 import { startNginx } from '../embedded/nginx.ts';
 import { freePort } from '../embedded/processes.ts';
 import { startWorkers } from '../workers/run.ts';
-import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
-import { recordHistory } from './harness/histories.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
+import { recordHistory } from '../testbed/histories.ts';
 import { servedThrough, waitFor } from './harness/ha.ts';
-import { testApi, type TestApi } from './harness/api.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 let temporal: TestTemporal;

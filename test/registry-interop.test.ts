@@ -8,9 +8,9 @@ import { asTemporalFailure } from '../activities/failures.ts';
 import type { RegistryClient } from '../activities/registry/client.ts';
 import { copyImage } from '../activities/registry/copy-image.ts';
 import { RegistryError } from '../activities/registry/errors.ts';
-import { registryClient, startedRegistry, tempDir, type TestRegistry } from './harness/berth.ts';
+import { registryClient, startedRegistry, tempDir, type TestRegistry } from '../testbed/berth.ts';
 import { startedGgcrRegistry } from './harness/ggcr.ts';
-import { buildArtifactLayout, buildOciLayout, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { buildArtifactLayout, buildOciLayout, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import { crane, pushWithRegctl, referrersWithRegctl, remote } from './harness/peer-tools.ts';
 
 let registries: TestRegistry[];

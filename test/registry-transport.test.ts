@@ -11,8 +11,8 @@ import { after, before, test } from 'node:test';
 import { copyImage } from '../activities/registry/copy-image.ts';
 import { RegistryError } from '../activities/registry/errors.ts';
 import { HttpAgent, HttpError } from '../activities/registry/http.ts';
-import { registryClient, startedRegistry, tempDir, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { registryClient, startedRegistry, tempDir, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 
 let source: TestRegistry;
 let target: TestRegistry;
@@ -48,7 +48,10 @@ before(async () => {
 });
 
 after(async () => {
-  for (const s of servers) s.closeAllConnections(), s.close();
+  for (const s of servers) {
+    s.closeAllConnections();
+    s.close();
+  }
   await Promise.all([source?.stop(), target?.stop()]);
 });
 

@@ -15,8 +15,8 @@ import { RegistryError } from '../activities/registry/errors.ts';
 import { syncPlan } from '../planning/sync-plan.ts';
 import { startWorkers } from '../workers/run.ts';
 import { syncRegistries } from '../workflows/sync-registries.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo } from './harness/oci-layout.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo } from '../testbed/oci-layout.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 import { createTokenService } from './harness/token-issuer.ts';
 

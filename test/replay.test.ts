@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import { workflowsPath } from '../workers/run.ts';
-import { committedHistories } from './harness/histories.ts';
+import { committedHistories } from '../testbed/histories.ts';
 
 test('committed workflow histories replay without nondeterminism errors', async () => {
   const histories = committedHistories();

@@ -8,11 +8,11 @@ import { replicateImage } from '../workflows/replicate-image.ts';
 import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
 import { startWorkers, workflowsPath, type WorkerSet } from '../workers/run.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
-import { registryClient, startedRegistry, tempDir, testConfig, testRegistry, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { registryClient, startedRegistry, tempDir, testConfig, testRegistry, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import { startRegistryProxy } from './harness/proxy.ts';
 import { startTokenIssuer } from './harness/token-issuer.ts';
-import { activityEvents, recordHistory } from './harness/histories.ts';
+import { activityEvents, recordHistory } from '../testbed/histories.ts';
 import proto from '@temporalio/proto';
 
 let temporal: TestTemporal;
@@ -123,8 +123,8 @@ describe('replicateImage', () => {
       seen = (await handle.query(progressQuery)).watched;
     }
     assert.equal(seen?.status, 'copying');
-    assert.ok(seen!.bytesCopied > 0 && seen!.bytesCopied < big.blobBytes, `mid-copy bytes: ${seen!.bytesCopied}`);
-    assert.equal(seen!.bytesTotal, big.blobBytes);
+    assert.ok(seen.bytesCopied > 0 && seen.bytesCopied < big.blobBytes, `mid-copy bytes: ${seen.bytesCopied}`);
+    assert.equal(seen.bytesTotal, big.blobBytes);
     const result = await handle.result();
     await recordHistory(temporal.client, handle.workflowId, 'progress-signals');
     assert.equal(result.watched.digest, big.digest);

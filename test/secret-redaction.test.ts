@@ -12,8 +12,8 @@ import { stringify } from 'yaml';
 import type { CloudProvider } from '../activities/cloud/provider.ts';
 import { createHostActivities, type StepResult } from '../activities/hosts/index.ts';
 import { parseConfig } from '../config/load.ts';
-import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from './harness/hosts.ts';
-import { recordSecret } from './harness/secrets.ts';
+import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from '../testbed/hosts.ts';
+import { recordSecret } from '../testbed/secrets.ts';
 
 const cluster = testClusterName('redact');
 const keys = sshKeyPair();
@@ -63,7 +63,7 @@ test('script steps: known secrets never reach a failure, its stack, its details 
   const where = { cluster, address: host.machine.address!, sshPort: host.machine.sshPort!, hostKeyFingerprint: host.session.hostKeyFingerprint, machineName: 'host-r' };
   const leaks = (text: string) => [password, keyLine].filter((s) => text.includes(s));
 
-  const report = (await env.run(activities.initMachine, { ...where, pool: 'quiet' })) as StepResult[];
+  const report: StepResult[] = await env.run(activities.initMachine, { ...where, pool: 'quiet' });
   assert.deepEqual(report.map((r) => r.status), ['changed']);
   assert.match(report[0].detail, /check `test -e \/var\/tmp\/berth-\[redacted\]` exited 1/);
   assert.deepEqual(leaks(JSON.stringify(report)), []);

@@ -7,7 +7,7 @@ import { machineSpecSchema, type MachineSpec } from '../activities/cloud/provide
 import { staticProvider } from '../activities/cloud/static/provider.ts';
 import { providerSchema } from '../config/schema.ts';
 import { freePort } from '../embedded/processes.ts';
-import { tempDir } from './harness/berth.ts';
+import { tempDir } from '../testbed/berth.ts';
 
 const sshPublicKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBerthTestKeyBerthTestKeyBerthTestKeyBerth berth@test';
 const spec = (name: string, more: Partial<MachineSpec> = {}): MachineSpec =>

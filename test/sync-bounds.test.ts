@@ -11,10 +11,10 @@ import { syncRuleSchema } from '../config/schema.ts';
 import type { SyncPlan, SyncReport } from '../contracts/sync.ts';
 import { syncRegistries } from '../workflows/sync-registries.ts';
 import { startWorkers } from '../workers/run.ts';
-import { registryClient, startedRegistry, testConfig, type TestRegistry } from './harness/berth.ts';
-import { catalogRefs, pushTinyImages } from './harness/catalog.ts';
-import { historyBounds, workflowTree } from './harness/histories.ts';
-import { digestWithSkopeo } from './harness/oci-layout.ts';
+import { registryClient, startedRegistry, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { catalogRefs, pushTinyImages } from '../testbed/catalog.ts';
+import { historyBounds, workflowTree } from '../testbed/histories.ts';
+import { digestWithSkopeo } from '../testbed/oci-layout.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 let temporal: TestTemporal;

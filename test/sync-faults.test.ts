@@ -9,9 +9,9 @@ import { syncPlan } from '../planning/sync-plan.ts';
 import type { SyncReport } from '../contracts/sync.ts';
 import { syncRegistries } from '../workflows/sync-registries.ts';
 import { startWorkers } from '../workers/run.ts';
-import { registryClient, startedRegistry, testConfig, type TestRegistry } from './harness/berth.ts';
-import { catalogRefs, pushTinyImages } from './harness/catalog.ts';
-import { workflowTree } from './harness/histories.ts';
+import { registryClient, startedRegistry, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { catalogRefs, pushTinyImages } from '../testbed/catalog.ts';
+import { workflowTree } from '../testbed/histories.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 

@@ -6,10 +6,10 @@ import { describeSyncSchedule, scheduleId } from '../schedules/sync-rules.ts';
 import type { BerthConfig } from '../config/load.ts';
 import type { PairReport } from '../contracts/sync.ts';
 import { startWorkers } from '../workers/run.ts';
-import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
-import { recordHistory } from './harness/histories.ts';
-import { testApi, type TestApi } from './harness/api.ts';
+import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
+import { recordHistory } from '../testbed/histories.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 // A source IDC, an IDC below it and a sub-IDC below that; a rule over the subtree that keeps apps/** (but not

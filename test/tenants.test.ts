@@ -13,10 +13,10 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { clientOptions } from '../codec/data-converter.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
-import { testApi, type TestApi } from './harness/api.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, pushWithSkopeo } from './harness/oci-layout.ts';
-import { recordSecret } from './harness/secrets.ts';
+import { testApi, type TestApi } from '../testbed/api.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, pushWithSkopeo } from '../testbed/oci-layout.ts';
+import { recordSecret } from '../testbed/secrets.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 
 let temporal: TestTemporal;
@@ -141,7 +141,7 @@ describe('payloads and their projects', () => {
     const failures: { message?: string; stackTrace?: string }[] = [];
     const visit = (v: unknown, key = '') => {
       if (typeof v !== 'object' || v === null) return;
-      if (key === 'failure' || key === 'cause') failures.push(v as { message?: string });
+      if (key === 'failure' || key === 'cause') failures.push(v);
       for (const [k, value] of Object.entries(v)) visit(value, k);
     };
     visit(JSON.parse(historyToJSON(await temporal.client.workflow.getHandle(failed).fetchHistory())));

@@ -12,10 +12,10 @@ import { replicateImage } from '../workflows/replicate-image.ts';
 import { spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import { idcTaskQueue } from '../config/load.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
-import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';
+import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
+import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
-import { activityEvents, recordHistory } from './harness/histories.ts';
+import { activityEvents, recordHistory } from '../testbed/histories.ts';
 
 const workerMain = fileURLToPath(new URL('../workers/main.ts', import.meta.url));
 let temporal: TestTemporal;

@@ -62,6 +62,7 @@ console.log(`berth worker polling ${workers.taskQueues.join(', ')} on ${config.t
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     console.log(`${sig}: draining (activities in flight get ${config.workers.shutdownGraceSeconds} s)`);
+    // Not awaited here: `await workers.done` below is what waits for the drain (and sees it fail).
     void workers.shutdown();
   });
 }

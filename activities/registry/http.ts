@@ -262,6 +262,7 @@ class Connection {
           ex.sent = true;
         } else {
           this.socket.write(head, 'latin1');
+          // Streams while the answer may already arrive; a failed stream reports through fail(), not a rejection.
           void this.stream(req.body, ex);
         }
       } catch (err) {
@@ -291,6 +292,7 @@ class Connection {
     } catch (err) {
       // Cutting the connection short of the declared length is what keeps the server from committing anything.
       if (this.ex === ex) this.fail(err as Error);
+      // Only tells the body's source to let go of its resources: nothing waits on it.
       void chunks.return?.();
     }
   }

@@ -140,7 +140,7 @@ export function machineRoutes(app: FastifyInstance, deps: ApiDeps) {
       if (target !== body.desired) {
         return reply.code(409).send({
           error: 'conflict',
-          message: `pool ${cluster.name}/${pool.name} is being scaled to ${target ?? 'a size this berth did not record'} (${started.workflowId}): wait for it to finish or cancel it, then scale to ${body.desired}`,
+          message: `pool ${cluster.name}/${pool.name} is being scaled to ${typeof target === 'number' ? target : 'a size this berth did not record'} (${started.workflowId}): wait for it to finish or cancel it, then scale to ${body.desired}`,
           running: { ...started, desired: target ?? null },
         });
       }

@@ -101,7 +101,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ApiDeps) {
         type: description.type,
         status,
         project: projectOf(description) ?? null,
-        startedBy: (await description.memo)?.startedBy ?? null,
+        startedBy: description.memo?.startedBy ?? null,
         startTime: description.startTime,
         closeTime: description.closeTime ?? null,
         // A workflow whose workers are down cannot answer a query: say nothing rather than wait for the RPC deadline.
@@ -132,7 +132,7 @@ export function workflowRoutes(app: FastifyInstance, deps: ApiDeps) {
     handler: async ({ req, reply, params, principal }) => {
       const description = await describe(req, params.workflowId);
       if (!description) return sendNotFound(reply, `no workflow "${params.workflowId}"`);
-      const startedBy = (await description.memo)?.startedBy;
+      const startedBy = description.memo?.startedBy as string | undefined;
       const project = projectOf(description);
       // A cancelled guard leaves its HA group unwatched (until berth starts it again): a platform decision.
       if (description.type === 'registryGuard' && !principal.platformAdmin) {

@@ -1,7 +1,7 @@
 import { rmSync } from 'node:fs';
 import { createServer, request, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
-import { tempDir } from './berth.ts';
+import { tempDir } from '../../testbed/berth.ts';
 
 export interface DockerSocketProxy {
   /** Where the docker provider under test connects instead of the engine's own socket. */

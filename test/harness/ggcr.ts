@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../../embedded/processes.ts';
-import { tempDir, type TestRegistry } from './berth.ts';
+import { tempDir, type TestRegistry } from '../../testbed/berth.ts';
 
 /** go-containerregistry's registry with the Referrers API (test/harness/ggcr-registry), as setup.sh links it. */
 const ggcrRegistry = fileURLToPath(new URL('../../.tools/bin/ggcr-registry', import.meta.url));

@@ -4,7 +4,7 @@ import { createServer, request as forward, type IncomingMessage, type ServerResp
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import { registryClient, startedRegistry, tempDir, type TestRegistry } from './berth.ts';
+import { registryClient, startedRegistry, tempDir, type TestRegistry } from '../../testbed/berth.ts';
 import type { HarborExchange } from './harbor-spec.ts';
 import { createTokenService } from './token-issuer.ts';
 
@@ -263,6 +263,7 @@ export async function startHarborFixture(opts: { name: string; username?: string
         const stuck = fixture.stuck || fixture.jobserviceHangs;
         const started: FixtureExecution = { id: ++lastId, policy_id: policy.id, status: 'InProgress', status_text: '', start_time: now(), tasks: [], stuck, abort: new AbortController() };
         executions.push(started);
+        // Harbor answers 201 at once and runs the execution in the background, recording a failure on it.
         void perform(started, policy).catch((err: Error) => finish(started, 'Failed', err.message));
         return created(res, `/api/v2.0/replication/executions/${started.id}`);
       }
@@ -479,7 +480,7 @@ function page(res: ServerResponse, requested: URL, items: unknown[]): void {
 
 /** Answers like Harbor's API (a JSON body, or text when a content type says so, and a request id) and records it. */
 function send(res: ServerResponse, status: number, body?: unknown, headers: Record<string, string> = {}): void {
-  const text = body === undefined ? '' : headers['content-type'] ? String(body) : JSON.stringify(body);
+  const text = body === undefined ? '' : typeof body === 'string' ? body : JSON.stringify(body);
   const all = { 'x-request-id': randomUUID(), ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers };
   recorders.get(res)?.(status, all, text);
   res.writeHead(status, all).end(text || undefined);

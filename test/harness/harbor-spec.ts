@@ -126,7 +126,7 @@ function operationOf(ex: Pick<HarborExchange, 'method' | 'url'>) {
   for (const route of routes) {
     const match = route.regex.exec(path);
     const item = match && spec.paths[route.template];
-    const operation = item?.[ex.method.toLowerCase()] as Operation | undefined;
+    const operation = item?.[ex.method.toLowerCase()];
     if (!item || !operation) continue;
     const params = [...(item.parameters ?? []), ...(operation.parameters ?? [])].map((p) => resolve(p, 'parameters'));
     return { template: route.template, operation, params, values: Object.fromEntries(route.names.map((n, i) => [n, decodeURIComponent(match[i + 1])])) };

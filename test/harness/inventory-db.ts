@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { InventoryConfig } from '../../config/schema.ts';
 import { startPostgres, type PostgresServer } from '../../embedded/postgres.ts';
 import { freePort } from '../../embedded/processes.ts';
-import { tempDir } from './berth.ts';
+import { tempDir } from '../../testbed/berth.ts';
 
 /** The databases every inventory and access test runs on: berth's default and the production one. */
 export const inventoryKinds = ['sqlite', 'postgres'] as const;

@@ -1,8 +1,8 @@
 import { openInventory, type Inventory } from '../../inventory/index.ts';
 import type { BerthConfig } from '../../config/load.ts';
 import { startWorkers, type WorkerSet } from '../../workers/run.ts';
-import { testApi, type TestApi } from './api.ts';
-import { testConfig, testRegistry } from './berth.ts';
+import { testApi, type TestApi } from '../../testbed/api.ts';
+import { testConfig, testRegistry } from '../../testbed/berth.ts';
 import { connectTestTemporal, type TestTemporal } from './temporal.ts';
 
 /** What a provisioning test runs against: berth's workers and API on one config, and the inventory they share. */

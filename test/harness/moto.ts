@@ -3,7 +3,7 @@ import { createServer, request, type Server, type ServerResponse } from 'node:ht
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, spawnManaged, waitUntil } from '../../embedded/processes.ts';
-import { tempDir } from './berth.ts';
+import { tempDir } from '../../testbed/berth.ts';
 
 // scripts/setup.sh installs moto[server] into a venv and links it here.
 const motoServer = fileURLToPath(new URL('../../.tools/moto/bin/moto_server', import.meta.url));

@@ -5,8 +5,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { tempDir } from './berth.ts';
-import type { BuiltImage, RegistryLogin } from './oci-layout.ts';
+import { tempDir } from '../../testbed/berth.ts';
+import type { BuiltImage, RegistryLogin } from '../../testbed/oci-layout.ts';
 
 const run = promisify(execFile);
 const tool = (name: string) => fileURLToPath(new URL(`../../.tools/bin/${name}`, import.meta.url));

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Client } from '@temporalio/client';
-import { recordHistory } from './histories.ts';
+import { recordHistory } from '../../testbed/histories.ts';
 
 /** Waits for a workflow's end (keeping its history as a replay fixture `fixture` when recording). */
 export async function workflowOutcome(client: Client, workflowId: string, fixture?: string) {

@@ -27,7 +27,7 @@ export function nginxEndpoint(group: HaGroup): TrafficEndpoint {
     try {
       process.kill(pid, 'SIGHUP');
     } catch (err) {
-      throw new Error(`cannot reload nginx: its pid file ${pidFile} names process ${pid} (${(err as NodeJS.ErrnoException).code})`);
+      throw new Error(`cannot reload nginx: its pid file ${pidFile} names process ${pid} (${(err as NodeJS.ErrnoException).code})`, { cause: err });
     }
   };
   return {
@@ -58,7 +58,7 @@ export function nginxEndpoint(group: HaGroup): TrafficEndpoint {
         // What nginx serves and what its file says must stay one: a later reload would otherwise move traffic.
         await (previous === undefined ? unlink(upstreamFile) : write(previous)).catch(() => undefined);
         await reload().catch(() => undefined);
-        throw new Error(`${(err as Error).message}; ${upstreamFile} is back as it was`);
+        throw new Error(`${(err as Error).message}; ${upstreamFile} is back as it was`, { cause: err });
       }
     },
 

@@ -3,6 +3,7 @@ import { secretRef } from '../../../config/fields.ts';
 
 const absolutePath = z
   .string()
+  // eslint-disable-next-line no-control-regex -- control characters are exactly what the path must not hold
   .regex(/^\/[^\x00-\x1f]*[^/\x00-\x1f]$/, 'must be an absolute path to a file (starting with /, not ending with /, no control characters)')
   .refine((p) => !p.split('/').includes('..'), { error: 'must not contain .. segments' });
 

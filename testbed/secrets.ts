@@ -3,7 +3,7 @@ import { join } from 'node:path';
 
 /**
  * Secrets the tests create (registry passwords, API tokens, SSH and cloud keys, payload keys), written down so
- * that test/zz-history-scan.test.ts can check that none of them reached a workflow history.
+ * that test/history-secrets.test.ts can check that none of them reached a workflow history.
  */
 const dir = process.env.BERTH_TEST_SECRETS_DIR;
 

@@ -1,31 +1,15 @@
 // Secrets travel by reference: no password, token or key that the suite used may appear in any workflow history.
-// This file sorts last; it waits until the other test files of the run have finished, then reads every history
-// on the run's Temporal server and looks for every recorded secret, in the JSON and in every payload's decoded data,
+// scripts/test.ts runs this file after every other file of the run has finished; it reads every history on the
+// run's Temporal server and looks for every recorded secret, in the JSON and in every payload's decoded data,
 // encrypted payloads included (failure messages and stack traces are among them): they are opened with the payload
 // keys the suite recorded.
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Payload } from '@temporalio/common';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { AesGcmCodec, isEncrypted } from '../codec/aes-gcm-codec.ts';
-import { recordedSecrets } from './harness/secrets.ts';
+import { recordedSecrets } from '../testbed/secrets.ts';
 import { connectTestTemporal } from './harness/temporal.ts';
-
-/** The other test files of this run: processes with the same parent (node's test runner) as this one. */
-function siblings(): number[] {
-  return readdirSync('/proc')
-    .filter((p) => /^\d+$/.test(p) && Number(p) !== process.pid)
-    .filter((p) => {
-      try {
-        return readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]?.split(' ')[1] === String(process.ppid);
-      } catch {
-        return false; // gone meanwhile
-      }
-    })
-    .map(Number);
-}
 
 /** What an encrypted payload holds, opened with whichever recorded key fits (AES-GCM says which one does). */
 async function opened(payload: Payload, keys: Buffer[]): Promise<Payload | undefined> {
@@ -42,7 +26,6 @@ async function opened(payload: Payload, keys: Buffer[]): Promise<Payload | undef
 
 test('no secret the suite used appears in any workflow history', { timeout: 30 * 60_000 }, async (t) => {
   if (!process.env.BERTH_TEST_SECRETS_DIR) return t.skip('only meaningful in a whole `npm test` run, which records the secrets');
-  while (siblings().length > 0) await sleep(500);
   const secrets = [...new Set(recordedSecrets())];
   assert.ok(secrets.length >= 10, `the suite recorded ${secrets.length} secrets`);
   const keys = secrets.map((s) => Buffer.from(s, 'base64')).filter((k) => k.length === 32);

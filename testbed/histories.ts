@@ -9,8 +9,8 @@ import { historyFromJSON, historyToJSON, type History } from '@temporalio/common
  * Committed histories of past workflow runs, one folder per berth version that recorded them
  * (`test/histories/<package.json version>/`): every workflow change must keep replaying those of every landed version.
  */
-export const historiesDir = fileURLToPath(new URL('../histories/', import.meta.url));
-const { version } = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
+export const historiesDir = fileURLToPath(new URL('../test/histories/', import.meta.url));
+const { version } = JSON.parse(readFileSync(fileURLToPath(new URL('../package.json', import.meta.url)), 'utf8')) as { version: string };
 
 /** With BERTH_RECORD_HISTORIES=1, keeps a finished workflow's history as a replay fixture named `name`. */
 export async function recordHistory(client: Client, workflowId: string, name: string): Promise<void> {

@@ -3,10 +3,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { RegistryClient } from '../../activities/registry/client.ts';
-import { parseConfig, type BerthConfig } from '../../config/load.ts';
-import { startDockerRegistry, type DockerRegistry, type DockerRegistryOptions, type RegistryAuth } from '../../embedded/docker-registry.ts';
-import { freePort } from '../../embedded/processes.ts';
+import { RegistryClient } from '../activities/registry/client.ts';
+import { parseConfig, type BerthConfig } from '../config/load.ts';
+import { startDockerRegistry, type DockerRegistry, type DockerRegistryOptions, type RegistryAuth } from '../embedded/docker-registry.ts';
+import { freePort } from '../embedded/processes.ts';
 import { recordSecret } from './secrets.ts';
 
 export function tempDir(prefix: string): string {

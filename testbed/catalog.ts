@@ -2,7 +2,7 @@
 // skopeo, one process per image, would take most of an hour for the thousands of tags these need.
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import type { Manifest, RegistryClient } from '../../activities/registry/client.ts';
+import type { Manifest, RegistryClient } from '../activities/registry/client.ts';
 import { tarPadding, ustarHeader } from './oci-layout.ts';
 
 export interface TinyImageRef {

@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import type Docker from 'dockerode';
-import { dockerProvider } from '../../activities/cloud/docker/index.ts';
-import { reservedTags, type CloudProvider, type Machine, type MachineSpec } from '../../activities/cloud/provider.ts';
-import { generateSshKeyPair } from '../../activities/hosts/private-key.ts';
-import { connectWhenReady, type SshSession } from '../../activities/hosts/session.ts';
-import { ensureDockerEngine, type DockerEngine } from '../../embedded/docker-engine.ts';
-import { ensureHostImage, type HostImage } from '../../embedded/host-image.ts';
+import { dockerProvider } from '../activities/cloud/docker/index.ts';
+import { reservedTags, type CloudProvider, type Machine, type MachineSpec } from '../activities/cloud/provider.ts';
+import { generateSshKeyPair } from '../activities/hosts/private-key.ts';
+import { connectWhenReady, type SshSession } from '../activities/hosts/session.ts';
+import { ensureDockerEngine, type DockerEngine } from '../embedded/docker-engine.ts';
+import { ensureHostImage, type HostImage } from '../embedded/host-image.ts';
 import { recordSecret } from './secrets.ts';
 
 let ready: Promise<DockerEngine & { image: HostImage }> | undefined;

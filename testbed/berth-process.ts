@@ -2,10 +2,10 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../../embedded/processes.ts';
+import { freePort, spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import { tempDir } from './berth.ts';
 
-export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
+export const repoRoot = fileURLToPath(new URL('../', import.meta.url));
 
 export type BerthProcess = ManagedProcess & { metricsPort?: number };
 

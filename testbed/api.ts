@@ -1,11 +1,11 @@
 import type { Client } from '@temporalio/client';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import { openInventory } from '../../inventory/db.ts';
-import type { Role } from '../../api/auth/access.ts';
-import { authStore, ensureFirstAdmin } from '../../api/auth/bootstrap.ts';
-import type { AuthStore } from '../../api/auth/store.ts';
-import { buildApi } from '../../api/server.ts';
-import type { BerthConfig } from '../../config/load.ts';
+import { openInventory } from '../inventory/db.ts';
+import type { Role } from '../api/auth/access.ts';
+import { authStore, ensureFirstAdmin } from '../api/auth/bootstrap.ts';
+import type { AuthStore } from '../api/auth/store.ts';
+import { buildApi } from '../api/server.ts';
+import type { BerthConfig } from '../config/load.ts';
 import { recordSecret } from './secrets.ts';
 
 export interface TestApi {
