@@ -35,6 +35,9 @@ if [ -n "\${BERTH_AUTHORIZED_KEY:-}" ]; then
   chmod 0700 "$home/.ssh" && chmod 0600 "$keys" && chown -R "$user:" "$home/.ssh"
 fi
 ssh-keygen -A >/dev/null
+# The engine inside (the docker init step starts it) makes cgroups for its containers: the container's own cgroup
+# mounts come read-only, and its private cgroup namespace makes them this machine's to write.
+for mount in $(findmnt -rn -t cgroup,cgroup2 -o TARGET); do mount -o remount,bind,rw "$mount"; done
 mkdir -p /run/sshd /run/berth
 netns=/run/berth/netns
 touch "$netns"
@@ -74,8 +77,9 @@ const overlay: Record<string, { mode: number; content: string }> = {
   'etc/berth/tags.json': { mode: 0o644, content: '{}\n' },
 };
 
-// slirp4netns: the machine's network (see initScript).
-const packages = ['openssh-server', 'sudo', 'iproute2', 'procps', 'ca-certificates', 'slirp4netns'];
+// slirp4netns: the machine's network (see initScript); docker.io: the engine the docker init step starts (installed
+// here so that a machine runs containers seconds after boot, not after an apt-get of its own).
+const packages = ['openssh-server', 'sudo', 'iproute2', 'procps', 'ca-certificates', 'slirp4netns', 'docker.io'];
 
 /**
  * The apt sources inside the image: this host's Debian sources when it runs bookworm (the mirror known to work

@@ -1,5 +1,6 @@
 import Docker from 'dockerode';
 import { createTags, madeBy, ProviderError, rateCardPrice, reservedTags, type CloudProvider, type Machine, type MachineState, type ProviderFactory } from '../provider.ts';
+import { machineSeccompProfile } from './seccomp.ts';
 import { allocateSshPort } from './ssh-port.ts';
 import { readTagsFile, writeTagsFile } from './tags-file.ts';
 
@@ -110,6 +111,9 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
             name,
             Image: config.image,
             Env: [`BERTH_SSH_PORT=${port}`, `BERTH_SSH_USER=${spec.sshUser}`, `BERTH_AUTHORIZED_KEY=${spec.sshPublicKey}`],
+            // The inner engine's storage: overlay2 cannot stack on the container's own overlay root, but can on a
+            // volume (anonymous: removed with the machine).
+            Volumes: { '/var/lib/docker': {} },
             Labels: { ...createTags(spec, context.installation), [sshPortLabel]: String(port), [instanceTypeLabel]: spec.instanceType },
             HostConfig: {
               // PID 1 stays in the engine host's network namespace, where slirp4netns reaches the outside and
@@ -119,6 +123,8 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
               ...({ CgroupnsMode: 'private' } as object),
               // slirp4netns makes the machine's tap device.
               Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
+              // The engine inside: runc needs keyctl, which Docker's default profile refuses.
+              SecurityOpt: [`seccomp=${machineSeccompProfile}`],
               // What a host needs (hostname, sysctl, mounts, its network) without --privileged, which this kernel refuses.
               CapAdd: ['NET_ADMIN', 'SYS_ADMIN'],
               // `--security-opt systempaths=unconfined` of the CLI, which the API spells as no masked or read-only paths.
