@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { HostError } from '../activities/hosts/errors.ts';
-import { InventoryError } from '../activities/inventory/index.ts';
+import { InventoryError } from '../inventory/index.ts';
 import { machineEngines, type WithMachineEngine } from '../activities/machine-engine/connect.ts';
 import { machineContext } from '../activities/machine-context.ts';
 import { hostEngine, removeCluster, sshKeyPair, testClusterName } from './harness/hosts.ts';
