@@ -13,6 +13,7 @@ import { runInitProfile } from '../activities/hosts/profile.ts';
 import { fingerprint } from '../activities/hosts/session.ts';
 import { initStepSchema } from '../config/schema.ts';
 import { hostEngine, machineSpec, removeCluster, sshKeyPair, testClusterName, testDockerProvider, testHost, type TestHost } from './harness/hosts.ts';
+import { eventually } from './harness/workflows.ts';
 
 const cluster = testClusterName('prov');
 const keys = sshKeyPair();
@@ -175,24 +176,14 @@ describe('docker provider: each machine its own network and cgroup namespaces', 
         { args: [name] },
       );
     const pids = [await serve(a, 'ns-a'), await serve(b, 'ns-b')].map((p) => p.trim());
-    const page = async (m: TestHost) => (await fetch(`http://${m.machine.address}:8099/`)).text();
-    const within = async <T>(what: string, check: () => Promise<T>): Promise<T> => {
-      const deadline = Date.now() + 15_000;
-      for (;;) {
-        try {
-          return await check();
-        } catch (err) {
-          if (Date.now() > deadline) throw new Error(`${what}: ${(err as Error).message}`);
-          await new Promise((r) => setTimeout(r, 200));
-        }
-      }
-    };
-    assert.equal(await within('ns-a published', () => page(a)), 'ns-a\n');
-    assert.equal(await within('ns-b published', () => page(b)), 'ns-b\n');
+    // The page, or undefined while nothing answers.
+    const page = (m: TestHost) => fetch(`http://${m.machine.address}:8099/`).then((r) => r.text(), () => undefined);
+    assert.equal(await eventually('ns-a published', () => page(a), 15_000), 'ns-a\n');
+    assert.equal(await eventually('ns-b published', () => page(b), 15_000), 'ns-b\n');
     // Not the host's own port: nothing answers there.
     await assert.rejects(fetch('http://127.0.0.1:8099/'));
     await a.session.run('kill "$1"', { args: [pids[0]] });
-    await within('ns-a withdrawn', () => assert.rejects(page(a)));
+    await eventually('ns-a withdrawn', async () => ((await page(a)) === undefined ? true : undefined), 15_000);
     assert.equal(await page(b), 'ns-b\n');
   });
 });

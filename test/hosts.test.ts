@@ -143,13 +143,13 @@ describe('init profiles over SSH', () => {
     assert.deepEqual(statuses(await runInitProfile(deploy.session, steps, { machineName: 'host-b' })), { hostname: 'changed', 'authorized-keys': 'changed', sysctl: 'changed' });
     assert.deepEqual(statuses(await runInitProfile(deploy.session, steps, { machineName: 'host-b' })), { hostname: 'ok', 'authorized-keys': 'ok', sysctl: 'ok' });
     // The added key logs in, and the key the machine was made with is still there.
-    const asOther = await SshSession.connect({ address: '127.0.0.1', port: deploy.machine.sshPort!, user: 'deploy', privateKey: other.privateKey });
+    const asOther = await SshSession.connect({ address: deploy.machine.address!, port: deploy.machine.sshPort!, user: 'deploy', privateKey: other.privateKey });
     sessions.push(asOther);
     assert.equal((await asOther.run('stat -c %U ~deploy/.ssh/authorized_keys')).trim(), 'deploy');
     assert.equal((await asOther.run('wc -l < ~deploy/.ssh/authorized_keys')).trim(), '2');
 
     await root.session.run('id plain >/dev/null 2>&1 || useradd -m plain; mkdir -p ~plain/.ssh; cp ~/.ssh/authorized_keys ~plain/.ssh/; chown -R plain: ~plain/.ssh');
-    const plain = await SshSession.connect({ address: '127.0.0.1', port: root.machine.sshPort!, user: 'plain', privateKey: keys.privateKey });
+    const plain = await SshSession.connect({ address: root.machine.address!, port: root.machine.sshPort!, user: 'plain', privateKey: keys.privateKey });
     sessions.push(plain);
     await assert.rejects(plain.run('true', { timeoutMs: 10_000 }), (err: HostError) => err.type === 'CommandFailed' && /sudo: a password is required/.test(err.message));
   });
@@ -174,7 +174,7 @@ describe('host activities', () => {
     const activities = createHostActivities(parseConfig(stringify(raw), '/tmp/berth-hosts-test.yaml'));
     // The failures asserted below are expected: keep the environment's own failure log quiet.
     const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
-    const where = { cluster, address: '127.0.0.1', sshPort: root.machine.sshPort! };
+    const where = { cluster, address: root.machine.address!, sshPort: root.machine.sshPort! };
 
     type Activities = typeof activities;
     const { hostKeyFingerprint } = (await env.run(activities.waitForSsh, where)) as Awaited<ReturnType<Activities['waitForSsh']>>;

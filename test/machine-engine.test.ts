@@ -7,7 +7,7 @@ import type { HostError } from '../activities/hosts/errors.ts';
 import { InventoryError } from '../inventory/index.ts';
 import { machineEngines, type WithMachineEngine } from '../activities/machine-engine/connect.ts';
 import { machineContext } from '../activities/machine-context.ts';
-import { hostEngine, removeCluster, sshKeyPair, testClusterName } from './harness/hosts.ts';
+import { hostEngine, removeCluster, sshKeyPair, testClusterName, testDockerCluster } from './harness/hosts.ts';
 import { machineBed, type MachineBed } from './harness/machines.ts';
 import { importServiceImage, serviceImage, servicePort } from './harness/service-image.ts';
 import { eventually, workflowOutcome } from './harness/workflows.ts';
@@ -19,21 +19,12 @@ let machine: { id: string; address: string; sshPort: number; hostKeyFingerprint:
 let steps: { step: string; status: string }[];
 
 before(async () => {
-  const engine = await hostEngine();
   process.env.BERTH_TEST_ENGINE_SSH_KEY = sshKeyPair().privateKey;
   bed = await machineBed('machine-engine', {
     rateCard: { docker: { small: 0.02 } },
     // No registry mirror: the IDC registry of this bed is on the host's loopback, which is not the machine's.
     initProfiles: { engine: [{ hostname: {} }, { docker: { mirror: false } }] },
-    clusters: [
-      {
-        name: cluster,
-        idc: 'idc-a',
-        provider: { kind: 'docker', socketPath: engine.socketPath, image: engine.image.tag },
-        ssh: { user: 'root', privateKey: { env: 'BERTH_TEST_ENGINE_SSH_KEY' } },
-        pools: [{ name: 'web', instanceType: 'small', initProfile: 'engine' }],
-      },
-    ],
+    clusters: [await testDockerCluster(cluster, 'idc-a', 'BERTH_TEST_ENGINE_SSH_KEY', 'engine')],
   });
   ({ withMachineEngine } = machineEngines(machineContext(bed.config)));
   const res = await bed.api.inject({ method: 'POST', url: '/v1/machines', payload: { cluster, pool: 'web', name: 'engine-1' } });
