@@ -21,7 +21,7 @@ import { freePort, type ManagedProcess } from '../embedded/processes.ts';
 import { startTemporalServer, type TemporalServer } from '../embedded/temporal-server.ts';
 import { berthProcesses, bundleWorkflows, identityOf, repoRoot, type BerthProcess } from '../testbed/berth-process.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
-import { hostEngine, removeCluster, sshKeyPair, testClusterName } from '../testbed/hosts.ts';
+import { hostEngine, removeCluster, sshKeyPair, testClusterName, testDockerCluster } from '../testbed/hosts.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import { startRegistryProxy, type RegistryProxy } from './harness/proxy.ts';
 import { recordSecret } from '../testbed/secrets.ts';
@@ -82,7 +82,6 @@ before(async () => {
   const hostOf = (url: string) => new URL(url).host;
   nginx = await startNginx({ dir: nginxDir, pidFile: endpoint.pidFile, endpoints: [{ group: 'hub', listen: `127.0.0.1:${endpointPort}`, upstreamFile: endpoint.upstreamFile, sides: [{ registry: 'prod-a', upstream: hostOf(source.url) }, { registry: 'prod-b', upstream: hostOf(target.url) }], url: `http://127.0.0.1:${endpointPort}` }] });
 
-  const engine = await hostEngine();
   const apiPort = await freePort();
   apiUrl = `http://127.0.0.1:${apiPort}`;
   const { file, env } = testConfig(
@@ -103,15 +102,7 @@ before(async () => {
       rateCard: { docker: { small: 0.02 } },
       // A step that takes a few seconds: the window in which PostgreSQL restarts.
       initProfiles: { settle: [{ hostname: {} }, { script: { name: 'settle', check: 'test -f /etc/berth/settled', run: 'sleep 6 && touch /etc/berth/settled' } }] },
-      clusters: [
-        {
-          name: cluster,
-          idc: 'idc-b',
-          provider: { kind: 'docker', socketPath: engine.socketPath, image: engine.image.tag },
-          ssh: { user: 'root', privateKey: { env: 'BERTH_TEST_SSH_KEY_PROD' } },
-          pools: [{ name: 'web', instanceType: 'small', initProfile: 'settle' }],
-        },
-      ],
+      clusters: [await testDockerCluster(cluster, 'idc-b', 'BERTH_TEST_SSH_KEY_PROD', 'settle')],
     },
   );
   procs = berthProcesses(file, { ...env, ...secrets });

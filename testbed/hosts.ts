@@ -41,6 +41,21 @@ export async function testDockerProvider(cluster: string, opts: { image?: string
   );
 }
 
+/**
+ * A cluster (config) of the docker provider on the tests' engine: one pool `web` of `small` machines set up by
+ * `initProfile`, reached as root with the private key in the environment variable `keyEnv`.
+ */
+export async function testDockerCluster(name: string, idc: string, keyEnv: string, initProfile: string) {
+  const engine = await hostEngine();
+  return {
+    name,
+    idc,
+    provider: { kind: 'docker', socketPath: engine.socketPath, image: engine.image.tag },
+    ssh: { user: 'root', privateKey: { env: keyEnv } },
+    pools: [{ name: 'web', instanceType: 'small', initProfile }],
+  };
+}
+
 export function machineSpec(cluster: string, name: string, publicKey: string, more: Partial<MachineSpec> = {}): MachineSpec {
   return { cluster, pool: 'web', name, instanceType: 'small', idempotencyKey: `${cluster}/web/${name}`, tags: {}, sshUser: 'root', sshPublicKey: publicKey, ...more };
 }

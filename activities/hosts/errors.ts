@@ -11,7 +11,9 @@ export type HostErrorType =
   | 'HostKeyMismatch' // another key than the one recorded on first contact: another machine, or an interceptor
   | 'CommandFailed' // a command exited non-zero
   | 'InitStepFailed' // an init step failed: which one, and the command's stderr
-  | 'SecretUnavailable'; // the private key reference does not resolve on this worker
+  | 'SecretUnavailable' // the private key reference does not resolve on this worker
+  | 'EngineUnavailable' // SSH lets berth in, but the machine's Docker engine does not answer (yet)
+  | 'MachineNotReady'; // no engine to reach: the machine is not provisioned yet, or destroyed
 
 export class HostError extends ClassifiedError<HostErrorType> {
   constructor(
@@ -23,7 +25,7 @@ export class HostError extends ClassifiedError<HostErrorType> {
   }
 
   override get retryable(): boolean {
-    return this.type === 'HostUnreachable' || this.type === 'CommandTimeout';
+    return this.type === 'HostUnreachable' || this.type === 'CommandTimeout' || this.type === 'EngineUnavailable';
   }
 
   /** The failed step and its stderr, for whoever reads the failure. */
