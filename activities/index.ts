@@ -2,8 +2,10 @@ import type { BerthConfig } from '../config/load.ts';
 import { createHaActivities } from './ha.ts';
 import { registryClients } from './registry/clients.ts';
 import { createHostActivities } from './hosts/index.ts';
+import { machineContext } from './machine-context.ts';
 import { createMachineActivities } from './machines.ts';
 import { createReplicationActivities } from './replication.ts';
+import { createServiceActivities } from './services/index.ts';
 import { createSyncActivities } from './sync/index.ts';
 
 /** Every activity berth registers, built from the worker's config. */
@@ -16,6 +18,7 @@ export function createActivities(config: BerthConfig) {
     ...createHaActivities(config, clients),
     ...createMachineActivities(config),
     ...createHostActivities(config),
+    ...createServiceActivities(machineContext(config)),
   };
 }
 

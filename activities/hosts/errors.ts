@@ -9,7 +9,9 @@ export type HostErrorType =
   | 'HostKeyMismatch' // another key than the one recorded on first contact: another machine, or an interceptor
   | 'CommandFailed' // a command exited non-zero
   | 'InitStepFailed' // an init step failed: which one, and the command's stderr
-  | 'SecretUnavailable'; // the private key reference does not resolve on this worker
+  | 'SecretUnavailable' // the private key reference does not resolve on this worker
+  | 'EngineUnavailable' // SSH lets berth in, but the machine's Docker engine does not answer (yet)
+  | 'MachineNotReady'; // no engine to reach: the machine is not provisioned yet, or destroyed
 
 export class HostError extends Error {
   constructor(
@@ -22,6 +24,6 @@ export class HostError extends Error {
   }
 
   get retryable(): boolean {
-    return this.type === 'HostUnreachable' || this.type === 'CommandTimeout';
+    return this.type === 'HostUnreachable' || this.type === 'CommandTimeout' || this.type === 'EngineUnavailable';
   }
 }

@@ -1,0 +1,33 @@
+import type Docker from 'dockerode';
+import type { ServiceContainer } from '../../contracts/services.ts';
+
+/** Labels berth puts on a service's containers: a machine's engine says what it runs without the inventory. */
+export const serviceLabels = {
+  service: 'berth.service',
+  version: 'berth.service.version',
+  digest: 'berth.service.digest',
+  replica: 'berth.service.replica',
+} as const;
+
+/** One name per replica and version: a retried start finds the container its lost attempt made. */
+export const containerName = (service: string, replica: number, version: string) => `berth-${service}-${replica}-${version}`;
+
+/** The engine's error status (dockerode puts the HTTP status on the error). */
+export const engineStatus = (err: unknown) => (err as { statusCode?: number }).statusCode;
+
+export function asServiceContainer(c: { Id: string; Labels: Record<string, string>; State: string; Ports?: Docker.Port[] }): ServiceContainer {
+  return {
+    id: c.Id,
+    replica: Number(c.Labels[serviceLabels.replica]),
+    version: c.Labels[serviceLabels.version],
+    digest: c.Labels[serviceLabels.digest],
+    state: c.State,
+    ports: Object.fromEntries((c.Ports ?? []).filter((p) => p.PublicPort).map((p) => [String(p.PrivatePort), p.PublicPort])),
+  };
+}
+
+/** A service's containers on a machine, by replica. */
+export async function serviceContainers(docker: Docker, service: string): Promise<ServiceContainer[]> {
+  const listed = await docker.listContainers({ all: true, filters: { label: [`${serviceLabels.service}=${service}`] } });
+  return listed.map(asServiceContainer).sort((a, b) => a.replica - b.replica);
+}
