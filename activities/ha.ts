@@ -1,7 +1,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { fenceSyncSchedules } from '../api/sync-fences.ts';
 import { findRegistry, type BerthConfig, type HaGroup } from '../config/load.ts';
+import type { EndpointView, ProbeResult, RpoEntry, RpoMeasurement } from '../contracts/ha.ts';
 import { recordFailover } from '../metrics/registry.ts';
+import { fenceSyncSchedules } from '../schedules/sync-fences.ts';
 import { trafficEndpoint } from './endpoint/index.ts';
 import { RegistryClient } from './registry/client.ts';
 import type { RegistryClients } from './registry/clients.ts';
@@ -9,41 +10,6 @@ import { resolveCredentials } from './registry/credentials.ts';
 import { HarborClient, unhealthyForImages } from './registry/harbor/client.ts';
 import { referredDigest } from './registry/referrers.ts';
 import { asTemporalFailure } from './failures.ts';
-
-export interface ProbeResult {
-  up: boolean;
-  ms: number;
-  detail?: string;
-}
-
-export interface RpoEntry {
-  image: string;
-  digest: string;
-}
-
-export interface RpoMeasurement {
-  /** How the RPO was found: by reading the old primary, or from the endpoint's push log when it cannot be read. */
-  source: 'primary' | 'push-log' | 'unknown';
-  /** Images the old primary has (or had pushed to it) that the secondary lacks at that digest: the first 100. */
-  missing: RpoEntry[];
-  /** How many there are in all. */
-  total: number;
-  /** Why the RPO is unknown, when it is. */
-  error?: string;
-  /** Tags compared on both sides, when read from the primary. */
-  tagsScanned?: number;
-  /** The scan stopped at its time bound: `total` counts what it saw until then. */
-  partial?: boolean;
-}
-
-/** Where a group's endpoint points: what answers through it, and what its configuration says. */
-export interface EndpointView {
-  /** The registry that answers requests through the endpoint; none when nothing answers. */
-  serving?: string;
-  /** The registry the endpoint's configuration names (what a reload would serve). */
-  configured?: string;
-  writesRefused: boolean;
-}
 
 /** The RPO list kept in events and the guard's state: bounded, the total says how many more there were. */
 const rpoListLimit = 100;

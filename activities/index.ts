@@ -24,7 +24,6 @@ export function createActivities(config: BerthConfig) {
 
 export type Activities = ReturnType<typeof createActivities>;
 export type { CopyToRegistryInput, CopyToRegistryResult, ResolveImageInput } from './replication.ts';
-export type { DeleteManifestInput, DeleteManifestsInput, DiffRepositoriesInput, DiffRepositoryInput, DriftCursor, DriftPageResult, ListRepositoriesInput, ListRepositoryPageInput, RepositoryPage } from './sync/index.ts';
+export type { DeleteManifestInput, DeleteManifestsInput, DiffRepositoriesInput, DiffRepositoryInput, DriftPageResult, ListRepositoriesInput, ListRepositoryPageInput, RepositoryPage } from './sync/index.ts';
 export type { CopyImagesInput, CopyImagesResult, ImageToCopy } from './sync/copy-images.ts';
 export type { RepositoryDrift } from './sync/drift.ts';
-export type { EndpointView, ProbeResult, RpoEntry, RpoMeasurement } from './ha.ts';

@@ -2,7 +2,7 @@ import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { BerthConfig } from '../config/load.ts';
 import { cloudProviders } from './cloud/index.ts';
 import { ProviderError, type CloudProvider } from './cloud/provider.ts';
-import { installationId, openInventory, type Inventory } from './inventory/index.ts';
+import { installationId, openInventory, type Inventory } from '../inventory/index.ts';
 
 /**
  * What the machine activities of a worker share: one inventory connection and one provider per cluster, both made

@@ -18,7 +18,7 @@ import {
   transitionMachine,
   type MachineRecord,
   type MachineState,
-} from './inventory/index.ts';
+} from '../inventory/index.ts';
 import { heartbeating, machineContext, retryingAtProvider } from './machine-context.ts';
 import { createReconcileActivities, orphanStatus } from './reconcile/index.ts';
 import { remedies } from './reconcile/report.ts';

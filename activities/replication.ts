@@ -1,5 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { findRegistry, type BerthConfig } from '../config/load.ts';
+import { copyProgressSignal, type Pipelining } from '../contracts/replication.ts';
 import { recordCopy } from '../metrics/registry.ts';
 import { asTemporalFailure } from './failures.ts';
 import { HarborClient } from './registry/harbor/client.ts';
@@ -8,7 +9,6 @@ import { resolveCredentials } from './registry/credentials.ts';
 import type { ClientLimits, RegistryClients } from './registry/clients.ts';
 import { copyCounts, copyImage, type CopyImageResult, type CopyProgress } from './registry/copy-image.ts';
 import { parseImageReference } from './registry/reference.ts';
-import { copyProgressSignal } from '../workflows/replicate-image.ts';
 
 export interface ResolveImageInput {
   image: string;
@@ -28,16 +28,6 @@ export interface CopyToRegistryInput {
   limits?: Pick<ClientLimits, 'requestsPerSecond' | 'bytesPerSecond'>;
   /** In a distribution, a copy that starts while its source is still receiving the image. */
   pipeline?: Pipelining;
-}
-
-/** How a copy in a distribution's tree works with the copies above and below it (copy-image.ts has the detail). */
-export interface Pipelining {
-  /** The registry that holds the whole image (the distribution's source): manifests and referrers come from it. */
-  manifestsFrom: string;
-  /** Wait for each blob on the source, which is receiving them from its own parent. */
-  waitForSource: boolean;
-  /** Copy large blobs one at a time, in order, for the IDCs below the target, which wait on them. */
-  inOrder: boolean;
 }
 
 export interface ReplicateViaHarborInput {

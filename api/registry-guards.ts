@@ -1,7 +1,8 @@
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
-import { haGroupPlan } from '../config/ha-plan.ts';
+import { haGroupPlan } from '../planning/ha-plan.ts';
 import type { BerthConfig, HaGroup } from '../config/load.ts';
-import { reconfigureSignal, registryGuard } from '../workflows/registry-guard.ts';
+import { reconfigureSignal } from '../contracts/ha.ts';
+import { registryGuard } from '../workflows/registry-guard.ts';
 import { searchAttributes } from './start-workflow.ts';
 
 export const guardId = (group: string) => `registry-guard:${group}`;

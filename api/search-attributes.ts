@@ -1,7 +1,7 @@
 import type { Connection } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { berthSearchAttributes } from '../workflows/search-attributes.ts';
+import { berthSearchAttributes } from '../contracts/search-attributes.ts';
 
 const IndexedValueType = proto.temporal.api.enums.v1.IndexedValueType;
 const types = { KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD, KEYWORD_LIST: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST } as const;

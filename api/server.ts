@@ -1,7 +1,7 @@
 import rateLimit from '@fastify/rate-limit';
 import type { Client } from '@temporalio/client';
 import Fastify, { type FastifyInstance } from 'fastify';
-import type { Inventory } from '../activities/inventory/index.ts';
+import type { Inventory } from '../inventory/index.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { storeGate } from './auth/gate.ts';
 import type { AuthStore } from './auth/store.ts';

@@ -1,5 +1,5 @@
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
-import { openInventory } from '../activities/inventory/db.ts';
+import { openInventory } from '../inventory/db.ts';
 import { clientOptions } from '../codec/data-converter.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { authStore, ensureFirstAdmin, firstAdminTokenFile, handOverFirstAdminToken } from './auth/bootstrap.ts';

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Client, Workflow, WorkflowStartOptions } from '@temporalio/client';
 import type { SearchAttributePair } from '@temporalio/common';
-import { BerthCluster, BerthIdc, BerthImage, BerthKind, BerthProject } from '../workflows/search-attributes.ts';
+import { BerthCluster, BerthIdc, BerthImage, BerthKind, BerthProject } from '../contracts/search-attributes.ts';
 import type { FastifyReply } from 'fastify';
 import type { BerthConfig } from '../config/load.ts';
 import { workflowUiUrl } from './routes/workflows.ts';

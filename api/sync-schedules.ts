@@ -1,15 +1,10 @@
-import { ScheduleNotFoundError, ScheduleOverlapPolicy, type Client, type ScheduleSpec } from '@temporalio/client';
+import { ScheduleOverlapPolicy, type Client, type ScheduleSpec } from '@temporalio/client';
 import { workflowProjects } from '../codec/workflow-projects.ts';
 import type { BerthConfig, SyncRule } from '../config/load.ts';
-import { syncPlan } from '../config/sync-plan.ts';
+import { syncPlan } from '../planning/sync-plan.ts';
+import { describeSyncSchedule, scheduleId, syncScheduleNames, type RuleOrigin } from '../schedules/sync-rules.ts';
 import { syncRegistries } from '../workflows/sync-registries.ts';
 import { searchAttributes } from './start-workflow.ts';
-
-/** Where a rule came from: config rules follow berth.yaml on every start; API rules live in their schedule. */
-export type RuleOrigin = 'config' | 'api';
-
-export const scheduleId = (rule: string) => `sync-rule:${rule}`;
-const prefix = 'sync-rule:';
 
 function spec(rule: SyncRule): ScheduleSpec {
   return 'every' in rule.schedule ? { intervals: [{ every: rule.schedule.every as `${number}${'s' | 'm' | 'h' | 'd'}` }] } : { cronExpressions: [rule.schedule.cron] };
@@ -49,34 +44,6 @@ export async function createSyncSchedule(client: Client, config: BerthConfig, ru
 /** Points an existing schedule at a rule's new version; its pause state and its record of runs stay. */
 export async function updateSyncSchedule(client: Client, config: BerthConfig, rule: SyncRule, origin: RuleOrigin): Promise<void> {
   await client.schedule.getHandle(scheduleId(rule.name)).update((prev) => ({ ...prev, spec: spec(rule), action: action(config, rule, origin) }));
-}
-
-export interface StoredRule {
-  rule: SyncRule;
-  origin: RuleOrigin;
-}
-
-export async function describeSyncSchedule(client: Client, name: string) {
-  try {
-    const description = await client.schedule.getHandle(scheduleId(name)).describe();
-    return { description, ...(description.action.memo as unknown as StoredRule) };
-  } catch (err) {
-    if (err instanceof ScheduleNotFoundError) return undefined;
-    throw err;
-  }
-}
-
-/**
- * Names of every sync rule this installation has a schedule for (Temporal's list can lag a write by a moment).
- * A schedule without an owner was made before berth 0.2 named one: it is taken as this installation's.
- */
-export async function syncScheduleNames(client: Client, config: BerthConfig): Promise<string[]> {
-  const names: string[] = [];
-  for await (const s of client.schedule.list()) {
-    const owner = s.memo?.taskQueue;
-    if (s.scheduleId.startsWith(prefix) && (owner === undefined || owner === config.taskQueues.main)) names.push(s.scheduleId.slice(prefix.length));
-  }
-  return names.sort();
 }
 
 /**

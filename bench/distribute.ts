@@ -19,7 +19,8 @@ import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { testApi } from '../test/harness/api.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../test/harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../test/harness/oci-layout.ts';
-import type { distributeImage, DistributeImageResult } from '../workflows/distribute-image.ts';
+import type { DistributeImageResult } from '../contracts/distribution.ts';
+import type { distributeImage } from '../workflows/distribute-image.ts';
 import { berthProcess, machineWatch, median, seconds, writeResult } from './lib.ts';
 import { startWanLinks, type LinkBytes } from './wan-link.ts';
 

@@ -3,7 +3,7 @@ import type { ClientOptions, WorkflowClientInterceptor } from '@temporalio/clien
 import type { DataConverter, SearchAttributePair } from '@temporalio/common';
 import type { BerthConfig } from '../config/load.ts';
 import { readSecret } from '../config/secrets.ts';
-import { BerthProject } from '../workflows/search-attributes.ts';
+import { BerthProject } from '../contracts/search-attributes.ts';
 import { AesGcmCodec } from './aes-gcm-codec.ts';
 import { workflowProjects, type WorkflowProjects } from './workflow-projects.ts';
 

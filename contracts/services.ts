@@ -1,8 +1,8 @@
 // The contract of deployService: what the API hands the workflow, what the workflow hands its activities, and the
 // updates and query a running deploy answers. Workflow-safe: types and Temporal definitions only.
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
-import type { DistributionNode } from '../workflows/distribute-image.ts';
-import type { RegistryEndpoint } from '../workflows/replicate-image.ts';
+import type { DistributionNode } from './distribution.ts';
+import type { RegistryEndpoint } from './registry-endpoint.ts';
 
 /** A secret by reference (an env var or a file the worker reads), never its value. */
 export type EnvValue = { value: string } | { env: string } | { file: string };

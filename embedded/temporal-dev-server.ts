@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
-import { berthSearchAttributes } from '../workflows/search-attributes.ts';
+import { berthSearchAttributes } from '../contracts/search-attributes.ts';
 import { spawnManaged, waitUntil, type ManagedProcess } from './processes.ts';
 
 /** The Temporal CLI: `temporal` on PATH when present, else the one setup.sh built into .tools/. */

@@ -8,7 +8,7 @@ import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import { stringify } from 'yaml';
 import { ensureSearchAttributes } from '../api/search-attributes.ts';
-import { berthSearchAttributes } from '../workflows/search-attributes.ts';
+import { berthSearchAttributes } from '../contracts/search-attributes.ts';
 import type { PostgresServer } from './postgres.ts';
 import { freePort, spawnManaged, waitUntil, type ManagedProcess } from './processes.ts';
 

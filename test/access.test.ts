@@ -4,8 +4,8 @@
 // never run.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { scheduleId } from '../api/sync-schedules.ts';
 import { reconcileSyncSchedules } from '../api/sync-schedules.ts';
+import { scheduleId } from '../schedules/sync-rules.ts';
 import type { BerthConfig } from '../config/load.ts';
 import { testApi, type TestApi } from './harness/api.ts';
 import { testConfig, testRegistry } from './harness/berth.ts';

@@ -131,7 +131,7 @@ services:
 ${services}`;
 
   test('a service loads with its defaults; its deploy pulls from the cluster IDC registry and distributes from the master', async () => {
-    const { deployServiceInput } = await import('../config/service-plan.ts');
+    const { deployServiceInput } = await import('../planning/service-plan.ts');
     const config = parseConfig(
       withServices(`  - { name: shop-web, project: shop, image: shop/web, cluster: web, pool: front, replicas: 2, ports: [80], env: { MODE: blue, TOKEN: { env: SHOP_TOKEN } }, health: { http: { path: /healthz, port: 80 } } }`),
       'berth.yaml',

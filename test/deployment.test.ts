@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
 import { idcTaskQueue, loadConfig, type BerthConfig } from '../config/load.ts';
-import { berthSearchAttributes } from '../workflows/search-attributes.ts';
+import { berthSearchAttributes } from '../contracts/search-attributes.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const read = (path: string) => readFileSync(join(root, path), 'utf8');

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time.js';
 import proto from '@temporalio/proto';
-import { openInventory } from '../activities/inventory/db.ts';
+import { openInventory } from '../inventory/db.ts';
 import { authStore, ensureFirstAdmin, firstAdminTokenFile } from '../api/auth/bootstrap.ts';
 import { startApi } from '../api/start-api.ts';
 import type { BerthConfig } from '../config/load.ts';

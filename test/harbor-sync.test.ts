@@ -3,8 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { reconcileSyncSchedules, scheduleId } from '../api/sync-schedules.ts';
-import type { SyncReport } from '../workflows/sync-registries.ts';
+import { reconcileSyncSchedules } from '../api/sync-schedules.ts';
+import { scheduleId } from '../schedules/sync-rules.ts';
+import type { SyncReport } from '../contracts/sync.ts';
 import { startWorkers } from '../workers/run.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { startHarborFixture, type HarborFixture } from './harness/harbor-fixture.ts';

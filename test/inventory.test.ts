@@ -4,7 +4,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { FileMigrationProvider, Kysely, Migrator, sql } from 'kysely';
-import type { InventoryTables } from '../activities/inventory/tables.ts';
+import type { InventoryTables } from '../inventory/tables.ts';
 import {
   costs,
   getMachine,
@@ -22,7 +22,7 @@ import {
   transitionMachine,
   type Inventory,
   type NewMachine,
-} from '../activities/inventory/index.ts';
+} from '../inventory/index.ts';
 import { ConfigError, parseConfig } from '../config/load.ts';
 import type { InventoryConfig } from '../config/schema.ts';
 import { freshInventory, inventoryKinds, stopTestPostgres, type InventoryKind } from './harness/inventory-db.ts';
@@ -76,7 +76,7 @@ for (const kind of inventoryKinds) describe(`inventory on ${kind}`, () => {
     const target = await freshInventory(kind);
     // The inventory as 0.1.0 left it: migrated up to 0050_access, with a machine and its history.
     const old = new Kysely<InventoryTables>({ dialect: inventoryDialect(target) });
-    const migrationFolder = fileURLToPath(new URL('../activities/inventory/migrations/', import.meta.url));
+    const migrationFolder = fileURLToPath(new URL('../inventory/migrations/', import.meta.url));
     assert.equal((await new Migrator({ db: old, provider: new FileMigrationProvider({ fs, path, migrationFolder }) }).migrateTo('0050_access')).error, undefined);
     await recordMachine(old, machine('m1', { at: at(0) }));
     await transitionMachine(old, 'm1', 'creating', { at: at(1), providerId: 'host-1' });

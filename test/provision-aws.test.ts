@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { DescribeInstancesCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { reservedTags } from '../activities/cloud/provider.ts';
-import { getMachine, listMachines } from '../activities/inventory/index.ts';
+import { getMachine, listMachines } from '../inventory/index.ts';
 import { tempDir } from './harness/berth.ts';
 import { sshKeyPair, testClusterName } from './harness/hosts.ts';
 import { startLostAnswerProxy, startMoto, type LostAnswerProxy, type Moto } from './harness/moto.ts';

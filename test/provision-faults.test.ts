@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import proto from '@temporalio/proto';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { reservedTags } from '../activities/cloud/provider.ts';
-import { getMachine, listMachines, machineEvents, openInventory, type Inventory } from '../activities/inventory/index.ts';
+import { getMachine, listMachines, machineEvents, openInventory, type Inventory } from '../inventory/index.ts';
 import { idcTaskQueue } from '../config/load.ts';
 import { spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 import { workflowsPath } from '../workers/run.ts';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Machine } from '../activities/cloud/provider.ts';
-import type { MachineRecord, MachineState } from '../activities/inventory/index.ts';
+import type { MachineRecord, MachineState } from '../inventory/index.ts';
 import { reconcileReport } from '../activities/reconcile/report.ts';
 
 const now = new Date('2026-03-01T12:00:00Z');

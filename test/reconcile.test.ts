@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ScheduleNotFoundError } from '@temporalio/client';
 import { reservedTags } from '../activities/cloud/provider.ts';
-import { getMachine, installationId, listMachines, type Inventory } from '../activities/inventory/index.ts';
+import { getMachine, installationId, listMachines, type Inventory } from '../inventory/index.ts';
 import type { ReconcileReport } from '../activities/reconcile/index.ts';
 import { keepReconcileSchedules, reconcileScheduleId } from '../api/reconcile-schedules.ts';
 import type { BerthConfig } from '../config/load.ts';

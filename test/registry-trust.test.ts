@@ -12,7 +12,7 @@ import { basicAuthorization } from '../activities/registry/auth.ts';
 import { RegistryClient } from '../activities/registry/client.ts';
 import { registryClients } from '../activities/registry/clients.ts';
 import { RegistryError } from '../activities/registry/errors.ts';
-import { syncPlan } from '../config/sync-plan.ts';
+import { syncPlan } from '../planning/sync-plan.ts';
 import { startWorkers } from '../workers/run.ts';
 import { syncRegistries } from '../workflows/sync-registries.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { openInventory, type Inventory } from '../activities/inventory/index.ts';
+import { openInventory, type Inventory } from '../inventory/index.ts';
 import { machineSpecSchema, type MachineSpec } from '../activities/cloud/provider.ts';
 import { staticProvider } from '../activities/cloud/static/provider.ts';
 import { providerSchema } from '../config/schema.ts';

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { describeSyncSchedule, reconcileSyncSchedules, scheduleId } from '../api/sync-schedules.ts';
+import { reconcileSyncSchedules } from '../api/sync-schedules.ts';
+import { describeSyncSchedule, scheduleId } from '../schedules/sync-rules.ts';
 import type { BerthConfig } from '../config/load.ts';
-import type { PairReport } from '../workflows/sync-registries.ts';
+import type { PairReport } from '../contracts/sync.ts';
 import { startWorkers } from '../workers/run.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from './harness/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from './harness/oci-layout.ts';

@@ -8,7 +8,7 @@
 // --check validates berth.yaml and the flags, prints the queues, and starts nothing.
 // SIGTERM or SIGINT: stop polling, let in-flight work finish (activities get workers.shutdownGraceSeconds), exit.
 import { parseArgs } from 'node:util';
-import { endpointTaskQueue } from '../config/ha-plan.ts';
+import { endpointTaskQueue } from '../planning/ha-plan.ts';
 import { ConfigError, idcTaskQueue, loadConfig } from '../config/load.ts';
 import { configPath } from '../config/path.ts';
 import { startWorkers } from './run.ts';

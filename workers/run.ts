@@ -4,7 +4,7 @@ import { DefaultLogger, NativeConnection, Runtime, Worker, type LogLevel, type W
 import { pino } from 'pino';
 import { createActivities } from '../activities/index.ts';
 import { dataConverter } from '../codec/data-converter.ts';
-import { endpointTaskQueue } from '../config/ha-plan.ts';
+import { endpointTaskQueue } from '../planning/ha-plan.ts';
 import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
 import { countActivityFailures } from '../metrics/activity-failures.ts';
 import { sdkMetricsExporter, serveMetrics } from '../metrics/exposition.ts';

@@ -13,7 +13,8 @@ import {
 } from '../contracts/services.ts';
 import { planBatches } from './deploy-batches.ts';
 import { distributeImage } from './distribute-image.ts';
-import { describeFailure, resolveOptions } from './replicate-image.ts';
+import { describeFailure } from './failures.ts';
+import { resolveOptions } from './replicate-image.ts';
 
 const control = { startToCloseTimeout: '1 minute', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 } } as const;
 // The engines' activities heartbeat every 5 s (activities/services: serviceHeartbeatMs): a dead worker is noticed

@@ -1,41 +1,10 @@
-import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, defineQuery, executeChild, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, ChildWorkflowFailure, executeChild, isCancellation, patched, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
-import type { Pipelining } from '../activities/replication.ts';
-import { describeFailure, replicateImage, resolveOptions, type RegistryEndpoint, type ReplicateImageResult } from './replicate-image.ts';
-
-/**
- * One IDC of a distribution: its registries (its children pull from the first) and the IDCs that pull from it.
- */
-export interface DistributionNode {
-  idc: string;
-  registries: RegistryEndpoint[];
-  children: DistributionNode[];
-}
-
-export interface DistributeImageInput {
-  image: string;
-  /** The IDC tree below the source, as config/idc-tree.ts plans it from berth.yaml. */
-  plan: DistributionNode;
-  /** Attempts per copy before an IDC is reported failed. */
-  maxAttempts?: number;
-}
-
-export interface IdcResult {
-  status: 'pending' | 'copying' | 'done' | 'failed' | 'skipped';
-  /** The registry this IDC pulls from. */
-  from: string;
-  /** The child workflow that copies into this IDC: its own `progress` query shows bytes per registry. */
-  workflowId: string;
-  digest?: string;
-  /** Bytes that crossed the link into this IDC (blobs the IDC already had are not counted). */
-  bytes?: number;
-  durationMs?: number;
-  error?: string;
-}
-
-export type DistributeImageResult = Record<string, IdcResult>;
-
-export const distributionProgressQuery = defineQuery<DistributeImageResult>('progress');
+import { distributionProgressQuery, type DistributeImageInput, type DistributeImageResult, type DistributionNode, type IdcResult } from '../contracts/distribution.ts';
+import type { RegistryEndpoint } from '../contracts/registry-endpoint.ts';
+import type { Pipelining, ReplicateImageResult } from '../contracts/replication.ts';
+import { describeFailure } from './failures.ts';
+import { replicateImage, resolveOptions } from './replicate-image.ts';
 
 /**
  * Fans an image out over the IDC tree: every IDC pulls from its parent (copies run on the child IDC's task queue,

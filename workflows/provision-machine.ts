@@ -1,30 +1,9 @@
-import { ActivityCancellationType, ApplicationFailure, CancellationScope, ChildWorkflowFailure, defineQuery, executeChild, isCancellation, patched, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
+import { ActivityCancellationType, ApplicationFailure, CancellationScope, ChildWorkflowFailure, executeChild, isCancellation, patched, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { DestroyOutcome } from '../activities/machines.ts';
+import { machineProgressQuery, type MachineTarget, type ProvisionResult, type ScalePoolInput, type ScalePoolResult } from '../contracts/provisioning.ts';
 import { pool } from './pool.ts';
-import { describeFailure } from './replicate-image.ts';
-
-export interface MachineTarget {
-  /** The machine's inventory id and idempotency key; a new one per provisioning when not given. */
-  machineId?: string;
-  cluster: string;
-  pool: string;
-  name: string;
-  /** The cluster IDC's task queue: SSH to the machine goes from inside its IDC. */
-  idcTaskQueue: string;
-  /** Take this orphan (its provider id) as the machine instead of creating one. */
-  adopt?: { providerId: string };
-}
-
-export interface ProvisionResult {
-  machineId: string;
-  address: string;
-  sshPort: number;
-  hostKeyFingerprint: string;
-  steps: { step: string; status: 'changed' | 'ok'; detail?: string }[];
-}
-
-export const machineProgressQuery = defineQuery<Record<string, { status: string; step?: string }>>('progress');
+import { describeFailure } from './failures.ts';
 
 const control = { startToCloseTimeout: '2 minutes', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 } } as const;
 
@@ -106,21 +85,12 @@ export async function decommissionMachine({ machineId, cluster }: { machineId: s
   await destroyMachine({ machineId, cluster });
 }
 
-export interface ScalePoolInput {
-  cluster: string;
-  pool: string;
-  desired: number;
-  /** Machines created (or destroyed) at once. */
-  maxConcurrent: number;
-  idcTaskQueue: string;
-}
-
 /**
  * Brings a pool to `desired` machines: new ones are provisioned as child workflows, never more than
  * `maxConcurrent` at a time; surplus ones (newest first) are decommissioned. A failed machine does not stop the
  * others; the result lists what happened to each.
  */
-export async function scalePool(input: ScalePoolInput): Promise<{ created: string[]; removed: string[]; failed: { name: string; error: string }[] }> {
+export async function scalePool(input: ScalePoolInput): Promise<ScalePoolResult> {
   const { listPoolMachines } = proxyActivities<Activities>(control);
   const existing = await listPoolMachines({ cluster: input.cluster, pool: input.pool });
   const progress: Record<string, { status: string }> = Object.fromEntries(existing.map((m) => [m.name, { status: m.state }]));

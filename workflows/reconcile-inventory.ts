@@ -1,8 +1,10 @@
 import { ApplicationFailure, ChildWorkflowFailure, executeChild, isCancellation, proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.ts';
 import type { ReconcileReport } from '../activities/reconcile/index.ts';
-import { destroying, machineWorkflowId, provisionMachine, type ProvisionResult } from './provision-machine.ts';
-import { describeFailure } from './replicate-image.ts';
+import type { ProvisionResult } from '../contracts/provisioning.ts';
+import type { AdoptOrphanInput } from '../contracts/reconcile.ts';
+import { describeFailure } from './failures.ts';
+import { destroying, machineWorkflowId, provisionMachine } from './provision-machine.ts';
 
 /** Runs `step`; its failure (an activity's, a child's) becomes this workflow's own, saying what failed and why. */
 async function failingAs<T>(type: string, what: string, step: () => Promise<T>): Promise<T> {
@@ -30,15 +32,6 @@ export async function reconcileInventory({ cluster }: { cluster: string }): Prom
 export async function destroyOrphan({ cluster, providerId }: { cluster: string; providerId: string }): Promise<{ destroyed: string[] }> {
   const { destroyOrphanMachine } = proxyActivities<Activities>({ ...destroying, summary: `destroy orphan ${providerId}` });
   return failingAs('OrphanNotDestroyed', `orphan ${providerId} of cluster ${cluster}`, () => destroyOrphanMachine({ cluster, providerId }));
-}
-
-export interface AdoptOrphanInput {
-  cluster: string;
-  providerId: string;
-  /** Where it goes; by default where its tags say it was made for. */
-  pool?: string;
-  name?: string;
-  idcTaskQueue: string;
 }
 
 /**

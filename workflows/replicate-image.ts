@@ -1,55 +1,8 @@
-import { ActivityFailure, ApplicationFailure, defineQuery, defineSignal, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, isCancellation, proxyActivities, setHandler } from '@temporalio/workflow';
 import type { Activities, CopyToRegistryResult } from '../activities/index.ts';
-import type { Pipelining } from '../activities/replication.ts';
-import type { CopyCounts } from '../activities/registry/copy-image.ts';
-
-export interface RegistryEndpoint {
-  registry: string;
-  idc: string;
-  /** The task queue of the registry's IDC: activities that work on this registry run there, near its data. */
-  taskQueue: string;
-}
-
-export interface ReplicateImageInput {
-  image: string;
-  /** The digest to copy, when the caller has resolved the image already (a distribution, a sync). */
-  digest?: string;
-  source: RegistryEndpoint;
-  targets: RegistryEndpoint[];
-  /** Attempts per copy before a target is reported failed (berth.yaml copy.maxAttempts); 10 when not given. */
-  maxAttempts?: number;
-  /** In a distribution: the copies start while the source is still receiving the image. */
-  pipeline?: Pipelining;
-}
-
-export interface TargetResult {
-  digest: string;
-  bytesCopied: number;
-  blobsCopied: number;
-  blobsSkipped: number;
-  /** Signatures, SBOMs and other artifacts referring to the image that are on the target with it. */
-  referrers: number;
-  durationMs: number;
-}
-
-export type ReplicateImageResult = Record<string, TargetResult>;
-
-export interface TargetProgress extends CopyCounts {
-  idc: string;
-  status: 'copying' | 'done' | 'failed';
-  attempt: number;
-  digest?: string;
-  error?: string;
-}
-
-export interface CopyProgressSignal extends CopyCounts {
-  target: string;
-  attempt: number;
-}
-
-export const progressQuery = defineQuery<Record<string, TargetProgress>>('progress');
-/** Sent by the copy activity while it runs, so `progress` shows bytes and blobs, not just a status. */
-export const copyProgressSignal = defineSignal<[CopyProgressSignal]>('copyProgress');
+import type { RegistryEndpoint } from '../contracts/registry-endpoint.ts';
+import { copyProgressSignal, progressQuery, type ReplicateImageInput, type ReplicateImageResult, type TargetProgress } from '../contracts/replication.ts';
+import { describeFailure } from './failures.ts';
 
 const activityOptions = {
   startToCloseTimeout: '2 hours',
@@ -128,10 +81,4 @@ export async function replicateImage(input: ReplicateImageInput): Promise<Replic
 /** Options of the activity that reads an image's digest on its source: one manifest read, no heartbeats needed. */
 export function resolveOptions(image: string, source: RegistryEndpoint) {
   return { startToCloseTimeout: '1 minute', retry: activityOptions.retry, taskQueue: source.taskQueue, summary: `resolve ${image} on ${source.idc}` } as const;
-}
-
-export function describeFailure(err: unknown): string {
-  const cause = err instanceof ActivityFailure ? err.cause : err;
-  if (cause instanceof ApplicationFailure) return `${cause.type ?? 'Error'}: ${cause.message}`;
-  return cause instanceof Error ? cause.message : String(cause);
 }

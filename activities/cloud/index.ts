@@ -1,5 +1,5 @@
 import type { BerthConfig, ProviderConfig } from '../../config/schema.ts';
-import type { Inventory } from '../inventory/index.ts';
+import type { Inventory } from '../../inventory/index.ts';
 import { awsProvider } from './aws/provider.ts';
 import { dockerProvider } from './docker/index.ts';
 import { ProviderError, type CloudProvider, type ProviderContext } from './provider.ts';

@@ -2,7 +2,7 @@ import Dockerode from 'dockerode';
 import { HostError } from '../hosts/errors.ts';
 import { resolvePrivateKey } from '../hosts/private-key.ts';
 import { fingerprint } from '../hosts/session.ts';
-import { getMachine } from '../inventory/index.ts';
+import { getMachine } from '../../inventory/index.ts';
 import type { MachineContext } from '../machine-context.ts';
 
 /** Runs `use` against the Docker engine of an inventory machine, reached over SSH. */

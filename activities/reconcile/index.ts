@@ -1,7 +1,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { reservedTags, type CloudProvider, type Machine } from '../cloud/provider.ts';
 import { asTemporalFailure } from '../failures.ts';
-import { findMachine, findMachineByProviderId, installationId, listMachines, machineStates, type Inventory, type MachineRecord } from '../inventory/index.ts';
+import { findMachine, findMachineByProviderId, installationId, listMachines, machineStates, type Inventory, type MachineRecord } from '../../inventory/index.ts';
 import { heartbeating, retryingAtProvider, type MachineContext } from '../machine-context.ts';
 import { ownerOf, reconcileReport, type ReconcileReport } from './report.ts';
 

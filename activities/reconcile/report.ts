@@ -1,5 +1,5 @@
 import { reservedTags, type Machine, type MachineState as ProviderState } from '../cloud/provider.ts';
-import { hoursPerMonth, type MachineRecord, type MachineState } from '../inventory/index.ts';
+import { hoursPerMonth, type MachineRecord, type MachineState } from '../../inventory/index.ts';
 
 /** A machine at the provider (in any state it holds it: a dead container still holds its name) that no live machine of the inventory accounts for. */
 export interface Orphan {

@@ -1,17 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { CopyCounts } from '../../contracts/replication.ts';
 import type { RegistryClient, Manifest, UploadCheckpoint } from './client.ts';
 import { DigestVerifier } from './digest-verifier.ts';
 import { formatImage, RegistryError } from './errors.ts';
 import { isDistributable, isIndex, type Descriptor, type ManifestDocument } from './media-types.ts';
 import { mergeReferrersTags, referrerFinder } from './referrers.ts';
 
-export interface CopyProgress {
-  bytesTotal: number;
-  bytesCopied: number;
-  blobsTotal: number;
-  blobsCopied: number;
-  blobsSkipped: number;
-  blobsMounted: number;
+export interface CopyProgress extends CopyCounts {
   /** Blobs this copy has finished uploading: kept across retries so a resumed copy does not count them again. */
   copiedDigests: string[];
   /**
@@ -24,8 +19,6 @@ export interface CopyProgress {
 }
 
 /** What a copy reports to the workflow: its counts, without what only a retry needs. */
-export type CopyCounts = Omit<CopyProgress, 'copiedDigests' | 'missingDigests' | 'uploads'>;
-
 export function copyCounts({ copiedDigests: _, missingDigests: __, uploads: ___, ...counts }: CopyProgress): CopyCounts {
   return counts;
 }

@@ -4,7 +4,7 @@ import type { ServiceContainer, ServiceSpec } from '../../contracts/services.ts'
 import { findRegistry } from '../../config/load.ts';
 import { readSecret } from '../../config/secrets.ts';
 import { asTemporalFailure } from '../failures.ts';
-import { finishRelease, findMachine, recordRelease, setServiceMachine, type NewRelease, type ReleaseOutcome, type ServiceMachineRecord } from '../inventory/index.ts';
+import { finishRelease, findMachine, recordRelease, setServiceMachine, type NewRelease, type ReleaseOutcome, type ServiceMachineRecord } from '../../inventory/index.ts';
 import type { MachineContext } from '../machine-context.ts';
 import { resolveCredentials } from '../registry/credentials.ts';
 import { machineEngines } from '../machine-engine/connect.ts';

@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events';
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { DriftCursor } from '../../contracts/sync.ts';
 import type { BerthConfig, SyncFilter } from '../../config/load.ts';
 import type { RegistryClients } from '../registry/clients.ts';
 import type { RegistryError } from '../registry/errors.ts';
@@ -37,12 +38,6 @@ export interface DiffRepositoryInput {
   /** Deletion sync: the target's other tags are read too, so that no digest they point to is deleted. */
   deleteExtra: boolean;
   requestsPerSecond?: number;
-}
-
-/** Where a drift page starts: at a repository of the batch, after one of its tags when the page before ended there. */
-export interface DriftCursor {
-  repository: string;
-  after?: string;
 }
 
 export interface DiffRepositoriesInput extends Omit<DiffRepositoryInput, 'repository'> {

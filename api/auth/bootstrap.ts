@@ -2,7 +2,7 @@ import { chmodSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Kysely } from 'kysely';
-import type { Inventory } from '../../activities/inventory/db.ts';
+import type { Inventory } from '../../inventory/db.ts';
 import { AuthStore, type AuthTables } from './store.ts';
 import { newToken } from './tokens.ts';
 

@@ -2,7 +2,7 @@ import { sql, type Generated, type Kysely } from 'kysely';
 import type { Principal, Role } from './access.ts';
 import { hashToken, newToken } from './tokens.ts';
 
-/** The tables of activities/inventory/migrations/0050_access.ts; times are epoch milliseconds, as elsewhere. */
+/** The tables of inventory/migrations/0050_access.ts; times are epoch milliseconds, as elsewhere. */
 export interface AuthTables {
   users: { id: Generated<number>; name: string; platform_admin: number; created_at: number };
   memberships: { user_id: number; project: string; role: string };

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { distributionPlan, PlanError } from '../../config/idc-tree.ts';
-import { distributeImage, type DistributionNode } from '../../workflows/distribute-image.ts';
+import { distributionPlan, PlanError } from '../../planning/idc-tree.ts';
+import type { DistributionNode } from '../../contracts/distribution.ts';
+import { distributeImage } from '../../workflows/distribute-image.ts';
 import { sendInvalid, sendNotFound } from '../http-errors.ts';
 import { route } from '../route.ts';
 import type { ApiDeps } from '../server.ts';

@@ -1,7 +1,7 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { approveFailbackUpdate, failoverUpdate, guardStateQuery } from '../../workflows/registry-guard.ts';
+import { approveFailbackUpdate, failoverUpdate, guardStateQuery } from '../../contracts/ha.ts';
 import { allows } from '../auth/access.ts';
 import { sendNotFound } from '../http-errors.ts';
 import { route } from '../route.ts';

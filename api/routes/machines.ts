@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { costs, findMachine, listMachines, machineStates } from '../../activities/inventory/index.ts';
+import { costs, findMachine, listMachines, machineStates } from '../../inventory/index.ts';
 import { idcTaskQueue, type BerthConfig, type Cluster } from '../../config/load.ts';
 import { decommissionMachine, machineWorkflowId, provisionMachine, scalePool } from '../../workflows/provision-machine.ts';
 import { allows, projectOfCluster } from '../auth/access.ts';

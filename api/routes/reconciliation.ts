@@ -3,7 +3,7 @@ import { z } from 'zod';
 import type { ReconcileReport } from '../../activities/reconcile/index.ts';
 import { idcTaskQueue, type Cluster } from '../../config/load.ts';
 import { adoptOrphan, destroyOrphan, reconcileInventory } from '../../workflows/reconcile-inventory.ts';
-import { BerthCluster } from '../../workflows/search-attributes.ts';
+import { BerthCluster } from '../../contracts/search-attributes.ts';
 import { projectOfCluster } from '../auth/access.ts';
 import { sendInvalid, sendNotFound } from '../http-errors.ts';
 import { reconcileLabels, reconcileScheduleId, reconcileWorkflowId } from '../reconcile-schedules.ts';

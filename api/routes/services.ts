@@ -1,9 +1,9 @@
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { z } from 'zod';
-import { getMachine, listReleases, listServiceMachines } from '../../activities/inventory/index.ts';
+import { getMachine, listReleases, listServiceMachines } from '../../inventory/index.ts';
 import type { Service } from '../../config/schema.ts';
-import { deployServiceInput } from '../../config/service-plan.ts';
+import { deployServiceInput } from '../../planning/service-plan.ts';
 import { approveDeployUpdate, deployWorkflowId, pauseDeployUpdate, resumeDeployUpdate } from '../../contracts/services.ts';
 import { deployService } from '../../workflows/deploy-service.ts';
 import { allows } from '../auth/access.ts';

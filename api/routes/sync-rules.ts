@@ -6,7 +6,8 @@ import { allows, type Principal } from '../auth/access.ts';
 import { sendInvalid, sendNotFound } from '../http-errors.ts';
 import { route } from '../route.ts';
 import type { ApiDeps } from '../server.ts';
-import { createSyncSchedule, describeSyncSchedule, scheduleId, syncScheduleNames, updateSyncSchedule } from '../sync-schedules.ts';
+import { describeSyncSchedule, scheduleId, syncScheduleNames } from '../../schedules/sync-rules.ts';
+import { createSyncSchedule, updateSyncSchedule } from '../sync-schedules.ts';
 
 const noteBody = z.object({ note: z.string().max(500).optional() }).strict();
 

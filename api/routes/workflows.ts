@@ -3,7 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { BerthConfig } from '../../config/load.ts';
-import { BerthKind, BerthProject } from '../../workflows/search-attributes.ts';
+import { BerthKind, BerthProject } from '../../contracts/search-attributes.ts';
 import { allows } from '../auth/access.ts';
 import { sendNotFound } from '../http-errors.ts';
 import { route } from '../route.ts';

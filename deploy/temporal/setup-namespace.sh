@@ -1,6 +1,6 @@
 #!/bin/sh
 # The temporal-setup job: once the server answers, the namespace berth uses and berth's search attributes
-# (workflows/search-attributes.ts; test/deployment.test.ts keeps the two lists equal). Safe to run again.
+# (contracts/search-attributes.ts; test/deployment.test.ts keeps the two lists equal). Safe to run again.
 set -eu
 ns="${TEMPORAL_NAMESPACE:-default}"
 until temporal operator cluster health >/dev/null 2>&1; do

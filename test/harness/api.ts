@@ -1,6 +1,6 @@
 import type { Client } from '@temporalio/client';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
-import { openInventory } from '../../activities/inventory/db.ts';
+import { openInventory } from '../../inventory/db.ts';
 import type { Role } from '../../api/auth/access.ts';
 import { authStore, ensureFirstAdmin } from '../../api/auth/bootstrap.ts';
 import type { AuthStore } from '../../api/auth/store.ts';

@@ -1,4 +1,4 @@
-import { openInventory, type Inventory } from '../../activities/inventory/index.ts';
+import { openInventory, type Inventory } from '../../inventory/index.ts';
 import type { BerthConfig } from '../../config/load.ts';
 import { startWorkers, type WorkerSet } from '../../workers/run.ts';
 import { testApi, type TestApi } from './api.ts';

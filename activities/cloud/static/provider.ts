@@ -1,5 +1,5 @@
 import type { ProviderConfig } from '../../../config/schema.ts';
-import { allocate, allocationHeldBy, findAllocation, labelAllocation, listAllocations, release, type Allocation, type Inventory } from '../../inventory/index.ts';
+import { allocate, allocationHeldBy, findAllocation, labelAllocation, listAllocations, release, type Allocation, type Inventory } from '../../../inventory/index.ts';
 import { createTags, ProviderError, rateCardPrice, type CloudProvider, type CreatedMachine, type Machine, type MachineSpec, type ProviderContext } from '../provider.ts';
 import { answersTcp } from './reachable.ts';
 

@@ -1,7 +1,7 @@
-import type { SyncPair, SyncPlan } from '../workflows/sync-registries.ts';
-import type { DistributionNode } from '../workflows/distribute-image.ts';
+import type { DistributionNode } from '../contracts/distribution.ts';
+import type { SyncPair, SyncPlan } from '../contracts/sync.ts';
 import { distributionPlan } from './idc-tree.ts';
-import { findRegistry, idcTaskQueue, resolveRegistryName, type BerthConfig, type SyncRule } from './load.ts';
+import { findRegistry, idcTaskQueue, resolveRegistryName, type BerthConfig, type SyncRule } from '../config/load.ts';
 
 /**
  * What one run of a sync rule does, resolved from berth.yaml: the source -> target pairs in the order they must

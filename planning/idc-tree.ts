@@ -1,6 +1,6 @@
-import type { DistributionNode } from '../workflows/distribute-image.ts';
-import type { RegistryEndpoint } from '../workflows/replicate-image.ts';
-import { idcTaskQueue, resolveRegistryName, type BerthConfig } from './load.ts';
+import type { DistributionNode } from '../contracts/distribution.ts';
+import type { RegistryEndpoint } from '../contracts/registry-endpoint.ts';
+import { idcTaskQueue, resolveRegistryName, type BerthConfig } from '../config/load.ts';
 
 /** A request the IDC tree cannot serve; `unknown` when it names something berth.yaml does not have. */
 export class PlanError extends Error {

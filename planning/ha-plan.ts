@@ -1,7 +1,7 @@
-import type { HaGroupPlan } from '../workflows/registry-guard.ts';
-import type { SyncPlan } from '../workflows/sync-registries.ts';
-import { findRegistry, idcTaskQueue, type BerthConfig, type HaGroup } from './load.ts';
-import { syncRuleSchema } from './schema.ts';
+import type { HaGroupPlan } from '../contracts/ha.ts';
+import type { SyncPlan } from '../contracts/sync.ts';
+import { findRegistry, idcTaskQueue, type BerthConfig, type HaGroup } from '../config/load.ts';
+import { syncRuleSchema } from '../config/schema.ts';
 import { syncPlan } from './sync-plan.ts';
 
 /** "500ms", "2s", "1m" in milliseconds (the schema has checked the form). */

@@ -1,8 +1,8 @@
 import type { DeployServiceInput, ServiceSpec } from '../contracts/services.ts';
+import { idcTaskQueue, type BerthConfig } from '../config/load.ts';
+import type { Service } from '../config/schema.ts';
 import { durationMs } from './ha-plan.ts';
 import { distributionPlan } from './idc-tree.ts';
-import { idcTaskQueue, type BerthConfig } from './load.ts';
-import type { Service } from './schema.ts';
 
 /** A service of berth.yaml as its deploys see it: durations in milliseconds, env secrets still references. */
 export function serviceSpec(s: Service): ServiceSpec {

@@ -1,4 +1,4 @@
-import type { ServiceContainer } from '../../contracts/services.ts';
+import type { ServiceContainer } from '../contracts/services.ts';
 import type { Inventory } from './db.ts';
 import { isoTime, type ReleaseOutcome, type ServiceMachinesTable } from './tables.ts';
 

@@ -4,8 +4,8 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { FileMigrationProvider, Kysely, Migrator, PostgresDialect, SqliteDialect, type Dialect } from 'kysely';
 import pg from 'pg';
-import type { InventoryConfig, PostgresConfig } from '../../config/schema.ts';
-import { readSecret } from '../../config/secrets.ts';
+import type { InventoryConfig, PostgresConfig } from '../config/schema.ts';
+import { readSecret } from '../config/secrets.ts';
 import type { InventoryTables } from './tables.ts';
 
 /** The inventory database. Open one per process and share it; `destroy()` closes it. */

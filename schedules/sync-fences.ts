@@ -1,13 +1,13 @@
 import type { Client } from '@temporalio/client';
-import { fencedSyncPlan, type SyncFence } from '../config/ha-plan.ts';
 import type { BerthConfig } from '../config/load.ts';
-import { syncPlan } from '../config/sync-plan.ts';
-import type { SyncPlan } from '../workflows/sync-registries.ts';
-import { describeSyncSchedule, scheduleId, syncScheduleNames } from './sync-schedules.ts';
+import type { SyncPlan } from '../contracts/sync.ts';
+import { fencedSyncPlan, type SyncFence } from '../planning/ha-plan.ts';
+import { syncPlan } from '../planning/sync-plan.ts';
+import { describeSyncSchedule, scheduleId, syncScheduleNames } from './sync-rules.ts';
 
 /**
  * Puts a fence of an HA group on every sync rule's schedule, or lifts it: the plan each schedule starts runs no
- * pair that writes to the fenced primary (config/ha-plan.ts). Each schedule keeps its fences in its action's
+ * pair that writes to the fenced primary (planning/ha-plan.ts). Each schedule keeps its fences in its action's
  * memo, so the fences of several groups add up. Returns the rules whose plan changed.
  */
 export async function fenceSyncSchedules(client: Client, config: BerthConfig, fence: SyncFence, on: boolean): Promise<string[]> {
