@@ -18,9 +18,10 @@ export const hostImageRepository = 'berth-host';
 const initScript = `#!/bin/bash
 # A berth host container boots here. On first boot it makes its own SSH host keys and the login it was created
 # for (what cloud-init does on a cloud image); then it gives the machine its own network namespace and runs sshd
-# inside it, published on 127.0.0.1:BERTH_SSH_PORT of the engine's host.
+# inside it, published on BERTH_ADDRESS:BERTH_SSH_PORT of the engine's host (the machine's own loopback address).
 set -eu
 : "\${BERTH_SSH_PORT:?the docker provider sets BERTH_SSH_PORT}"
+: "\${BERTH_ADDRESS:=127.0.0.1}"
 user="\${BERTH_SSH_USER:-root}"
 if [ -n "\${BERTH_AUTHORIZED_KEY:-}" ]; then
   if ! id "$user" >/dev/null 2>&1; then
@@ -35,25 +36,50 @@ if [ -n "\${BERTH_AUTHORIZED_KEY:-}" ]; then
   chmod 0700 "$home/.ssh" && chmod 0600 "$keys" && chown -R "$user:" "$home/.ssh"
 fi
 ssh-keygen -A >/dev/null
+# The engine inside (the docker init step starts it) makes cgroups for its containers: the container's own cgroup
+# mounts come read-only, and its private cgroup namespace makes them this machine's to write.
+for mount in $(findmnt -rn -t cgroup,cgroup2 -o TARGET); do mount -o remount,bind,rw "$mount"; done
 mkdir -p /run/sshd /run/berth
 netns=/run/berth/netns
 touch "$netns"
 unshare --net="$netns" true
 nsenter --net="$netns" ip link set lo up
-# 10.0.2.100 inside, the default route via 10.0.2.2 (which also reaches the host's loopback), DNS as the host's.
+# 10.0.2.100 inside, the default route via 10.0.2.2 (which also reaches the host's 127.0.0.1), DNS as the host's.
 rm -f /run/berth/slirp.sock
 slirp4netns --configure --mtu=65520 --api-socket /run/berth/slirp.sock --netns-type=path "$netns" tap0 &
-forward='{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_addr":"127.0.0.1","host_port":'"$BERTH_SSH_PORT"',"guest_port":22}}'
+# One request to slirp4netns's API; prints its answer.
+slirp() { perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => "/run/berth/slirp.sock") or exit 1; print $s $ARGV[0]; shutdown($s, 1); print <$s>' "$1" 2>/dev/null; }
+forward() { slirp '{"execute":"add_hostfwd","arguments":{"proto":"tcp","host_addr":"'"$BERTH_ADDRESS"'","host_port":'"$1"',"guest_port":'"$2"'}}'; }
 answer=
 for _ in $(seq 100); do
-  answer=$(perl -MIO::Socket::UNIX -e '$s = IO::Socket::UNIX->new(Peer => "/run/berth/slirp.sock") or exit 1; print $s $ARGV[0]; shutdown($s, 1); print <$s>' "$forward" 2>/dev/null) || true
+  answer=$(forward "$BERTH_SSH_PORT" 22) || true
   case "$answer" in *'"return"'*) break ;; esac
   sleep 0.1
 done
 case "$answer" in
   *'"return"'*) ;;
-  *) echo "berth-host-init: cannot publish sshd on 127.0.0.1:$BERTH_SSH_PORT: \${answer:-slirp4netns does not answer}" >&2; exit 1 ;;
+  *) echo "berth-host-init: cannot publish sshd on $BERTH_ADDRESS:$BERTH_SSH_PORT: \${answer:-slirp4netns does not answer}" >&2; exit 1 ;;
 esac
+# Every other TCP port the machine listens on at all its addresses (a container's published port, say) is reachable
+# at BERTH_ADDRESS on the engine's host, the same port, as a VM's would be at its own address; a port closed is
+# withdrawn. Checked twice a second.
+publish_listening_ports() {
+  declare -A published=()
+  while sleep 0.5; do
+    listening=" $(nsenter --net="$netns" ss -Hltn | awk '$4 ~ /^(0\\.0\\.0\\.0|\\*|\\[::\\]):[0-9]+$/ { sub(/.*:/, "", $4); if ($4 != 22) print $4 }' | sort -u | tr '\\n' ' ')"
+    for port in $listening; do
+      [ -n "\${published[$port]:-}" ] && continue
+      id=$(forward "$port" "$port" | sed -n 's/.*"id": *\\([0-9][0-9]*\\).*/\\1/p')
+      [ -n "$id" ] && published[$port]=$id
+    done
+    for port in "\${!published[@]}"; do
+      case "$listening" in *" $port "*) continue ;; esac
+      slirp '{"execute":"remove_hostfwd","arguments":{"id":'"\${published[$port]}"'}}' >/dev/null || true
+      unset "published[$port]"
+    done
+  done
+}
+publish_listening_ports &
 nsenter --net="$netns" /usr/sbin/sshd -D -e -p 22 &
 # A stop ends both at once (PID 1 has no default handler for TERM); either one ending ends the machine, and the
 # engine's restart policy brings it back.
@@ -74,8 +100,9 @@ const overlay: Record<string, { mode: number; content: string }> = {
   'etc/berth/tags.json': { mode: 0o644, content: '{}\n' },
 };
 
-// slirp4netns: the machine's network (see initScript).
-const packages = ['openssh-server', 'sudo', 'iproute2', 'procps', 'ca-certificates', 'slirp4netns'];
+// slirp4netns: the machine's network (see initScript); docker.io: the engine the docker init step starts (installed
+// here so that a machine runs containers seconds after boot, not after an apt-get of its own).
+const packages = ['openssh-server', 'sudo', 'iproute2', 'procps', 'ca-certificates', 'slirp4netns', 'docker.io'];
 
 /**
  * The apt sources inside the image: this host's Debian sources when it runs bookworm (the mirror known to work

@@ -48,7 +48,9 @@ describe('docker provider', () => {
     hosts.push(one, two);
     const m = await provider.describe(one.machine.id);
     assert.equal(m.state, 'running');
-    assert.equal(m.address, '127.0.0.1');
+    // Each machine has a loopback address of its own on the host, made from its SSH port.
+    assert.equal(m.address, `127.1.${m.sshPort! >> 8}.${m.sshPort! & 255}`);
+    assert.notEqual(m.address, two.machine.address);
     assert.ok(m.sshPort! >= 22000 && m.sshPort! < 32000, `ssh port ${m.sshPort}`);
     assert.notEqual(m.sshPort, two.machine.sshPort);
     assert.equal(m.instanceType, 'small');
@@ -106,7 +108,7 @@ describe('docker provider', () => {
     const spec = machineSpec(cluster, 'web-1', keys.publicKey, { tags: { team: 'payments' } });
     const [one] = await provider.findByKey(spec.idempotencyKey);
     assert.equal(one.id, hosts[0].machine.id);
-    assert.deepEqual([one.state, one.address, one.sshPort, one.instanceType], ['running', '127.0.0.1', hosts[0].machine.sshPort, 'small']);
+    assert.deepEqual([one.state, one.address, one.sshPort, one.instanceType], ['running', hosts[0].machine.address, hosts[0].machine.sshPort, 'small']);
     assert.equal(one.tags[reservedTags.installation], 'berth-tests');
     assert.deepEqual(await provider.findByKey('no-such-key'), []);
     const listed = await provider.list();
@@ -162,6 +164,35 @@ describe('docker provider: each machine its own network and cgroup namespaces', 
     assert.doesNotMatch(execFileSync('ip', ['route'], { encoding: 'utf8' }), /198\.51\.100\.0/, "the host's routes are its own");
     // sshd listens inside the machine, not on the host: the machine's port 22 is not the host's.
     assert.match(await a.session.run('ss -Htln'), /:22\b/);
-    assert.equal(a.machine.address, '127.0.0.1');
+  });
+
+  test("a port a machine listens on is reachable at the machine's address, not another's, and withdrawn once closed", async () => {
+    const [a, b] = machines;
+    // The same port on both machines, each answering with its own name (perl is in the host image; nc is not).
+    const serve = (m: TestHost, name: string) =>
+      m.session.run(
+        `setsid perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => 8099, Listen => 5, ReuseAddr => 1) or die; while ($c = $s->accept) { print $c "HTTP/1.0 200 OK\\r\\n\\r\\n$ARGV[0]\\n"; close $c }' "$1" </dev/null >/dev/null 2>&1 & echo $!`,
+        { args: [name] },
+      );
+    const pids = [await serve(a, 'ns-a'), await serve(b, 'ns-b')].map((p) => p.trim());
+    const page = async (m: TestHost) => (await fetch(`http://${m.machine.address}:8099/`)).text();
+    const within = async <T>(what: string, check: () => Promise<T>): Promise<T> => {
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        try {
+          return await check();
+        } catch (err) {
+          if (Date.now() > deadline) throw new Error(`${what}: ${(err as Error).message}`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    };
+    assert.equal(await within('ns-a published', () => page(a)), 'ns-a\n');
+    assert.equal(await within('ns-b published', () => page(b)), 'ns-b\n');
+    // Not the host's own port: nothing answers there.
+    await assert.rejects(fetch('http://127.0.0.1:8099/'));
+    await a.session.run('kill "$1"', { args: [pids[0]] });
+    await within('ns-a withdrawn', () => assert.rejects(page(a)));
+    assert.equal(await page(b), 'ns-b\n');
   });
 });

@@ -68,28 +68,42 @@ describe('init profiles over SSH', () => {
     assert.match(first.find((r) => r.step === 'chrony')!.detail, /not \(re\)started: this host has no service manager/);
   });
 
-  test('docker step: the engine package and daemon.json (mirror, log rotation), verified as written', async () => {
-    // The Docker engine cannot run inside these containers (no nested engine on this machine), so dockerd is not
-    // started and nothing here pretends it is: the step installs the package, writes daemon.json and says so.
+  test('docker step: the engine package and daemon.json (mirror, log rotation), the engine running and restarted when the file changes', async () => {
+    // No service manager in these machines: the step starts dockerd itself, and the machine is made to hold it.
     const steps = profile([{ docker: { logMaxSize: '20m', logMaxFiles: 5 } }]);
     const ctx = { machineName: 'host-a', registryMirror: 'http://127.0.0.1:5001' };
     const [first] = await runInitProfile(root.session, steps, ctx);
     assert.equal(first.status, 'changed');
-    assert.match(first.detail, /docker not \(re\)started: this host has no service manager/);
     assert.equal((await root.session.run("dpkg-query -W -f='${db:Status-Status}' docker.io")).trim(), 'installed');
-    assert.ok((await root.session.run('command -v dockerd')).trim().endsWith('/dockerd'));
-    assert.equal((await root.session.run('pidof dockerd || echo none')).trim(), 'none');
+    assert.deepEqual(JSON.parse(await root.session.run("docker info --format '{{json .RegistryConfig.Mirrors}}'")), ['http://127.0.0.1:5001/']);
+    assert.equal((await root.session.run("docker info --format '{{.LoggingDriver}}'")).trim(), 'json-file');
     assert.deepEqual(JSON.parse(await root.session.run('cat /etc/docker/daemon.json')), {
       'registry-mirrors': ['http://127.0.0.1:5001'],
       'log-driver': 'json-file',
       'log-opts': { 'max-size': '20m', 'max-file': '5' },
     });
+    const pid = (await root.session.run('pidof dockerd')).trim();
     const [second] = await runInitProfile(root.session, steps, ctx);
     assert.equal(second.status, 'ok');
-    // A hand edit is drift: the next run puts berth's file back.
+    assert.equal((await root.session.run('pidof dockerd')).trim(), pid);
+    // A hand edit is drift: the next run puts berth's file back and restarts the engine to read it.
     await root.session.run(`echo '{"debug": true}' > /etc/docker/daemon.json`);
-    assert.equal((await runInitProfile(root.session, steps, ctx))[0].status, 'changed');
+    const [third] = await runInitProfile(root.session, steps, ctx);
+    assert.equal(third.status, 'changed');
+    assert.notEqual((await root.session.run('pidof dockerd')).trim(), pid);
+    // A stopped engine is drift too: started again.
+    await root.session.run('kill $(pidof dockerd); while pidof dockerd >/dev/null; do sleep 0.1; done');
+    const [fourth] = await runInitProfile(root.session, steps, ctx);
+    assert.equal(fourth.status, 'changed');
+    assert.match(fourth.detail, /the engine did not answer docker info/);
+    assert.equal((await root.session.run("docker info --format '{{.ServerVersion}}'")).trim().length > 0, true);
     await assert.rejects(runInitProfile(root.session, steps, { machineName: 'host-a' }), /init step 1 \(docker\) failed: .*IDC has no registry/);
+  });
+
+  test('docker step for a login other than root: it joins group docker, so it reaches the engine without sudo', async () => {
+    const [result] = await runInitProfile(deploy.session, profile([{ docker: { mirror: false } }]), { machineName: 'host-b' });
+    assert.equal(result.status, 'changed');
+    assert.equal((await deploy.session.run("su deploy -c \"docker info --format '{{.LoggingDriver}}'\"")).trim(), 'json-file');
   });
 
   test('a failing step stops the profile and reports the step and the command stderr', async () => {

@@ -61,7 +61,8 @@ describe('provisioning', () => {
     assert.ok(done.ok, done.ok ? '' : done.error);
     assert.deepEqual(done.result.steps.map((s: { step: string; status: string }) => [s.step, s.status]), [['hostname', 'changed'], ['sysctl', 'changed']]);
     const [m] = await machines('&pool=web');
-    assert.deepEqual([m.name, m.state, m.provider, m.address], ['solo', 'ready', 'docker', '127.0.0.1']);
+    assert.deepEqual([m.name, m.state, m.provider], ['solo', 'ready', 'docker']);
+    assert.match(m.address, /^127\.1\.\d+\.\d+$/);
     assert.equal(m.hostKeyFingerprint, done.result.hostKeyFingerprint);
     assert.match(m.hostKeyFingerprint, /^SHA256:/);
 

@@ -172,10 +172,10 @@ function* tarOfOneFile(name: string, size: number): Generator<Buffer> {
 }
 
 /** The 512-byte ustar header of a regular file, modified at `mtime` (seconds; now by default). */
-export function ustarHeader(name: string, size: number, mtime = Math.floor(Date.now() / 1000)): Buffer {
+export function ustarHeader(name: string, size: number, mtime = Math.floor(Date.now() / 1000), mode = 0o644): Buffer {
   const header = Buffer.alloc(512);
   header.write(name, 0, 100, 'utf8');
-  header.write('0000644\0', 100);
+  header.write(`${mode.toString(8).padStart(7, '0')}\0`, 100);
   header.write('0000000\0', 108);
   header.write('0000000\0', 116);
   header.write(`${size.toString(8).padStart(11, '0')}\0`, 124);

@@ -1,10 +1,13 @@
 import Docker from 'dockerode';
 import { createTags, madeBy, ProviderError, rateCardPrice, reservedTags, type CloudProvider, type Machine, type MachineState, type ProviderFactory } from '../provider.ts';
-import { allocateSshPort } from './ssh-port.ts';
+import { machineSeccompProfile } from './seccomp.ts';
+import { allocateSshPort, machineAddress } from './ssh-port.ts';
 import { readTagsFile, writeTagsFile } from './tags-file.ts';
 
 // Labels only this provider sets, next to the reserved ones every provider sets.
 const sshPortLabel = 'berth:ssh-port';
+// Machines made before each had an address of its own are on 127.0.0.1.
+const addressLabel = 'berth:address';
 const instanceTypeLabel = 'berth:instance-type';
 
 const states: Record<string, MachineState> = {
@@ -32,7 +35,7 @@ function listed(c: Docker.ContainerInfo): Machine {
   return {
     id: c.Id,
     state: states[c.State] ?? 'pending',
-    address: '127.0.0.1',
+    address: labels[addressLabel] ?? '127.0.0.1',
     sshPort: labels[sshPortLabel] ? Number(labels[sshPortLabel]) : undefined,
     instanceType: labels[instanceTypeLabel],
     createdAt: new Date(c.Created * 1000).toISOString(),
@@ -43,10 +46,12 @@ function listed(c: Docker.ContainerInfo): Machine {
 /**
  * Machines are containers of the host image (embedded/host-image.ts) on a Docker engine (dockerode), each a machine
  * of its own as far as the network and cgroups go: its sshd and everything started over SSH live in a network
- * namespace of the machine's (user-mode networking by slirp4netns, sshd published on a loopback port of the
- * engine's host) and the container has a private cgroup namespace, so sysctls, routes and cgroups set on one
- * machine stay on it. The container keeps SYS_ADMIN and NET_ADMIN: a development and test stand-in, not a
- * security boundary. The engine must be on the worker's machine: the address it reports is 127.0.0.1.
+ * namespace of the machine's (user-mode networking by slirp4netns) and the container has a private cgroup
+ * namespace, so sysctls, routes and cgroups set on one machine stay on it. Each machine has a loopback address of
+ * its own on the engine's host (127.1.x.y), where its sshd and every port it listens on are published: a Docker
+ * engine inside (the docker init step starts one) publishes its containers' ports there, as on a VM. The container
+ * keeps SYS_ADMIN and NET_ADMIN: a development and test stand-in, not a security boundary. The engine must be on
+ * the worker's machine: the addresses it reports are loopback ones.
  */
 export const dockerProvider: ProviderFactory<'docker'> = (config, context): CloudProvider => {
   const docker = new Docker({ socketPath: config.socketPath });
@@ -75,7 +80,7 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
     return {
       id: info.Id,
       state,
-      address: '127.0.0.1',
+      address: labels[addressLabel] ?? '127.0.0.1',
       sshPort: labels[sshPortLabel] ? Number(labels[sshPortLabel]) : undefined,
       instanceType: labels[instanceTypeLabel],
       createdAt: new Date(info.Created).toISOString(),
@@ -109,8 +114,11 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
           .createContainer({
             name,
             Image: config.image,
-            Env: [`BERTH_SSH_PORT=${port}`, `BERTH_SSH_USER=${spec.sshUser}`, `BERTH_AUTHORIZED_KEY=${spec.sshPublicKey}`],
-            Labels: { ...createTags(spec, context.installation), [sshPortLabel]: String(port), [instanceTypeLabel]: spec.instanceType },
+            Env: [`BERTH_SSH_PORT=${port}`, `BERTH_ADDRESS=${machineAddress(port)}`, `BERTH_SSH_USER=${spec.sshUser}`, `BERTH_AUTHORIZED_KEY=${spec.sshPublicKey}`],
+            // The inner engine's storage: overlay2 cannot stack on the container's own overlay root, but can on a
+            // volume (anonymous: removed with the machine).
+            Volumes: { '/var/lib/docker': {} },
+            Labels: { ...createTags(spec, context.installation), [sshPortLabel]: String(port), [addressLabel]: machineAddress(port), [instanceTypeLabel]: spec.instanceType },
             HostConfig: {
               // PID 1 stays in the engine host's network namespace, where slirp4netns reaches the outside and
               // publishes sshd; the machine itself (sshd and every session) runs in a namespace of its own.
@@ -119,6 +127,8 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
               ...({ CgroupnsMode: 'private' } as object),
               // slirp4netns makes the machine's tap device.
               Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
+              // The engine inside: runc needs keyctl, which Docker's default profile refuses.
+              SecurityOpt: [`seccomp=${machineSeccompProfile}`],
               // What a host needs (hostname, sysctl, mounts, its network) without --privileged, which this kernel refuses.
               CapAdd: ['NET_ADMIN', 'SYS_ADMIN'],
               // `--security-opt systempaths=unconfined` of the CLI, which the API spells as no masked or read-only paths.

@@ -25,3 +25,11 @@ function isFree(port: number): Promise<boolean> {
     srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
   });
 }
+
+/**
+ * The machine's own loopback address on the engine's host, where its sshd and every port it listens on are
+ * published: made from its SSH port, which no other machine of the engine holds, so no two machines share one.
+ */
+export function machineAddress(sshPort: number): string {
+  return `127.1.${sshPort >> 8}.${sshPort & 255}`;
+}
