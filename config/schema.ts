@@ -218,6 +218,12 @@ export const clusterSchema = z
     idc: resourceName,
     provider: providerSchema,
     ssh: sshSchema,
+    /**
+     * host:port at which the cluster's machines reach their IDC's registry, when not at its URL's host (the docker
+     * provider's machines see the host's loopback as 10.0.2.2). Their engines pull services' images there, and
+     * trust it over plain HTTP when the registry's URL is http.
+     */
+    registryAddress: z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'must be host or host:port').optional(),
     /** Refused before a create that would take the cluster's projected monthly cost above it. */
     monthlyBudget: z.number().positive().optional(),
     /** How often reconcileInventory holds the provider's machines against the inventory (a Temporal Schedule). */

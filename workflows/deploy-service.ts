@@ -36,7 +36,7 @@ interface Target {
  * are Updates; the release is recorded with how it ended.
  */
 export async function deployService(input: DeployServiceInput): Promise<DeployServiceResult> {
-  const { service, version, registry } = input;
+  const { service, version } = input;
   const { workflowId, runId } = workflowInfo();
   const image = `${service.repository}:${version}`;
   const progress: DeployProgress = { status: 'resolving', version, batches: [], machines: {} };
@@ -92,14 +92,14 @@ export async function deployService(input: DeployServiceInput): Promise<DeploySe
     const { pullServiceImage } = engine(`pull ${image} on ${name}`, '15 minutes');
     const { startServiceReplica, removeServiceContainers } = engine(`${service.name} ${to.version} on ${name}`, '2 minutes');
     const { checkReplicaHealth } = engine(`health of ${service.name} ${to.version} on ${name}`, `${healthMs} ms`);
-    await pullServiceImage({ machineId, registry: registry.registry, repository: service.repository, digest: to.digest });
+    await pullServiceImage({ machineId, cluster: service.cluster, repository: service.repository, digest: to.digest });
     const before = await listServiceContainers({ machineId, service: service.name });
     const replicas: ServiceContainer[] = [];
     try {
       for (let replica = 0; replica < service.replicas; replica++) {
         const old = before.filter((c) => c.replica === replica && c.digest !== to.digest).map((c) => c.id);
         if (!surge && old.length > 0) await removeServiceContainers({ machineId, containerIds: old });
-        const started = await startServiceReplica({ machineId, service, registry: registry.registry, version: to.version, digest: to.digest, replica });
+        const started = await startServiceReplica({ machineId, service, version: to.version, digest: to.digest, replica });
         replicas.push(started);
         await checkReplicaHealth({ machineId, machineName: name, service, container: started });
         if (surge && old.length > 0) await removeServiceContainers({ machineId, containerIds: old });

@@ -1,7 +1,7 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import type { ServiceContainer, ServiceSpec } from '../../contracts/services.ts';
-import { findRegistry } from '../../config/load.ts';
+import { machineRegistry } from '../../config/load.ts';
 import { readSecret } from '../../config/secrets.ts';
 import { asTemporalFailure } from '../failures.ts';
 import { finishRelease, findMachine, recordRelease, setServiceMachine, type NewRelease, type ReleaseOutcome, type ServiceMachineRecord } from '../../inventory/index.ts';
@@ -18,8 +18,8 @@ export interface ServiceMachineInput {
 
 export interface PullServiceImageInput {
   machineId: string;
-  /** The cluster IDC's registry (a name of berth.yaml): the machine's engine pulls from it. */
-  registry: string;
+  /** The machine's cluster: its engine pulls from the cluster IDC's registry. */
+  cluster: string;
   repository: string;
   digest: string;
 }
@@ -27,7 +27,6 @@ export interface PullServiceImageInput {
 export interface StartReplicaInput {
   machineId: string;
   service: ServiceSpec;
-  registry: string;
   version: string;
   digest: string;
   replica: number;
@@ -48,7 +47,7 @@ export const serviceHeartbeatMs = 5000;
  * with dockerode over SSH from the cluster IDC's worker; and the inventory's record of releases and machines.
  */
 export function createServiceActivities(context: MachineContext) {
-  const { config, inventory } = context;
+  const { config, inventory, clusterOf } = context;
   const { withMachineEngine } = machineEngines(context);
   /** Runs `use` on the machine's engine, heartbeating while it lasts; the engine's faults are retried. */
   const onEngine = <T>(machineId: string, use: (docker: Docker) => Promise<T>): Promise<T> => {
@@ -56,10 +55,11 @@ export function createServiceActivities(context: MachineContext) {
     const timer = setInterval(() => ctx.heartbeat(), serviceHeartbeatMs);
     return asTemporalFailure(() => withMachineEngine(machineId, use)).finally(() => clearInterval(timer));
   };
-  const pullReference = (registry: string, repository: string, digest: string) => {
-    const r = findRegistry(config, registry);
-    if (!r) throw ApplicationFailure.nonRetryable(`registry "${registry}" is not in this worker's config`, 'UnknownRegistry');
-    return { ref: `${new URL(r.url).host}/${repository}@${digest}`, registry: r };
+  /** The image by digest at the address the machine's engine reaches its IDC registry. */
+  const pullReference = (machineCluster: string, repository: string, digest: string) => {
+    const at = machineRegistry(config, clusterOf(machineCluster));
+    if (!at) throw ApplicationFailure.nonRetryable(`cluster ${machineCluster}'s IDC has no registry in this worker's config`, 'UnknownRegistry');
+    return { ref: `${at.host}/${repository}@${digest}`, ...at };
   };
 
   return {
@@ -69,13 +69,13 @@ export function createServiceActivities(context: MachineContext) {
     },
 
     /** The machine's engine pulls the image by digest from the IDC registry, with the registry's credentials. */
-    async pullServiceImage({ machineId, registry, repository, digest }: PullServiceImageInput): Promise<{ pulled: boolean }> {
-      const { ref, registry: r } = pullReference(registry, repository, digest);
+    async pullServiceImage({ machineId, cluster, repository, digest }: PullServiceImageInput): Promise<{ pulled: boolean }> {
+      const { ref, registry: r, host } = pullReference(cluster, repository, digest);
       const credentials = resolveCredentials(r.name, r.credentials);
       return onEngine(machineId, async (docker) => {
         const present = await docker.getImage(ref).inspect().then(() => true, (err) => (engineStatus(err) === 404 ? false : Promise.reject(err)));
         if (present) return { pulled: false };
-        const authconfig = credentials ? { username: credentials.username, password: credentials.password, serveraddress: new URL(r.url).host } : undefined;
+        const authconfig = credentials ? { username: credentials.username, password: credentials.password, serveraddress: host } : undefined;
         const stream = await docker.pull(ref, { authconfig }).catch((err: Error) => {
           // Not there, or not ours to read: another attempt cannot help.
           if (engineStatus(err) === 404 || /not found|unknown|unauthorized|denied/i.test(err.message)) throw ApplicationFailure.nonRetryable(`${ref}: ${err.message}`, 'ImageUnavailable');
@@ -90,8 +90,8 @@ export function createServiceActivities(context: MachineContext) {
      * Creates and starts one replica of the version, its ports published on ports the engine picks, its env's
      * secrets read here. A retried start finds the container its lost attempt made (by name) and starts it.
      */
-    async startServiceReplica({ machineId, service, registry, version, digest, replica }: StartReplicaInput): Promise<ServiceContainer> {
-      const { ref } = pullReference(registry, service.repository, digest);
+    async startServiceReplica({ machineId, service, version, digest, replica }: StartReplicaInput): Promise<ServiceContainer> {
+      const { ref } = pullReference(service.cluster, service.repository, digest);
       const env = Object.entries(service.env).map(([k, v]) => `${k}=${'value' in v ? v.value : readSecret(v, `env ${k} of service ${service.name}`)}`);
       const name = containerName(service.name, replica, version);
       return onEngine(machineId, async (docker) => {
