@@ -243,7 +243,7 @@ describe('services on real machines: 3 machines, 2 replicas each', () => {
   test('deploy r3, whose health check fails: rolled back automatically, all on r2, the failure names the machine and the check', async () => {
     const done = await deployed('r3', 'deploy-service-rolled-back');
     assert.equal(done.ok, false);
-    assert.match(done.ok ? '' : done.error, /web r3 failed in batch 1 of 3: front-\d: replica 0 of web r3 failed its health check \(GET \/healthz on port 80\): answered 404.*every machine it touched is back on its previous version/);
+    assert.match(done.ok ? '' : done.error, /web r3 failed in batch 1 of 3: HealthCheckFailed: front-\d: replica 0 of web r3 failed its health check \(GET \/healthz on port 80\): answered 404.*every machine it touched is back on its previous version/);
     assert.deepEqual(await pages(), Array(6).fill('berth-test/httpd r2\n'));
     const [release] = (await api.inject({ url: '/v1/services/web' })).json().releases;
     assert.deepEqual([release.version, release.outcome], ['r3', 'rolled-back']);
@@ -265,5 +265,15 @@ describe('services on real machines: 3 machines, 2 replicas each', () => {
     assert.ok(outcome.ok, outcome.ok ? '' : outcome.error);
     for (const [machineId, ids] of before) assert.deepEqual((await containersOn(machineId)).map((c) => c.id).sort(), ids, `machine ${machineId} was restarted`);
     assert.deepEqual(await pages(), Array(6).fill('berth-test/httpd r4\n'));
+  });
+
+  test('a machine decommissioned is drained first: its replicas stopped and the service shows it drained', async () => {
+    const [m] = machines;
+    const res = await api.inject({ method: 'DELETE', url: `/v1/machines/${m.id}` });
+    assert.equal(res.statusCode, 202, res.body);
+    const done = await workflowOutcome(temporal.client, res.json().workflowId, 'decommission-drained');
+    assert.ok(done.ok, done.ok ? '' : done.error);
+    const shown = (await api.inject({ url: '/v1/services/web' })).json().machines.find((x: { machineId: string }) => x.machineId === m.id);
+    assert.deepEqual([shown.health, shown.containers, shown.detail], ['drained', [], 'the machine is being decommissioned']);
   });
 });

@@ -31,3 +31,12 @@ export async function serviceContainers(docker: Docker, service: string): Promis
   const listed = await docker.listContainers({ all: true, filters: { label: [`${serviceLabels.service}=${service}`] } });
   return listed.map(asServiceContainer).sort((a, b) => a.replica - b.replica);
 }
+
+/** Stops (10 s grace) and removes containers; ones already stopped or gone are not an error. */
+export async function stopAndRemove(docker: Docker, ids: string[]): Promise<void> {
+  for (const id of ids) {
+    const c = docker.getContainer(id);
+    await c.stop({ t: 10 }).catch((err) => (engineStatus(err) === 304 || engineStatus(err) === 404 ? undefined : Promise.reject(err)));
+    await c.remove({ force: true }).catch((err) => (engineStatus(err) === 404 ? undefined : Promise.reject(err)));
+  }
+}

@@ -8,7 +8,7 @@ import { finishRelease, findMachine, recordRelease, setServiceMachine, type NewR
 import type { MachineContext } from '../machine-context.ts';
 import { resolveCredentials } from '../registry/credentials.ts';
 import { machineEngines } from '../machine-engine/connect.ts';
-import { asServiceContainer, containerName, engineStatus, serviceContainers, serviceLabels } from './engine.ts';
+import { asServiceContainer, containerName, engineStatus, serviceContainers, serviceLabels, stopAndRemove } from './engine.ts';
 import { checkOnce, describeCheck } from './health.ts';
 
 export interface ServiceMachineInput {
@@ -147,13 +147,21 @@ export function createServiceActivities(context: MachineContext) {
 
     /** Stops (10 s grace) and removes containers; ones already gone are not an error. */
     async removeServiceContainers({ machineId, containerIds }: { machineId: string; containerIds: string[] }): Promise<void> {
-      await onEngine(machineId, async (docker) => {
-        for (const id of containerIds) {
-          const c = docker.getContainer(id);
-          await c.stop({ t: 10 }).catch((err) => (engineStatus(err) === 304 || engineStatus(err) === 404 ? undefined : Promise.reject(err)));
-          await c.remove({ force: true }).catch((err) => (engineStatus(err) === 404 ? undefined : Promise.reject(err)));
-        }
+      await onEngine(machineId, (docker) => stopAndRemove(docker, containerIds));
+    },
+
+    /** Stops and removes every service's containers on a machine that is leaving its pool, and records it drained. */
+    async drainServices({ machineId }: { machineId: string }): Promise<{ drained: string[] }> {
+      const containers = await onEngine(machineId, async (docker) => {
+        const all = await docker.listContainers({ all: true, filters: { label: [serviceLabels.service] } });
+        await stopAndRemove(docker, all.map((c) => c.Id));
+        return all;
       });
+      const drained = [...new Set(containers.map((c) => c.Labels[serviceLabels.service]))];
+      for (const service of drained) {
+        await asTemporalFailure(async () => setServiceMachine(await inventory(), { service, machineId, version: null, digest: null, containers: [], health: 'drained', detail: 'the machine is being decommissioned' }));
+      }
+      return { drained };
     },
 
     async recordServiceMachine(record: Omit<ServiceMachineRecord, 'updatedAt'>): Promise<void> {

@@ -97,7 +97,7 @@ export function machineRoutes(app: FastifyInstance, deps: ApiDeps) {
       if (!m || m.state === 'destroyed') return sendNotFound(reply, `no machine "${params.id}"`);
       return startAndReply(reply, deps, decommissionMachine, {
         workflowId: `decommission:${m.id}`,
-        args: [{ machineId: m.id, cluster: m.cluster }],
+        args: [{ machineId: m.id, cluster: m.cluster, idcTaskQueue: idcTaskQueue(config, clusterOf(m.cluster)!.idc) }],
         summary: `decommission ${m.cluster}/${m.pool}/${m.name}`,
         startedBy: principal.name,
         labels: labels(clusterOf(m.cluster)!),
