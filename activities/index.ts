@@ -3,8 +3,10 @@ import { createHaActivities } from './ha.ts';
 import { registryAdapters } from './registry/adapters/index.ts';
 import { registryClients } from './registry/clients.ts';
 import { createHostActivities } from './hosts/index.ts';
+import { machineContext } from './machine-context.ts';
 import { createMachineActivities } from './machines.ts';
 import { createReplicationActivities } from './replication.ts';
+import { createServiceActivities } from './services/index.ts';
 import { createSyncActivities } from './sync/index.ts';
 
 /** Every activity berth registers, built from the worker's config. */
@@ -19,6 +21,7 @@ export function createActivities(config: BerthConfig) {
     ...createHaActivities(config, registries),
     ...createMachineActivities(config),
     ...createHostActivities(config),
+    ...createServiceActivities(machineContext(config)),
   };
 }
 

@@ -12,6 +12,7 @@ import type { Gatekeeper } from './route.ts';
 import { codecRoutes } from './routes/codec.ts';
 import { machineRoutes } from './routes/machines.ts';
 import { reconciliationRoutes } from './routes/reconciliation.ts';
+import { serviceRoutes } from './routes/services.ts';
 import { userRoutes } from './routes/users.ts';
 import { distributionRoutes } from './routes/distributions.ts';
 import { haGroupRoutes } from './routes/ha-groups.ts';
@@ -60,6 +61,7 @@ export async function buildApi({ logger, ...rest }: { config: BerthConfig; clien
   workflowRoutes(app, deps);
   machineRoutes(app, deps);
   reconciliationRoutes(app, deps);
+  serviceRoutes(app, deps);
   userRoutes(app, deps);
   codecRoutes(app, deps);
   openApiRoutes(app);

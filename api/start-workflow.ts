@@ -52,6 +52,24 @@ export async function startBerthWorkflow<W extends Workflow>({ config, client }:
   };
 }
 
+/**
+ * Starts a workflow, or joins the run under the same ID when it works on the same `key` of its memo (the same
+ * request again); a run at work on another value is not joined but returned as `conflict` (that value), so that
+ * the caller refuses the request (409) rather than folding it into the running one. The run the start got is asked
+ * for its value, so two different requests at once cannot both pass.
+ */
+export async function startUnlessOther<W extends Workflow>(deps: { config: BerthConfig; client: Client }, workflow: W, opts: StartOptions<W> & { memo: Record<string, unknown> }, key: string) {
+  const look = async () => {
+    const started = await startBerthWorkflow(deps, workflow, opts);
+    return { started, running: await deps.client.workflow.getHandle(started.workflowId, started.runId).describe() };
+  };
+  let { started, running } = await look();
+  // It ended between the start and the look: this request starts its own.
+  if (running.memo?.[key] !== opts.memo[key] && running.status.name !== 'RUNNING') ({ started, running } = await look());
+  const value = running.memo?.[key];
+  return value === opts.memo[key] ? { started } : { started, conflict: value ?? null };
+}
+
 /** What a workflow is about, for the Temporal UI's and the API's filters. */
 export interface WorkflowLabels {
   kind: string;

@@ -19,6 +19,8 @@ ${copyUsage}
   reconcile --cluster <c>                   compare the provider with the inventory now; print the report
   orphan destroy|adopt <provider-id> --cluster <c> [--pool <p>] [--name <n>] [--watch]
   failover <ha-group> --reason <text> [--dry-run]
+  deploy <service> <version> [--watch]       a rolling deploy: a bar per batch; rollback <service>; pause|resume|approve <service>
+  services [<service>]                      services, or one's machines: version, containers, health
   status <workflowId> [--watch]
   costs [--group-by cluster|pool] [--cluster <c>] [--from <date>] [--to <date>]
 exit codes: 0 ok, 1 the operation failed, 2 bad input, 3 not allowed, 4 not found, 5 berth or Temporal unreachable`;
@@ -149,6 +151,32 @@ async function main(argv: string[]): Promise<number> {
           ? [`dry run: nothing changed`, ...res.steps.map((s: string) => `  - ${s}`), `RPO (${res.rpo.source}): ${res.rpo.total} images`, ...res.rpo.missing.map((m: { image: string }) => `  ${m.image}`)].join('\n')
           : `failed over ${res.from} -> ${res.to} in ${res.rtoMs} ms; RPO ${res.rpo.total} images`,
       );
+      return exitCodes.ok;
+    }
+    case 'deploy': {
+      const version = need(positionals[2], 'the version');
+      return started(call, await call('POST', `/v1/services/${encodeURIComponent(need(arg, 'the service'))}/deploy`, { version }), values);
+    }
+    case 'rollback':
+      return started(call, await call('POST', `/v1/services/${encodeURIComponent(need(arg, 'the service'))}/rollback`), values);
+    case 'pause':
+    case 'resume':
+    case 'approve': {
+      const res = await call('POST', `/v1/services/${encodeURIComponent(need(arg, 'the service'))}/${command}`);
+      print(res, () => `${res.workflowId}: ${res.status}`);
+      return exitCodes.ok;
+    }
+    case 'services': {
+      if (!arg) {
+        const res = await call('GET', '/v1/services');
+        print(res, () => table(res.services.map((s: { lastRelease: { version: string; outcome: string } | null }) => ({ ...s, release: s.lastRelease ? `${s.lastRelease.version} ${s.lastRelease.outcome}` : '' })), ['name', 'project', 'cluster', 'pool', 'replicas', 'release']));
+        return exitCodes.ok;
+      }
+      const res = await call('GET', `/v1/services/${encodeURIComponent(arg)}`);
+      const rows = res.machines.flatMap((m: { machine: string; address: string; version: string; health: string; containers: { replica: number; state: string; ports: Record<string, number> }[] }) =>
+        m.containers.map((c) => ({ machine: m.machine, version: m.version, health: m.health, replica: c.replica, state: c.state, ports: Object.entries(c.ports).map(([p, h]) => `${m.address}:${h}->${p}`).join(' ') })),
+      );
+      print(res, () => table(rows, ['machine', 'replica', 'version', 'state', 'health', 'ports']));
       return exitCodes.ok;
     }
     case 'status': {

@@ -1,6 +1,9 @@
-/** One line per target or host of a workflow's `progress` query, with a bar where bytes are known. */
+import type { DeployProgress } from '../contracts/services.ts';
+
+/** One line per target or host of a workflow's `progress` query, with a bar where bytes are known; a deploy's per batch. */
 export function progressLines(progress: Record<string, Record<string, unknown>> | null): string[] {
   if (!progress) return [];
+  if (Array.isArray(progress.batches)) return deployLines(progress as unknown as DeployProgress);
   return Object.entries(progress).map(([name, p]) => {
     const status = typeof p.status === 'string' ? p.status : '';
     const done = Number(p.bytesCopied ?? p.bytes ?? 0);
@@ -11,6 +14,18 @@ export function progressLines(progress: Record<string, Record<string, unknown>> 
     const extra = typeof p.error === 'string' && p.error ? `  ${p.error.slice(0, 120)}` : '';
     return `${name.padEnd(16)} ${status.padEnd(9)} ${bar}${extra}`.trimEnd();
   });
+}
+
+/** A deploy: its state, then a bar per batch (replicas replaced of the batch's), and each failed machine's error. */
+function deployLines(p: DeployProgress): string[] {
+  const batches = p.batches.map((b, i) => {
+    const fraction = b.total > 0 ? b.replaced / b.total : 1;
+    return `${`batch ${i + 1}`.padEnd(16)} ${b.status.padEnd(9)} ${barOf(fraction)} ${`${b.replaced}/${b.total}`.padStart(5)} replicas  ${b.machines.join(', ')}`;
+  });
+  const errors = Object.values(p.machines)
+    .filter((m) => m.error)
+    .map((m) => `  ${m.name}: ${m.error!.slice(0, 160)}`);
+  return [`${p.version} ${p.status}${p.digest ? ` ${p.digest.slice(0, 19)}` : ''}`, ...batches, ...errors];
 }
 
 function barOf(fraction: number, width = 24): string {

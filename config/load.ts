@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
-import { configSchema, type BerthConfig, type RegistryConfig } from './schema.ts';
+import { configSchema, type BerthConfig, type Cluster, type RegistryConfig } from './schema.ts';
 
 export type { BerthConfig, Cluster, HaGroup, RegistryConfig, SyncFilter, SyncRule } from './schema.ts';
 
@@ -72,6 +72,18 @@ export function loadConfig(file: string): BerthConfig {
 
 export function findRegistry(config: BerthConfig, name: string): RegistryConfig | undefined {
   return config.registries.find((r) => r.name === name);
+}
+
+/**
+ * The registry a cluster's machines pull from (their IDC's first) and the host:port they reach it at; `insecure`
+ * when the machines' engines must be told to speak plain HTTP to that address (an http URL reached elsewhere).
+ */
+export function machineRegistry(config: BerthConfig, cluster: Cluster): { registry: RegistryConfig; host: string; url: string; insecure: boolean } | undefined {
+  const registry = config.registries.find((r) => r.idc === cluster.idc);
+  if (!registry) return undefined;
+  const url = new URL(registry.url);
+  const host = cluster.registryAddress ?? url.host;
+  return { registry, host, url: `${url.protocol}//${host}`, insecure: cluster.registryAddress !== undefined && url.protocol === 'http:' };
 }
 
 /** The task queue served by the workers inside an IDC. */

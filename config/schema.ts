@@ -3,6 +3,7 @@ import { providerSchemas } from '../activities/cloud/schemas.ts';
 import { stepSchemas } from '../activities/hosts/steps/schemas.ts';
 import { envVarName, keyedUnion, resourceName, secretRef } from './fields.ts';
 import { registryKind, registryKindNames, registryKinds } from '../activities/registry/adapters/kinds.ts';
+import { compileFilter } from './filters.ts';
 
 /**
  * Credentials are references only: the secret itself lives in an env var or a file and is resolved by the
@@ -167,6 +168,12 @@ export const clusterSchema = z
     idc: resourceName,
     provider: providerSchema,
     ssh: sshSchema,
+    /**
+     * host:port at which the cluster's machines reach their IDC's registry, when not at its URL's host (the docker
+     * provider's machines see the host's loopback as 10.0.2.2). Their engines pull services' images there, and
+     * trust it over plain HTTP when the registry's URL is http.
+     */
+    registryAddress: z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'must be host or host:port').optional(),
     /** Refused before a create that would take the cluster's projected monthly cost above it. */
     monthlyBudget: z.number().positive().optional(),
     /** How often reconcileInventory holds the provider's machines against the inventory (a Temporal Schedule). */
@@ -186,6 +193,53 @@ export const clusterSchema = z
       .min(1),
   })
   .strict();
+
+/** An environment variable of a service: a value, or a secret by reference (read by the worker that starts it). */
+const envEntry = z.union([
+  z.string().transform((value) => ({ value })),
+  z.object({ value: z.string() }).strict(),
+  z.object({ env: envVarName }).strict(),
+  z.object({ file: z.string().min(1) }).strict(),
+], { error: 'a string, or one of { value }, { env } (an env var name) or { file } (a path): secrets by reference' });
+
+/** A service: containers of one image on the machines of a pool, replaced by `deployService` batch by batch. */
+export const serviceSchema = z
+  .object({
+    name: resourceName,
+    /** Whose service it is: its developers deploy it; its image must be in the project's repositories. */
+    project: resourceName,
+    /** The image's repository (the version is the tag): pushed to the master registry, pulled from the cluster IDC's. */
+    image: z.string().regex(/^[a-z0-9]+([._-][a-z0-9]+)*(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/, 'must be a repository name without tag or registry: team/app'),
+    cluster: resourceName,
+    pool: resourceName,
+    /** Containers per machine of the pool. */
+    replicas: z.number().int().min(1).max(50).default(1),
+    /** Container ports, each published on a port the machine's engine picks (GET /v1/services/:name shows them). */
+    ports: z.array(z.number().int().min(1).max(65535)).max(20).default([]),
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name'), envEntry).default({}),
+    health: z
+      .object({
+        /** GET this path on a published port: healthy on a 2xx answer. */
+        http: z.object({ path: z.string().startsWith('/', 'must start with /'), port: z.number().int().min(1).max(65535) }).strict().optional(),
+        /** Or run this command in the container: healthy when it exits 0. */
+        command: z.array(z.string().min(1)).min(1).optional(),
+        interval: durationField.default('1s'),
+        timeout: durationField.default('2s'),
+        /** Failed checks in a row before the new container counts as unhealthy and the batch fails. */
+        retries: z.number().int().min(1).max(100).default(10),
+      })
+      .strict()
+      .refine((h) => (h.http === undefined) !== (h.command === undefined), { error: 'set exactly one of http or command' }),
+    /** Replicas that may be out of service at once during a deploy. */
+    maxUnavailable: z.number().int().min(0).max(1000).default(1),
+    /** Replicas that may run on top of the wanted number during a deploy (a new one started before its old one stops). */
+    maxSurge: z.number().int().min(0).max(1000).default(0),
+    /** Deploy one machine first (the canary), then wait for an approval (POST /v1/services/:name/approve) before the rest. */
+    approval: z.boolean().default(false),
+  })
+  .strict()
+  .refine((s) => s.maxUnavailable + s.maxSurge > 0, { error: 'maxUnavailable and maxSurge cannot both be 0: nothing could be replaced', path: ['maxUnavailable'] })
+  .refine((s) => s.health.http === undefined || s.ports.includes(s.health.http.port), { error: 'the health check port must be one of ports', path: ['health', 'http', 'port'] });
 
 /** A PostgreSQL database; the password by reference, like a registry's (none: the server trusts the host). */
 export const postgresSchema = z
@@ -278,6 +332,7 @@ export const configSchema = z
     rateCard: z.record(z.string(), z.record(z.string(), z.number().min(0))).default({}),
     initProfiles: z.record(resourceName, z.array(initStepSchema).min(1)).default({}),
     clusters: z.array(clusterSchema).default([]),
+    services: z.array(serviceSchema).default([]),
     /** Payload encryption (AES-256-GCM): keys by reference, base64 of 32 bytes; old keys stay to read old histories. */
     encryption: z
       .object({
@@ -383,6 +438,22 @@ export const configSchema = z
         }
       });
     });
+    const serviceNames = new Set<string>();
+    cfg.services.forEach((s, i) => {
+      const at = (...path: (string | number)[]) => ['services', i, ...path];
+      if (serviceNames.has(s.name)) ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate service "${s.name}"` });
+      serviceNames.add(s.name);
+      const project = cfg.projects.find((p) => p.name === s.project);
+      if (!project) return ctx.addIssue({ code: 'custom', path: at('project'), message: `unknown project "${s.project}"` });
+      if (!compileFilter({ include: project.repositories, exclude: [] })(s.image)) {
+        ctx.addIssue({ code: 'custom', path: at('image'), message: `${s.image} is not in project ${s.project}'s repositories (${project.repositories.join(', ') || 'none'})` });
+      }
+      const cluster = cfg.clusters.find((c) => c.name === s.cluster);
+      if (!cluster) return ctx.addIssue({ code: 'custom', path: at('cluster'), message: `unknown cluster "${s.cluster}"` });
+      if (!project.clusters.includes(s.cluster)) ctx.addIssue({ code: 'custom', path: at('cluster'), message: `cluster ${s.cluster} is not one of project ${s.project}'s clusters` });
+      if (!cluster.pools.some((p) => p.name === s.pool)) ctx.addIssue({ code: 'custom', path: at('pool'), message: `cluster ${s.cluster} has no pool "${s.pool}"` });
+      if (!cfg.registries.some((r) => r.idc === cluster.idc)) ctx.addIssue({ code: 'custom', path: at('cluster'), message: `cluster ${s.cluster}'s IDC ${cluster.idc} has no registry for its machines to pull from` });
+    });
     cfg.haGroups.forEach((g, i) => {
       const at = (...path: (string | number)[]) => ['haGroups', i, ...path];
       if (groupNames.has(g.name)) ctx.addIssue({ code: 'custom', path: at('name'), message: `duplicate HA group "${g.name}"` });
@@ -406,6 +477,7 @@ export type SyncRule = z.infer<typeof syncRuleSchema>;
 export type SyncFilter = z.infer<typeof filterSchema>;
 export type HaGroup = z.infer<typeof haGroupSchema>;
 export type Cluster = z.infer<typeof clusterSchema>;
+export type Service = z.infer<typeof serviceSchema>;
 export type InitStep = z.infer<typeof initStepSchema>;
 export type ProviderConfig = z.infer<typeof providerSchema>;
 export type CredentialsRef = z.infer<typeof credentialsRefSchema>;

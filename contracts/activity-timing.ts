@@ -71,6 +71,19 @@ export const activityTiming = {
   destroyMachine: { startToCloseTimeout: '5 minutes', heartbeat: { timeout: '30 seconds', everyMs: 5000 }, retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '2 minutes' } },
   /** compareWithProvider, inspectOrphan: the provider's list held against the inventory; heartbeats while it answers. */
   inspectProvider: { startToCloseTimeout: '10 minutes', heartbeat: { timeout: '1 minute', everyMs: 5000 }, retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 } },
+
+  /** recordRelease, finishRelease, recordServiceMachine, and listPoolMachines as a deploy reads its pool. */
+  serviceRecord: { startToCloseTimeout: '1 minute', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 } },
+  /**
+   * listServiceContainers, pullServiceImage, startServiceReplica, checkReplicaHealth, removeServiceContainers: a
+   * service's containers on a machine's engine, heartbeating on a timer while the engine works (a pull, a slow
+   * stop); each call sets its own start-to-close (a pull takes longer than a list). A lost worker is noticed within
+   * the timeout and the retry finds the containers where the lost attempt left them (their names say replica and
+   * version).
+   */
+  serviceContainers: { startToCloseTimeout: '2 minutes', heartbeat: { timeout: '30 seconds', everyMs: 5000 }, retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 } },
+  /** drainServices: a decommissioned machine's service containers stopped before it is destroyed; few attempts, the destroy takes them anyway. */
+  drainServices: { startToCloseTimeout: '5 minutes', heartbeat: { timeout: '30 seconds', everyMs: 5000 }, retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 3 } },
 } as const satisfies Record<string, ActivityTiming>;
 
 /** What proxyActivities takes for an entry, with where it runs and, when the caller sets them, its attempts. */

@@ -21,3 +21,5 @@ export {
 export { listPools, setPoolDesired, type PoolRecord } from './pools.ts';
 export { costs, hoursPerMonth, projectedMonthlyCost, type CostQuery, type CostRow } from './costs.ts';
 export { allocate, allocationHeldBy, findAllocation, labelAllocation, listAllocations, release, type Allocation } from './allocations.ts';
+export { finishRelease, listReleases, listServiceMachines, recordRelease, setServiceMachine, type NewRelease, type ReleaseRecord, type ServiceMachineRecord } from './services.ts';
+export { releaseOutcomes, type ReleaseOutcome } from './tables.ts';

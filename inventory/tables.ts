@@ -11,6 +11,8 @@ export interface InventoryTables {
   pools: PoolsTable;
   allocations: AllocationsTable;
   installation: InstallationTable;
+  service_releases: ServiceReleasesTable;
+  service_machines: ServiceMachinesTable;
 }
 
 export const machineStates = ['requested', 'creating', 'running', 'initializing', 'ready', 'decommissioning', 'destroying', 'destroyed', 'failed'] as const;
@@ -73,6 +75,40 @@ export interface AllocationsTable {
 export interface InstallationTable {
   id: string;
   created_at: number;
+}
+
+export const releaseOutcomes = ['running', 'succeeded', 'rolled-back', 'failed'] as const;
+export type ReleaseOutcome = (typeof releaseOutcomes)[number];
+
+/** One deploy of a service: what, by whom, when, and how it ended. */
+export interface ServiceReleasesTable {
+  id: Generated<number>;
+  service: string;
+  version: string;
+  /** The image's digest in the cluster IDC's registry, once resolved. */
+  digest: string | null;
+  requested_by: string;
+  /** deploy or rollback */
+  reason: string;
+  workflow_id: string;
+  run_id: string;
+  started_at: number;
+  finished_at: number | null;
+  outcome: ReleaseOutcome;
+  detail: string | null;
+}
+
+/** What a service runs on one machine, as its last deploy (or drain) left it. */
+export interface ServiceMachinesTable {
+  service: string;
+  machine_id: string;
+  version: string | null;
+  digest: string | null;
+  /** JSON array of ServiceContainer (contracts/services.ts). */
+  containers: string;
+  health: 'healthy' | 'unhealthy' | 'drained';
+  detail: string | null;
+  updated_at: number;
 }
 
 /** A time column as the query layer hands it out: ISO 8601, the same in an API answer and an activity result. */

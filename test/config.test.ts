@@ -133,3 +133,58 @@ describe('berth.yaml', () => {
     assert.match(problems(cluster('{ kind: openstack }'))[0], /^clusters\[0\]\.provider\.kind: /);
   });
 });
+
+describe('berth.yaml services', () => {
+  const withServices = (services: string) => `${base}
+projects: [{ name: shop, repositories: ["shop/**"], clusters: [web] }, { name: other, repositories: ["other/**"], clusters: [] }]
+rateCard: { docker: { small: 0.01 } }
+initProfiles: { base: [{ hostname: {} }] }
+clusters:
+  - name: web
+    idc: idc-b
+    provider: { kind: docker }
+    ssh: { privateKey: { file: key } }
+    pools: [{ name: front, instanceType: small, initProfile: base }]
+services:
+${services}`;
+
+  test('a service loads with its defaults; its deploy pulls from the cluster IDC registry and distributes from the master', async () => {
+    const { deployServiceInput } = await import('../planning/service-plan.ts');
+    const config = parseConfig(
+      withServices(`  - { name: shop-web, project: shop, image: shop/web, cluster: web, pool: front, replicas: 2, ports: [80], env: { MODE: blue, TOKEN: { env: SHOP_TOKEN } }, health: { http: { path: /healthz, port: 80 } } }`),
+      'berth.yaml',
+    );
+    const [s] = config.services;
+    assert.deepEqual([s.maxUnavailable, s.maxSurge, s.approval, s.health.interval, s.health.retries], [1, 0, false, '1s', 10]);
+    const input = deployServiceInput(config, s, '1.2', 'alice');
+    assert.deepEqual(input.registry, { registry: 'reg-b', idc: 'idc-b', taskQueue: 'berth-idc-idc-b' });
+    assert.equal(input.distribution?.idc, 'idc-a');
+    assert.deepEqual(input.service.env, { MODE: { value: 'blue' }, TOKEN: { env: 'SHOP_TOKEN' } });
+    assert.deepEqual(input.service.health, { http: { path: '/healthz', port: 80 }, intervalMs: 1000, timeoutMs: 2000, retries: 10 });
+  });
+
+  test('an image outside the project, a cluster or pool it lacks, an inline secret and a bad health check are each named', () => {
+    assert.deepEqual(
+      problems(
+        withServices(`  - { name: a, project: shop, image: other/web, cluster: web, pool: back, health: { command: ["true"] } }
+  - { name: b, project: other, image: other/web, cluster: web, pool: front, env: { TOKEN: { secret: x } }, health: { http: { path: /, port: 81 }, command: ["true"] }, ports: [80] }
+  - { name: c, project: shop, image: shop/c, cluster: web, pool: front, maxUnavailable: 0, health: { http: { path: /, port: 80 } } }`),
+      ),
+      [
+        'services[1].env.TOKEN: a string, or one of { value }, { env } (an env var name) or { file } (a path): secrets by reference',
+        'services[1].health: set exactly one of http or command',
+        'services[2].maxUnavailable: maxUnavailable and maxSurge cannot both be 0: nothing could be replaced',
+        'services[2].health.http.port: the health check port must be one of ports',
+      ],
+    );
+    assert.deepEqual(
+      problems(withServices(`  - { name: a, project: shop, image: other/web, cluster: web, pool: back, health: { command: ["true"] } }
+  - { name: b, project: other, image: other/web, cluster: web, pool: front, health: { command: ["true"] } }`)),
+      [
+        "services[0].image: other/web is not in project shop's repositories (shop/**)",
+        'services[0].pool: cluster web has no pool "back"',
+        "services[1].cluster: cluster web is not one of project other's clusters",
+      ],
+    );
+  });
+});

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { compareTags } from '../activities/sync/drift.ts';
-import { compileFilter, globToRegExp } from '../activities/sync/filters.ts';
+import { compileFilter, globToRegExp } from '../config/filters.ts';
 
 test('globs: * and ? stay within a path segment, ** crosses segments', () => {
   const cases: [string, string, boolean][] = [

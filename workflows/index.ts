@@ -5,3 +5,4 @@ export { syncRegistries, syncRepositories } from './sync-registries.ts';
 export { failback, failover, registryGuard } from './registry-guard.ts';
 export { decommissionMachine, provisionMachine, scalePool } from './provision-machine.ts';
 export { adoptOrphan, destroyOrphan, reconcileInventory } from './reconcile-inventory.ts';
+export { deployService } from './deploy-service.ts';

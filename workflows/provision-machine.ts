@@ -71,12 +71,23 @@ export async function provisionMachine(target: MachineTarget): Promise<Provision
   }
 }
 
-/** Takes a machine out of its pool: decommissioning -> destroyed at its provider -> recorded. */
-export async function decommissionMachine({ machineId, cluster }: { machineId: string; cluster: string }): Promise<void> {
+/**
+ * Takes a machine out of its pool: decommissioning -> its services' containers stopped (drained) -> destroyed at
+ * its provider -> recorded. A machine whose engine cannot be reached is destroyed all the same: its containers go
+ * with it.
+ */
+export async function decommissionMachine({ machineId, cluster, idcTaskQueue }: { machineId: string; cluster: string; idcTaskQueue?: string }): Promise<void> {
   const { setMachineState } = proxyActivities<Activities>(machineStep);
   // 0.2.0: the destroy is retried until the machine is gone, as compensation's is.
   const { destroyMachine } = proxyActivities<Activities>(patched(destroyUntilGone) ? activityOptions(activityTiming.destroyMachine) : machineStep);
   await setMachineState({ machineId, state: 'decommissioning' });
+  // Decommissions started before services existed carry no IDC queue and had nothing to drain.
+  if (idcTaskQueue && patched('drain-services-before-destroy')) {
+    const { drainServices } = proxyActivities<Activities>(activityOptions(activityTiming.drainServices, { taskQueue: idcTaskQueue, summary: 'drain services' }));
+    await drainServices({ machineId }).catch((err) => {
+      if (isCancellation(err)) throw err;
+    });
+  }
   await destroyMachine({ machineId, cluster });
 }
 
@@ -122,7 +133,7 @@ export async function scalePool(input: ScalePoolInput): Promise<ScalePoolResult>
     work.push(async () => {
       progress[m.name].status = 'decommissioning';
       try {
-        await executeChild(decommissionMachine, { workflowId: `decommission:${m.machineId}`, args: [{ machineId: m.machineId, cluster: input.cluster }], staticSummary: `decommission ${m.name}` });
+        await executeChild(decommissionMachine, { workflowId: `decommission:${m.machineId}`, args: [{ machineId: m.machineId, cluster: input.cluster, idcTaskQueue: input.idcTaskQueue }], staticSummary: `decommission ${m.name}` });
         progress[m.name].status = 'destroyed';
         result.removed.push(m.name);
       } catch (err) {

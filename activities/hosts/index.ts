@@ -1,6 +1,6 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { z } from 'zod';
-import { formatPath, type BerthConfig } from '../../config/load.ts';
+import { formatPath, machineRegistry, type BerthConfig } from '../../config/load.ts';
 import { knownSecrets, secretRedactor } from '../../config/secrets.ts';
 import { activityTiming } from '../../contracts/activity-timing.ts';
 import { asTemporalFailure } from '../failures.ts';
@@ -74,7 +74,7 @@ export function createHostActivities(config: BerthConfig) {
       const cluster = clusterOf(input.cluster);
       const pool = cluster.pools.find((p) => p.name === input.pool);
       if (!pool) throw ApplicationFailure.nonRetryable(`cluster ${cluster.name} has no pool "${input.pool}"`, 'UnknownPool');
-      const registryMirror = config.registries.find((r) => r.idc === cluster.idc)?.url;
+      const registry = machineRegistry(config, cluster);
       const ctx = Context.current();
       const done: StepResult[] = [];
       const heartbeat = setInterval(() => ctx.heartbeat({ done: done.length }), activityTiming.initMachine.heartbeat.everyMs);
@@ -85,7 +85,7 @@ export function createHostActivities(config: BerthConfig) {
           ctx.cancellationSignal.addEventListener('abort', stop);
           try {
             const redact = secretRedactor(knownSecrets(config));
-            return await runInitProfile(session, config.initProfiles[pool.initProfile], { machineName: input.machineName, registryMirror, redact }, (r) => {
+            return await runInitProfile(session, config.initProfiles[pool.initProfile], { machineName: input.machineName, registryMirror: registry?.url, insecureRegistry: registry?.insecure ? registry.host : undefined, redact }, (r) => {
               done.push(r);
               ctx.heartbeat({ done: done.length });
             });

@@ -8,7 +8,7 @@ import { asTemporalFailure } from '../failures.ts';
 import { isTransient, lastAttempt, retryTransient } from './attempts.ts';
 import { createCopyImages } from './copy-images.ts';
 import { driftPage, tagLists, type RepositoryDrift, type TagLists } from './drift.ts';
-import { compileFilter } from './filters.ts';
+import { compileFilter } from '../../config/filters.ts';
 import { lanes } from './lanes.ts';
 
 export interface ListRepositoriesInput {

@@ -1,4 +1,4 @@
-import { compileFilter } from '../../activities/sync/filters.ts';
+import { compileFilter } from '../../config/filters.ts';
 import type { BerthConfig } from '../../config/load.ts';
 
 export const roles = ['guest', 'developer', 'admin'] as const;

@@ -7,7 +7,7 @@ import { allows, projectOfCluster } from '../auth/access.ts';
 import { sendNotFound } from '../http-errors.ts';
 import { route } from '../route.ts';
 import type { ApiDeps } from '../server.ts';
-import { startAndReply, startBerthWorkflow } from '../start-workflow.ts';
+import { startAndReply, startBerthWorkflow, startUnlessOther } from '../start-workflow.ts';
 
 export const name = z.string().regex(/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/, 'must be lowercase letters, digits and dashes (1-63 chars)');
 
@@ -16,7 +16,7 @@ export const machineLabels = (config: BerthConfig, c: Cluster) => ({ kind: 'prov
 
 /** Machines: provision into a pool, list from the inventory, decommission, scale a pool; and what they cost. */
 export function machineRoutes(app: FastifyInstance, deps: ApiDeps) {
-  const { config, client, inventory } = deps;
+  const { config, inventory } = deps;
   const clusterOf = (n: string | undefined): Cluster | undefined => config.clusters.find((c) => c.name === n);
   const labels = (c: Cluster) => machineLabels(config, c);
   const unknownPool = (c: Cluster, pool: string) => (c.pools.some((p) => p.name === pool) ? undefined : `cluster ${c.name} has no pool "${pool}"`);
@@ -97,7 +97,7 @@ export function machineRoutes(app: FastifyInstance, deps: ApiDeps) {
       if (!m || m.state === 'destroyed') return sendNotFound(reply, `no machine "${params.id}"`);
       return startAndReply(reply, deps, decommissionMachine, {
         workflowId: `decommission:${m.id}`,
-        args: [{ machineId: m.id, cluster: m.cluster }],
+        args: [{ machineId: m.id, cluster: m.cluster, idcTaskQueue: idcTaskQueue(config, clusterOf(m.cluster)!.idc) }],
         summary: `decommission ${m.cluster}/${m.pool}/${m.name}`,
         startedBy: principal.name,
         labels: labels(clusterOf(m.cluster)!),
@@ -118,30 +118,25 @@ export function machineRoutes(app: FastifyInstance, deps: ApiDeps) {
       if (!cluster) return sendNotFound(reply, `no cluster "${params.cluster}"`, 'cluster');
       if (unknownPool(cluster, params.pool)) return sendNotFound(reply, unknownPool(cluster, params.pool)!, 'pool');
       const pool = cluster.pools.find((p) => p.name === params.pool)!;
-      const start = () =>
-        startBerthWorkflow(deps, scalePool, {
+      // The same request while one runs joins it; another target is refused, never silently folded into it.
+      const { started, conflict } = await startUnlessOther(
+        deps,
+        scalePool,
+        {
           workflowId: `scale:${cluster.name}/${pool.name}`,
           args: [{ cluster: cluster.name, pool: pool.name, desired: body.desired, maxConcurrent: pool.maxConcurrentCreates, idcTaskQueue: idcTaskQueue(config, cluster.idc) }],
           summary: `scale ${cluster.name}/${pool.name} to ${body.desired}`,
           startedBy: principal.name,
           labels: labels(cluster),
           memo: { desired: body.desired },
-        });
-      // The same request while one runs joins it; another target is refused, never silently folded into it. The
-      // run this start got is asked for its target (its memo), so two different requests at once cannot both pass.
-      let started = await start();
-      let running = await client.workflow.getHandle(started.workflowId, started.runId).describe();
-      if (running.memo?.desired !== body.desired && running.status.name !== 'RUNNING') {
-        // It ended between the start and the look: this request starts its own.
-        started = await start();
-        running = await client.workflow.getHandle(started.workflowId, started.runId).describe();
-      }
-      const target = running.memo?.desired;
-      if (target !== body.desired) {
+        },
+        'desired',
+      );
+      if (conflict !== undefined) {
         return reply.code(409).send({
           error: 'conflict',
-          message: `pool ${cluster.name}/${pool.name} is being scaled to ${typeof target === 'number' ? target : 'a size this berth did not record'} (${started.workflowId}): wait for it to finish or cancel it, then scale to ${body.desired}`,
-          running: { ...started, desired: target ?? null },
+          message: `pool ${cluster.name}/${pool.name} is being scaled to ${typeof conflict === 'number' ? conflict : 'a size this berth did not record'} (${started.workflowId}): wait for it to finish or cancel it, then scale to ${body.desired}`,
+          running: { ...started, desired: conflict },
         });
       }
       reply.code(202);

@@ -17,6 +17,7 @@ function daemonConfig(spec: StepSpec<'docker'>, ctx: InitContext): Record<string
   }
   return {
     ...(spec.mirror ? { 'registry-mirrors': [ctx.registryMirror] } : {}),
+    ...(ctx.insecureRegistry ? { 'insecure-registries': [ctx.insecureRegistry] } : {}),
     'log-driver': 'json-file',
     // dockerd wants both log options as strings.
     'log-opts': { 'max-size': spec.logMaxSize, 'max-file': String(spec.logMaxFiles) },

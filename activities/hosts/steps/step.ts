@@ -12,6 +12,8 @@ export interface InitContext {
   machineName: string;
   /** Where the docker step points the engine's registry mirror: the registry of the machine's IDC. */
   registryMirror?: string;
+  /** A registry (host:port) the engine speaks plain HTTP to: the IDC registry at the address the machine reaches it. */
+  insecureRegistry?: string;
   /** Takes the secrets this worker knows out of a text (script steps' commands and output): see secretRedactor. */
   redact?: (text: string) => string;
 }

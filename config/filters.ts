@@ -1,4 +1,4 @@
-import type { SyncFilter } from '../../config/schema.ts';
+import type { SyncFilter } from './schema.ts';
 
 /** `*` and `?` match within one path segment, `**` across segments (`library/**` matches `library/a/b`). */
 export function globToRegExp(glob: string): RegExp {
