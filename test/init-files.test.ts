@@ -106,7 +106,7 @@ describe('files init step', () => {
     };
     const activities = createHostActivities(parseConfig(stringify(raw), '/tmp/berth-files-test.yaml'));
     const env = new MockActivityEnvironment({}, { logger: new DefaultLogger('ERROR') });
-    const input = { cluster, address: '127.0.0.1', sshPort: root.machine.sshPort!, pool: 'web', machineName: 'host-a', hostKeyFingerprint: root.session.hostKeyFingerprint };
+    const input = { cluster, address: root.machine.address!, sshPort: root.machine.sshPort!, pool: 'web', machineName: 'host-a', hostKeyFingerprint: root.session.hostKeyFingerprint };
     try {
       const initMachine = (): Promise<StepResult[]> => env.run(activities.initMachine, input);
       const results = await initMachine();
