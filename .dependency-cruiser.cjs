@@ -13,8 +13,7 @@ const layers = {
 };
 // What a provider, an init step or a registry kind declares about itself for config and planning: pure zod schemas and
 // facts kept beside their code, so adding one touches only its folder and the registry listing it.
-const declarations =
-  '^activities/(cloud/(schemas|[^/]+/schema)|hosts/steps/(schemas|[^/]+[.]schema)|registry/adapters/(kinds?|[^/]+/kind))[.]ts$';
+const declarations = '^activities/(cloud/(schemas|[^/]+/schema)|hosts/steps/(schemas|[^/]+[.]schema)|registry/adapters/(kinds?|[^/]+/kind))[.]ts$';
 const readsDeclarations = ['config', 'planning'];
 const folders = '^(contracts|config|metrics|planning|inventory|schedules|activities|workflows|api|workers|cli|codec|embedded|scripts|bench|testbed|test)/';
 

@@ -31,8 +31,7 @@ export function createHaActivities(config: BerthConfig, registries: RegistryAdap
     return `${url.hostname}:${url.port || (url.protocol === 'https:' ? 443 : 80)}`;
   };
   /** The group's registry an endpoint names, by name (berth 0.2 files) or by its address (older ones). */
-  const sideOf = (g: HaGroup, seen: { registry?: string; upstream?: string } | undefined) =>
-    [g.primary, g.secondary].find((r) => r === seen?.registry || (!seen?.registry && seen?.upstream === upstreamOf(r)));
+  const sideOf = (g: HaGroup, seen: { registry?: string; upstream?: string } | undefined) => [g.primary, g.secondary].find((r) => r === seen?.registry || (!seen?.registry && seen?.upstream === upstreamOf(r)));
   /** Whether a registry serves images within the timeout, as its kind tells (its adapter's health). */
   const probe = async (registry: string, timeoutMs: number): Promise<ProbeResult> => {
     const started = Date.now();

@@ -18,12 +18,14 @@ export function machineContext(config: BerthConfig) {
     }));
   let providers: Promise<(cluster: string) => CloudProvider> | undefined;
   const providerOf = async (cluster: string) =>
-    (await (providers ??= inventory()
-      .then(async (db) => cloudProviders(config, db, await installationId(db)))
-      .catch((err) => {
-        providers = undefined;
-        throw err;
-      })))(cluster);
+    (
+      await (providers ??= inventory()
+        .then(async (db) => cloudProviders(config, db, await installationId(db)))
+        .catch((err) => {
+          providers = undefined;
+          throw err;
+        }))
+    )(cluster);
   const clusterOf = (name: string) => {
     const cluster = config.clusters.find((c) => c.name === name);
     if (!cluster) throw ApplicationFailure.nonRetryable(`cluster "${name}" is not in this worker's config`, 'UnknownCluster');

@@ -217,11 +217,7 @@ export function createMachineActivities(config: BerthConfig) {
 
     /** The machines of a pool that exist (not destroyed), oldest first: what a scale compares with `desired`. */
     async listPoolMachines({ cluster, pool }: { cluster: string; pool: string }): Promise<{ machineId: string; name: string; state: MachineState }[]> {
-      return asTemporalFailure(async () =>
-        (await listMachines(await inventory(), { cluster, pool }))
-          .filter((m) => m.state !== 'destroyed')
-          .map((m) => ({ machineId: m.id, name: m.name, state: m.state })),
-      );
+      return asTemporalFailure(async () => (await listMachines(await inventory(), { cluster, pool })).filter((m) => m.state !== 'destroyed').map((m) => ({ machineId: m.id, name: m.name, state: m.state })));
     },
 
     ...createReconcileActivities(context),

@@ -13,7 +13,15 @@ function openApiDocument(app: FastifyInstance) {
   for (const r of declaredRoutes.get(app) ?? []) {
     const path = r.url.replace(/:([A-Za-z]+)/g, '{$1}');
     const pathParams = [...r.url.matchAll(/:([A-Za-z]+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
-    const queryParams = r.query instanceof z.ZodObject ? Object.entries(r.query.shape as Record<string, z.ZodType>).map(([name, schema]) => ({ name, in: 'query', required: !schema.safeParse(undefined).success, schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) })) : [];
+    const queryParams =
+      r.query instanceof z.ZodObject
+        ? Object.entries(r.query.shape as Record<string, z.ZodType>).map(([name, schema]) => ({
+            name,
+            in: 'query',
+            required: !schema.safeParse(undefined).success,
+            schema: z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }),
+          }))
+        : [];
     const access = 'role' in r.access ? `role ${r.access.role} or higher in the request's project` : 'platformAdmin' in r.access ? 'platform admins' : 'any valid token';
     paths[path] = {
       ...paths[path],

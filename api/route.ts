@@ -68,7 +68,10 @@ export function route<B extends z.ZodType = z.ZodUndefined, Q extends z.ZodType 
       if (!body.success || !query.success) {
         const issues = [...(body.success ? [] : body.error.issues), ...(query.success ? [] : query.error.issues)];
         sendInvalid(reply, issues);
-        await audit('invalid', issues.map((i) => i.path.join('.')));
+        await audit(
+          'invalid',
+          issues.map((i) => i.path.join('.')),
+        );
         return reply;
       }
       const ctx = { req, reply, params, body: body.data as z.infer<B>, query: query.data as z.infer<Q> };

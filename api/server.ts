@@ -43,8 +43,7 @@ export async function buildApi({ logger, ...rest }: { config: BerthConfig; clien
     max: perMinute,
     timeWindow: 60_000,
     allowList: async (req) => unlimited.has(req.routeOptions.url ?? '') || !('refused' in (await deps.gate.authenticate(req))),
-    errorResponseBuilder: (_req, ctx) =>
-      Object.assign(new Error(`more than ${perMinute} requests without a valid token from this address within a minute: retry in ${ctx.after}`), { statusCode: ctx.statusCode }),
+    errorResponseBuilder: (_req, ctx) => Object.assign(new Error(`more than ${perMinute} requests without a valid token from this address within a minute: retry in ${ctx.after}`), { statusCode: ctx.statusCode }),
   });
   app.setErrorHandler((err, _req, reply) => {
     // Temporal out of reach is not the caller's fault, nor a bug: say so, so that clients retry.

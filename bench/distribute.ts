@@ -97,7 +97,11 @@ async function main() {
   const connection = await Connection.connect({ address: temporal.address });
   cleanups.push(() => connection.close());
   const client = new Client({ connection });
-  const { config, file, env } = testConfig('bench-distribute', temporal.address, nodes.map((t) => ({ registry: registries[t.name], idc: t.idc, parent: t.parent, url: links.urls[t.name] })));
+  const { config, file, env } = testConfig(
+    'bench-distribute',
+    temporal.address,
+    nodes.map((t) => ({ registry: registries[t.name], idc: t.idc, parent: t.parent, url: links.urls[t.name] })),
+  );
   const workerEnv = { ...process.env, ...env, BERTH_CONFIG: file, BERTH_LOG_LEVEL: 'ERROR' };
   const roots = nodes.filter((t) => !t.parent).map((t) => t.idc);
   const workerSets = [['main', ['--no-idc']], ['roots', ['--idc', roots.join(','), '--no-main']], ...nodes.filter((t) => t.parent).map((t) => [t.idc, ['--idc', t.idc, '--no-main']] as const)] as const;
@@ -118,16 +122,31 @@ async function main() {
   const skopeoCopy = async (target: string) => {
     const [from, to] = [across('hub'), across(target)];
     await run('skopeo', [
-      'copy', '--all', '--preserve-digests', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false',
-      '--src-creds', `${from.username}:${from.password}`, '--dest-creds', `${to.username}:${to.password}`,
-      `docker://${new URL(from.url).host}/${repository}:${tag}`, `docker://${new URL(to.url).host}/${repository}:${tag}`,
+      'copy',
+      '--all',
+      '--preserve-digests',
+      '--quiet',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      '--src-creds',
+      `${from.username}:${from.password}`,
+      '--dest-creds',
+      `${to.username}:${to.password}`,
+      `docker://${new URL(from.url).host}/${repository}:${tag}`,
+      `docker://${new URL(to.url).host}/${repository}:${tag}`,
     ]);
   };
   const treeTargets = tree.slice(1).map((t) => t.name);
   const idcMs: Record<string, Record<string, number>[]> = { berth: [], chain: [] };
   const copiers: Record<string, { targets: string[]; image: string; go: () => Promise<unknown> }> = {
     berth: { targets: treeTargets, image: 'tree', go: async () => idcMs.berth.push(await distribution('master')) },
-    serial: { targets: treeTargets, image: 'tree', go: async () => { for (const t of treeTargets) await skopeoCopy(t); } },
+    serial: {
+      targets: treeTargets,
+      image: 'tree',
+      go: async () => {
+        for (const t of treeTargets) await skopeoCopy(t);
+      },
+    },
     star: { targets: treeTargets, image: 'tree', go: () => Promise.all(treeTargets.map(skopeoCopy)) },
     chain: { targets: ['c1', 'c2', 'c3'], image: 'chain', go: async () => idcMs.chain.push(await distribution('chain-0')) },
     single: { targets: ['s1'], image: 'chain', go: () => distribution('single-0') },
@@ -163,9 +182,7 @@ async function main() {
   // Headers, manifests, HEAD polls and the config's JSON add well under 1%; a layer sent twice adds a sixth.
   const once = (method: string, nodesOf: Node[], image: BuiltImage) => {
     const near = (got: number, want: number) => Math.abs(got - want) < 0.01 * image.blobBytes;
-    return bytes[method].every((round) =>
-      nodesOf.every((t) => near(round[t.name].egress, childrenOf(nodesOf, t.idc).length * image.blobBytes) && near(round[t.name].ingress, t.parent ? image.blobBytes : 0)),
-    );
+    return bytes[method].every((round) => nodesOf.every((t) => near(round[t.name].egress, childrenOf(nodesOf, t.idc).length * image.blobBytes) && near(round[t.name].ingress, t.parent ? image.blobBytes : 0)));
   };
   const imageMs = (image: BuiltImage) => (image.blobBytes / link.bytesPerSecond) * 1000;
   const result: Record<string, unknown> = { link: { mibPerSecond: link.bytesPerSecond / 2 ** 20, rttMs: link.rttMs }, runs, medianMs, timesMs: times, idcMs, linkBytes: bytes };
@@ -191,7 +208,9 @@ async function main() {
       `          ${tree.map((t) => t.name.padStart(11)).join('')}`,
       ...methods.tree.map((m) => `  ${m.padEnd(8)}${tree.map((t) => cell(bytes[m][0][t.name])).join('')}`),
       `  goal    ${tree.map((t) => cell({ egress: childrenOf(tree, t.idc).length * image.blobBytes, ingress: t.parent ? image.blobBytes : 0 })).join('')}`,
-      `  berth per IDC, round 1: ${Object.entries(idcMs.berth[0]).map(([idc, ms]) => `${idc} ${seconds(ms, 1)}`).join(', ')}`,
+      `  berth per IDC, round 1: ${Object.entries(idcMs.berth[0])
+        .map(([idc, ms]) => `${idc} ${seconds(ms, 1)}`)
+        .join(', ')}`,
       `  berth carries the image once over every inter-IDC link, every round: ${carriesOnce ? 'yes' : 'NO'}`,
     );
   }
@@ -204,7 +223,9 @@ async function main() {
       `chain: ${mb(image.blobBytes)} MB in ${shapes.chain.layers} layers down 3 links, against 1 link`,
       `  median        chain ${seconds(medianMs.chain, 1)}   single link ${seconds(medianMs.single, 1)}   (floors ${seconds(floorMs, 1)} and ${seconds(imageMs(image), 1)})`,
       `  chain/single  ${(medianMs.chain / medianMs.single).toFixed(3)}   (goal <= 1.6)`,
-      `  per IDC, round 1: ${Object.entries(idcMs.chain[0]).map(([idc, ms]) => `${idc} ${seconds(ms, 1)}`).join(', ')}`,
+      `  per IDC, round 1: ${Object.entries(idcMs.chain[0])
+        .map(([idc, ms]) => `${idc} ${seconds(ms, 1)}`)
+        .join(', ')}`,
       `  the image once over every link, every round: ${carriesOnce ? 'yes' : 'NO'}`,
     );
   }

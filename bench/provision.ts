@@ -157,7 +157,16 @@ async function ensureAnsible(): Promise<{ bin: string; installMs?: number }> {
  */
 async function benchImage(docker: Docker, base: string): Promise<{ tag: string; built: boolean }> {
   const tag = `${base}-python3`;
-  if (await docker.getImage(tag).inspect().then(() => true, () => false)) return { tag, built: false };
+  if (
+    await docker
+      .getImage(tag)
+      .inspect()
+      .then(
+        () => true,
+        () => false,
+      )
+  )
+    return { tag, built: false };
   const script = `set -e
 export DEBIAN_FRONTEND=noninteractive
 apt-get -q update >/dev/null
@@ -284,7 +293,13 @@ async function main() {
     const recap: Record<string, Record<string, number>> = {};
     for (const line of output.slice(output.lastIndexOf('PLAY RECAP')).split('\n').slice(1)) {
       const m = /^(\S+)\s+:\s+(.*)$/.exec(line.trim());
-      if (m) recap[m[1]] = Object.fromEntries(m[2].trim().split(/\s+/).map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]));
+      if (m)
+        recap[m[1]] = Object.fromEntries(
+          m[2]
+            .trim()
+            .split(/\s+/)
+            .map((kv) => [kv.split('=')[0], Number(kv.split('=')[1])]),
+        );
     }
     if (Object.keys(recap).length !== hosts.length) throw new Error(`ansible-playbook's recap names ${Object.keys(recap).length} hosts, not ${hosts.length}:\n${output.slice(-3000)}`);
     return { cpuS, recap };

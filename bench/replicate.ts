@@ -173,7 +173,9 @@ async function main() {
     }
   }
   for (const [w, a] of Object.entries(apiSummary)) {
-    console.log(`API v3/${w}: POST -> COMPLETED ${seconds(a.medianReplicationMs)} (berth copy ${seconds(a.berthCopyProcessMs)}; Temporal and the workflow ${seconds(a.temporalShareMs)}); no-op ${seconds(a.medianNoopMs)} (goal <= 0.3 s)`);
+    console.log(
+      `API v3/${w}: POST -> COMPLETED ${seconds(a.medianReplicationMs)} (berth copy ${seconds(a.berthCopyProcessMs)}; Temporal and the workflow ${seconds(a.temporalShareMs)}); no-op ${seconds(a.medianNoopMs)} (goal <= 0.3 s)`,
+    );
   }
   for (const [k, r] of Object.entries(rss)) {
     console.log(`berth RSS ${k}: ${r.copyMB.toFixed(0)} MB copying, ${r.noopMB.toFixed(0)} MB with nothing to copy: +${r.growthMB.toFixed(0)} MB, ${r.growthMBPerGB.toFixed(0)} MB per GB copied (goal < 100)`);

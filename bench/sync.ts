@@ -90,7 +90,6 @@ interface Measurement {
   workflowId?: string;
 }
 
-
 async function main() {
   const temporalDir = tempDir('bench-sync-temporal');
   const temporal = await startTemporalDevServer({ port: await freePort(), headless: true, dbFile: join(temporalDir, 'temporal.db'), logFile: join(temporalDir, 'temporal.log') });
@@ -125,13 +124,19 @@ async function main() {
 
   // berth as npm start runs it: an API and one worker process serving every queue.
   const apiPort = await freePort();
-  const { file, env } = testConfig('bench-sync', temporal.address, [
-    { registry: source, idc: 'idc-a' },
-    { registry: target, idc: 'idc-b' },
-  ], {}, {
-    api: { host: '127.0.0.1', port: apiPort },
-    syncRules: [{ name: rule, source: source.name, targets: [target.name], schedule: { every: '24h' }, paused: true }],
-  });
+  const { file, env } = testConfig(
+    'bench-sync',
+    temporal.address,
+    [
+      { registry: source, idc: 'idc-a' },
+      { registry: target, idc: 'idc-b' },
+    ],
+    {},
+    {
+      api: { host: '127.0.0.1', port: apiPort },
+      syncRules: [{ name: rule, source: source.name, targets: [target.name], schedule: { every: '24h' }, paused: true }],
+    },
+  );
   const berth = berthProcesses(file, { ...env, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' });
   const api = await berth.api();
   const token = api.token!;

@@ -112,10 +112,16 @@ interface Engine {
 
 async function phase(workerCount: number, temporal: Engine, source: TestRegistry, target: TestRegistry, bundle: string) {
   const apiPort = await freePort();
-  const { config, file, env } = testConfig(`throughput-${temporal.name}-${workerCount}`, temporal.address, [
-    { registry: source, idc: 'idc-a' },
-    { registry: target, idc: 'idc-b' },
-  ], {}, { api: { host: '127.0.0.1', port: apiPort } });
+  const { config, file, env } = testConfig(
+    `throughput-${temporal.name}-${workerCount}`,
+    temporal.address,
+    [
+      { registry: source, idc: 'idc-a' },
+      { registry: target, idc: 'idc-b' },
+    ],
+    {},
+    { api: { host: '127.0.0.1', port: apiPort } },
+  );
   const procs = berthProcesses(file, { ...env, BERTH_WORKFLOW_BUNDLE: bundle, BERTH_LOG_LEVEL: process.env.BERTH_LOG_LEVEL ?? 'ERROR' });
   const api = await procs.api(`api-${temporal.name}-${workerCount}`);
   const token = api.token!;
@@ -236,7 +242,9 @@ async function main() {
       console.log(`${name === 'dev' ? 'dev server' : 'real server on PostgreSQL'}, ${n} worker process${n > 1 ? 'es' : ''}: starting replications for ${seconds} s (at most ${inFlightCap} in flight)...`);
       const r = await phase(n, engine, source, target, bundle);
       phases.push(r);
-      const perWorkflow = Object.entries(r.cpuSecondsPerWorkflow).map(([k, v]) => `${k} ${(v * 1000).toFixed(1)}`).join(', ');
+      const perWorkflow = Object.entries(r.cpuSecondsPerWorkflow)
+        .map(([k, v]) => `${k} ${(v * 1000).toFixed(1)}`)
+        .join(', ');
       console.log(
         `  ${r.completedPerSecond.toFixed(1)} workflows/s; latency p50 ${r.latencyMs.p50} ms, p95 ${r.latencyMs.p95} ms; worker RSS ${r.workerRssMB.join(', ')} MB; ` +
           `tasks queued ${r.taskMs.queued} ms, running ${r.taskMs.running} ms per workflow; CPU ms per workflow: ${perWorkflow}; ` +

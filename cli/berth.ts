@@ -88,7 +88,11 @@ const cell = (value: unknown) => (typeof value === 'string' ? value : value === 
 
 function table(rows: Record<string, unknown>[], columns: string[]): string {
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(widths[i])).join('  ').trimEnd();
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(columns), ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join('\n');
 }
 
@@ -116,7 +120,7 @@ async function main(argv: string[]): Promise<number> {
       return started(call, await call('POST', '/v1/distributions', { image: need(arg, 'the image'), ...(values.from ? { from: values.from } : {}) }), values);
     case 'provision': {
       const res = await call('POST', '/v1/machines', { cluster: need(values.cluster, '--cluster'), pool: need(values.pool, '--pool'), ...(values.count ? { count: Number(values.count) } : {}) });
-      if (!values.watch) return print(res, () => res.workflows.map((w: { workflowId: string }) => `started ${w.workflowId}`).join('\n')), exitCodes.ok;
+      if (!values.watch) return (print(res, () => res.workflows.map((w: { workflowId: string }) => `started ${w.workflowId}`).join('\n')), exitCodes.ok);
       let code: number = exitCodes.ok;
       for (const w of res.workflows) code = Math.max(code, await watch(call, w.workflowId, values));
       return code;
@@ -169,12 +173,26 @@ async function main(argv: string[]): Promise<number> {
     case 'services': {
       if (!arg) {
         const res = await call('GET', '/v1/services');
-        print(res, () => table(res.services.map((s: { lastRelease: { version: string; outcome: string } | null }) => ({ ...s, release: s.lastRelease ? `${s.lastRelease.version} ${s.lastRelease.outcome}` : '' })), ['name', 'project', 'cluster', 'pool', 'replicas', 'release']));
+        print(res, () =>
+          table(
+            res.services.map((s: { lastRelease: { version: string; outcome: string } | null }) => ({ ...s, release: s.lastRelease ? `${s.lastRelease.version} ${s.lastRelease.outcome}` : '' })),
+            ['name', 'project', 'cluster', 'pool', 'replicas', 'release'],
+          ),
+        );
         return exitCodes.ok;
       }
       const res = await call('GET', `/v1/services/${encodeURIComponent(arg)}`);
       const rows = res.machines.flatMap((m: { machine: string; address: string; version: string; health: string; containers: { replica: number; state: string; ports: Record<string, number> }[] }) =>
-        m.containers.map((c) => ({ machine: m.machine, version: m.version, health: m.health, replica: c.replica, state: c.state, ports: Object.entries(c.ports).map(([p, h]) => `${m.address}:${h}->${p}`).join(' ') })),
+        m.containers.map((c) => ({
+          machine: m.machine,
+          version: m.version,
+          health: m.health,
+          replica: c.replica,
+          state: c.state,
+          ports: Object.entries(c.ports)
+            .map(([p, h]) => `${m.address}:${h}->${p}`)
+            .join(' '),
+        })),
       );
       print(res, () => table(rows, ['machine', 'replica', 'version', 'state', 'health', 'ports']));
       return exitCodes.ok;

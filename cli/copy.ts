@@ -71,11 +71,7 @@ type Loaded = Awaited<ReturnType<typeof loadBerthConfig>>;
 
 async function loadBerthConfig() {
   // Loaded only when an end names a registry: the YAML parser and the schema cost a fresh process time.
-  const [{ loadConfig, resolveRegistryName }, { configPath }, { resolveCredentials }] = await Promise.all([
-    import('../config/load.ts'),
-    import('../config/path.ts'),
-    import('../activities/registry/credentials.ts'),
-  ]);
+  const [{ loadConfig, resolveRegistryName }, { configPath }, { resolveCredentials }] = await Promise.all([import('../config/load.ts'), import('../config/path.ts'), import('../activities/registry/credentials.ts')]);
   const file = configPath();
   try {
     return { file, config: loadConfig(file), resolveRegistryName, resolveCredentials };

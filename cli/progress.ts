@@ -10,7 +10,12 @@ export function progressLines(progress: Record<string, Record<string, unknown>> 
     // A finished copy is whole, even when it ended before it reported a total (short copies report only once).
     const total = status === 'done' ? Math.max(done, Number(p.bytesTotal ?? 0), 1) : Number(p.bytesTotal ?? 0);
     const fraction = status === 'done' ? 1 : total > 0 ? done / total : undefined;
-    const bar = fraction === undefined ? '' : `${barOf(fraction)} ${Math.floor(100 * fraction).toString().padStart(3)}% ${mib(done)} MiB`;
+    const bar =
+      fraction === undefined
+        ? ''
+        : `${barOf(fraction)} ${Math.floor(100 * fraction)
+            .toString()
+            .padStart(3)}% ${mib(done)} MiB`;
     const extra = typeof p.error === 'string' && p.error ? `  ${p.error.slice(0, 120)}` : '';
     return `${name.padEnd(16)} ${status.padEnd(9)} ${bar}${extra}`.trimEnd();
   });

@@ -28,7 +28,11 @@ function formatIssues(issues: readonly z.core.$ZodIssue[]): string[] {
 /** Parses and validates config text. Relative passwordFile paths are taken relative to `baseDir`. */
 export function parseConfig(text: string, file: string, baseDir = dirname(file)): BerthConfig {
   const doc = parseDocument(text, { prettyErrors: true });
-  if (doc.errors.length > 0) throw new ConfigError(file, doc.errors.map((e) => e.message));
+  if (doc.errors.length > 0)
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => e.message),
+    );
   const raw = doc.toJS() ?? {};
   const env = process.env;
   if (typeof raw === 'object' && (env.TEMPORAL_ADDRESS || env.TEMPORAL_NAMESPACE)) {

@@ -38,7 +38,10 @@ export const registrySchema = z
      * Token services on other hosts that may receive this registry's credentials (Docker Hub's auth.docker.io):
      * berth sends them only to a token realm on the registry's own host, or to one of these (by origin).
      */
-    trustedTokenRealms: z.array(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' })).max(20).default([]),
+    trustedTokenRealms: z
+      .array(z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }))
+      .max(20)
+      .default([]),
   })
   .strict();
 
@@ -117,7 +120,10 @@ export const haGroupSchema = z
          * The task queue of the berth worker beside nginx, which runs the endpoint's activities (switch, verify, push
          * log, where it points): `workers/main.ts --endpoint <group>`. The main queue when not given.
          */
-        taskQueue: z.string().regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only').optional(),
+        taskQueue: z
+          .string()
+          .regex(/^[A-Za-z0-9._-]+$/, 'letters, digits, ".", "_" and "-" only')
+          .optional(),
         /** An nginx reverse proxy whose upstream berth rewrites and reloads (on the machine of the endpoint's worker). */
         nginx: z
           .object({
@@ -173,11 +179,17 @@ export const clusterSchema = z
      * provider's machines see the host's loopback as 10.0.2.2). Their engines pull services' images there, and
      * trust it over plain HTTP when the registry's URL is http.
      */
-    registryAddress: z.string().regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'must be host or host:port').optional(),
+    registryAddress: z
+      .string()
+      .regex(/^[A-Za-z0-9.-]+(:\d{1,5})?$/, 'must be host or host:port')
+      .optional(),
     /** Refused before a create that would take the cluster's projected monthly cost above it. */
     monthlyBudget: z.number().positive().optional(),
     /** How often reconcileInventory holds the provider's machines against the inventory (a Temporal Schedule). */
-    reconcileEvery: z.string().regex(/^\d+(s|m|h|d)$/, 'must be a number and a unit: 30s, 10m, 6h, 1d').default('15m'),
+    reconcileEvery: z
+      .string()
+      .regex(/^\d+(s|m|h|d)$/, 'must be a number and a unit: 30s, 10m, 6h, 1d')
+      .default('15m'),
     pools: z
       .array(
         z
@@ -195,12 +207,9 @@ export const clusterSchema = z
   .strict();
 
 /** An environment variable of a service: a value, or a secret by reference (read by the worker that starts it). */
-const envEntry = z.union([
-  z.string().transform((value) => ({ value })),
-  z.object({ value: z.string() }).strict(),
-  z.object({ env: envVarName }).strict(),
-  z.object({ file: z.string().min(1) }).strict(),
-], { error: 'a string, or one of { value }, { env } (an env var name) or { file } (a path): secrets by reference' });
+const envEntry = z.union([z.string().transform((value) => ({ value })), z.object({ value: z.string() }).strict(), z.object({ env: envVarName }).strict(), z.object({ file: z.string().min(1) }).strict()], {
+  error: 'a string, or one of { value }, { env } (an env var name) or { file } (a path): secrets by reference',
+});
 
 /** A service: containers of one image on the machines of a pool, replaced by `deployService` batch by batch. */
 export const serviceSchema = z
@@ -220,7 +229,10 @@ export const serviceSchema = z
     health: z
       .object({
         /** GET this path on a published port: healthy on a 2xx answer. */
-        http: z.object({ path: z.string().startsWith('/', 'must start with /'), port: z.number().int().min(1).max(65535) }).strict().optional(),
+        http: z
+          .object({ path: z.string().startsWith('/', 'must start with /'), port: z.number().int().min(1).max(65535) })
+          .strict()
+          .optional(),
         /** Or run this command in the container: healthy when it exits 0. */
         command: z.array(z.string().min(1)).min(1).optional(),
         interval: durationField.default('1s'),
@@ -325,9 +337,7 @@ export const configSchema = z
      * Projects (business lines): the permission model's "offices". A project owns clusters and repositories
      * (globs); users get a role per project through the API.
      */
-    projects: z
-      .array(z.object({ name: resourceName, clusters: z.array(resourceName).default([]), repositories: z.array(z.string().min(1)).default([]) }).strict())
-      .default([]),
+    projects: z.array(z.object({ name: resourceName, clusters: z.array(resourceName).default([]), repositories: z.array(z.string().min(1)).default([]) }).strict()).default([]),
     /** Hourly prices by provider kind and instance type; physical machines at an amortized rate. */
     rateCard: z.record(z.string(), z.record(z.string(), z.number().min(0))).default({}),
     initProfiles: z.record(resourceName, z.array(initStepSchema).min(1)).default({}),

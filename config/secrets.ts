@@ -53,7 +53,10 @@ const minSecretLength = 6;
  * also line by line, since output may hold a part of it.
  */
 export function secretRedactor(secrets: string[]): (text: string) => string {
-  const parts = secrets.flatMap((s) => [s, ...s.split(/\r?\n/)]).map((s) => s.trim()).filter((s) => s.length >= minSecretLength);
+  const parts = secrets
+    .flatMap((s) => [s, ...s.split(/\r?\n/)])
+    .map((s) => s.trim())
+    .filter((s) => s.length >= minSecretLength);
   // Longest first: a secret that contains another is replaced whole.
   const unique = [...new Set(parts)].sort((a, b) => b.length - a.length);
   return (text) => unique.reduce((t, s) => t.split(s).join('[redacted]'), text);

@@ -87,10 +87,7 @@ export const activityTiming = {
 } as const satisfies Record<string, ActivityTiming>;
 
 /** What proxyActivities takes for an entry, with where it runs and, when the caller sets them, its attempts. */
-export function activityOptions(
-  { heartbeat, retry, ...timeouts }: ActivityTiming,
-  { maximumAttempts, ...extra }: Omit<ActivityOptions, 'retry' | 'heartbeatTimeout'> & { maximumAttempts?: number } = {},
-): ActivityOptions {
+export function activityOptions({ heartbeat, retry, ...timeouts }: ActivityTiming, { maximumAttempts, ...extra }: Omit<ActivityOptions, 'retry' | 'heartbeatTimeout'> & { maximumAttempts?: number } = {}): ActivityOptions {
   return {
     ...timeouts,
     ...(heartbeat ? { heartbeatTimeout: heartbeat.timeout } : {}),

@@ -33,14 +33,7 @@ export async function ensureDockerEngine(opts: { socketPath?: string; stateDir?:
   mkdirSync(stateDir, { recursive: true });
   const logFile = join(stateDir, 'dockerd.log');
   const log = openSync(logFile, 'a');
-  const args = [
-    `--host=unix://${socketPath}`,
-    `--data-root=${join(stateDir, 'data')}`,
-    `--exec-root=${join(stateDir, 'exec')}`,
-    `--pidfile=${join(stateDir, 'dockerd.pid')}`,
-    '--iptables=false',
-    '--bridge=none',
-  ];
+  const args = [`--host=unix://${socketPath}`, `--data-root=${join(stateDir, 'data')}`, `--exec-root=${join(stateDir, 'exec')}`, `--pidfile=${join(stateDir, 'dockerd.pid')}`, '--iptables=false', '--bridge=none'];
   // A second caller racing this one starts a dockerd that finds the pidfile taken and exits; both then wait for
   // the socket, which the first one's daemon answers.
   // Its temp files (runc's exec state) go under its own state dir: it outlives the caller, whose TMPDIR may not

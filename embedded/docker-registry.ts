@@ -6,9 +6,7 @@ import { Agent, request } from 'undici';
 import { stringify } from 'yaml';
 import { spawnManaged, waitUntil, type ManagedProcess } from './processes.ts';
 
-export type RegistryAuth =
-  | { htpasswd: { username: string; password: string } }
-  | { token: { realm: string; service: string; issuer: string; rootCertBundle: string } };
+export type RegistryAuth = { htpasswd: { username: string; password: string } } | { token: { realm: string; service: string; issuer: string; rootCertBundle: string } };
 
 export interface DockerRegistryOptions {
   name: string;

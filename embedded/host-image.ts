@@ -94,7 +94,7 @@ const overlay: Record<string, { mode: number; content: string }> = {
   'usr/sbin/policy-rc.d': { mode: 0o755, content: '#!/bin/sh\n# no init system in a container: packages must not start services\nexit 101\n' },
   'etc/ssh/sshd_config.d/berth.conf': {
     mode: 0o644,
-    content: '# berth hosts take keys only; berth-host-init runs sshd in the machine\'s network namespace\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nClientAliveInterval 30\n',
+    content: "# berth hosts take keys only; berth-host-init runs sshd in the machine's network namespace\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nClientAliveInterval 30\n",
   },
   // The docker provider's mutable tags (container labels cannot change after create).
   'etc/berth/tags.json': { mode: 0o644, content: '{}\n' },

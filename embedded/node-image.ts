@@ -29,9 +29,23 @@ ENTRYPOINT []
 CMD ["node"]
 `;
   // One tag per base and Node version: a new Node or a new host image is a new base, never a stale one.
-  const hash = createHash('sha256').update(dockerfile).update(process.version).update(existsSync(localCa) ? readdirSync(localCa).join() : '').digest('hex').slice(0, 12);
+  const hash = createHash('sha256')
+    .update(dockerfile)
+    .update(process.version)
+    .update(existsSync(localCa) ? readdirSync(localCa).join() : '')
+    .digest('hex')
+    .slice(0, 12);
   const tag = `berth-node:${process.versions.node}-${hash}`;
-  if (await engine.docker.getImage(tag).inspect().then(() => true, () => false)) return tag;
+  if (
+    await engine.docker
+      .getImage(tag)
+      .inspect()
+      .then(
+        () => true,
+        () => false,
+      )
+  )
+    return tag;
   const context = mkdtempSync(join(tmpdir(), 'berth-node-image-'));
   try {
     writeFileSync(join(context, 'Dockerfile'), dockerfile);
@@ -72,4 +86,3 @@ export async function dockerBuild(engine: DockerEngine, context: string, args: s
     throw new Error(`docker build ${context} failed (exit ${code}); the end of ${logFile}:\n${tail}`);
   }
 }
-

@@ -102,7 +102,10 @@ async function setUpDatabases(pg: PostgresServer): Promise<void> {
     run(tool('bin/temporal-sql-tool'), ['--plugin', 'postgres12', '--ep', pg.host, '--port', String(pg.port), '--user', pg.user, '--db', database, ...args], {
       env: { ...process.env, SQL_PASSWORD: '' },
     });
-  for (const [database, dir] of [['temporal', 'temporal'], ['temporal_visibility', 'visibility']]) {
+  for (const [database, dir] of [
+    ['temporal', 'temporal'],
+    ['temporal_visibility', 'visibility'],
+  ]) {
     await pg.createDatabase(database);
     await sql(database, 'setup-schema', '-v', '0.0');
     await sql(database, 'update-schema', '-d', join(schema, dir, 'versioned'));
@@ -111,7 +114,17 @@ async function setUpDatabases(pg: PostgresServer): Promise<void> {
 
 function serverConfig(opts: TemporalServerOptions, ports: Record<string, number>) {
   const store = (databaseName: string, maxConns: number) => ({
-    sql: { pluginName: 'postgres12', databaseName, connectAddr: `${opts.postgres.host}:${opts.postgres.port}`, connectProtocol: 'tcp', user: opts.postgres.user, password: '', maxConns, maxIdleConns: maxConns, maxConnLifetime: '1h' },
+    sql: {
+      pluginName: 'postgres12',
+      databaseName,
+      connectAddr: `${opts.postgres.host}:${opts.postgres.port}`,
+      connectProtocol: 'tcp',
+      user: opts.postgres.user,
+      password: '',
+      maxConns,
+      maxIdleConns: maxConns,
+      maxConnLifetime: '1h',
+    },
   });
   const rpc = (grpcPort: number, membershipPort: number, more: Record<string, unknown> = {}) => ({ rpc: { grpcPort, membershipPort, bindOnLocalHost: true, ...more } });
   return {

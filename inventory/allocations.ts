@@ -20,10 +20,7 @@ function toAllocation(row: Selectable<AllocationsTable>): Allocation {
  * candidate is held. The database's keys decide a race: of two callers inserting the same slot, one gets it and
  * the other moves on.
  */
-export async function allocate(
-  db: Inventory,
-  a: { scope: string; key: string; candidates: readonly string[]; labels: Record<string, string>; at?: Date },
-): Promise<{ allocation: Allocation; fresh: boolean } | undefined> {
+export async function allocate(db: Inventory, a: { scope: string; key: string; candidates: readonly string[]; labels: Record<string, string>; at?: Date }): Promise<{ allocation: Allocation; fresh: boolean } | undefined> {
   const held = async () => {
     const allocation = await allocationHeldBy(db, a.scope, a.key);
     return allocation && { allocation, fresh: false };

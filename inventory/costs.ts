@@ -38,7 +38,12 @@ export async function costs(db: Inventory, q: CostQuery): Promise<CostRow[]> {
     .where((eb) => eb.or([eb('destroyed_at', 'is', null), eb('destroyed_at', '>', from)]))
     .select((eb) => {
       const start = eb.case().when('created_at', '>', from).then(eb.ref('created_at')).else(from).end();
-      const stop = eb.case().when(eb.or([eb('destroyed_at', 'is', null), eb('destroyed_at', '>', end)])).then(end).else(eb.ref('destroyed_at')).end();
+      const stop = eb
+        .case()
+        .when(eb.or([eb('destroyed_at', 'is', null), eb('destroyed_at', '>', end)]))
+        .then(end)
+        .else(eb.ref('destroyed_at'))
+        .end();
       const ms = eb.parens(stop, '-', start);
       return ['cluster', eb.fn.sum<number | string>(ms).as('ms'), eb.fn.sum<number | string>(eb(ms, '*', eb.ref('hourly_price'))).as('price_ms')];
     })

@@ -30,7 +30,19 @@ export interface NewRelease {
 export async function recordRelease(db: Inventory, r: NewRelease): Promise<void> {
   await db
     .insertInto('service_releases')
-    .values({ service: r.service, version: r.version, digest: null, requested_by: r.requestedBy, reason: r.reason, workflow_id: r.workflowId, run_id: r.runId, started_at: Date.now(), finished_at: null, outcome: 'running', detail: null })
+    .values({
+      service: r.service,
+      version: r.version,
+      digest: null,
+      requested_by: r.requestedBy,
+      reason: r.reason,
+      workflow_id: r.workflowId,
+      run_id: r.runId,
+      started_at: Date.now(),
+      finished_at: null,
+      outcome: 'running',
+      detail: null,
+    })
     .onConflict((oc) => oc.column('run_id').doNothing())
     .execute();
 }

@@ -15,10 +15,7 @@ const skippedBlobs = counter('berth_blobs_skipped_total', 'Blobs a copy found on
 const machinesProvisioned = counter('berth_machines_provisioned_total', 'Machines provisioned and registered, by cluster', ['cluster']);
 const machinesFailed = counter('berth_machines_failed_total', 'Machine provisionings that failed (and were compensated), by cluster', ['cluster']);
 const failovers = counter('berth_failovers_total', 'Failovers and failbacks of HA groups, by group, direction and outcome', ['group', 'direction', 'outcome']);
-const activityFailures = counter('berth_activity_failures_total', 'Failed activity attempts, by activity and failure type (RegistryAuthError, CancelledFailure, ...)', [
-  'activity',
-  'type',
-]);
+const activityFailures = counter('berth_activity_failures_total', 'Failed activity attempts, by activity and failure type (RegistryAuthError, CancelledFailure, ...)', ['activity', 'type']);
 
 /** A finished copy of one image over one link, e.g. `registry-a->registry-b`. */
 export function recordCopy(link: string, copy: { bytesCopied: number; blobsCopied: number; blobsSkipped: number }): void {

@@ -43,8 +43,5 @@ export function syncPlan(config: BerthConfig, rule: SyncRule): SyncPlan {
 /** The tree's edges: each IDC's entry registry from its parent's, then its other registries from its entry. */
 function treePairs(node: DistributionNode, level: number): SyncPair[] {
   const [entry, ...others] = node.registries;
-  return [
-    ...others.map((o) => ({ from: entry, to: o, level })),
-    ...node.children.flatMap((c) => [{ from: entry, to: c.registries[0], level }, ...treePairs(c, level + 1)]),
-  ];
+  return [...others.map((o) => ({ from: entry, to: o, level })), ...node.children.flatMap((c) => [{ from: entry, to: c.registries[0], level }, ...treePairs(c, level + 1)])];
 }

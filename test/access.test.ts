@@ -25,70 +25,90 @@ function expected(who: string, need: Need): 401 | 403 | 'allowed' {
   return rank.indexOf(who.split(' ')[0]) >= rank.indexOf(need) ? 'allowed' : 403;
 }
 
-for (const kind of inventoryKinds) describe(`access on ${kind}`, () => {
-  let temporal: TestTemporal;
-  let config: BerthConfig;
-  let api: TestApi;
-  const rule = `access-${kind}-${run}`;
-  const tokens: Record<string, string> = {};
+for (const kind of inventoryKinds)
+  describe(`access on ${kind}`, () => {
+    let temporal: TestTemporal;
+    let config: BerthConfig;
+    let api: TestApi;
+    const rule = `access-${kind}-${run}`;
+    const tokens: Record<string, string> = {};
 
-  const started = async () => (await temporal.client.workflow.count(`TaskQueue = '${config.taskQueues.main}'`)).count;
+    const started = async () => (await temporal.client.workflow.count(`TaskQueue = '${config.taskQueues.main}'`)).count;
 
-  before(async () => {
-    temporal = await connectTestTemporal();
-    // Names of their own per database: workflow IDs derive from them, and both suites share one Temporal.
-    const [a, b] = [await testRegistry(`a-${kind}`), await testRegistry(`b-${kind}`)];
-    ({ config } = testConfig(`access-${kind}`, temporal.address, [{ registry: a, idc: 'idc-a' }, { registry: b, idc: 'idc-b', parent: 'idc-a' }], {}, {
-      // Every route with every kind of bad token, within a minute: more than the default allowance (test/first-start.test.ts tests the limit).
-      api: { unauthenticatedRequestsPerMinute: 10_000 },
-      projects: [
-        { name: 'platform', repositories: ['platform/**'] },
-        { name: 'other', repositories: ['other/**'] },
-      ],
-      syncRules: [{ name: rule, source: 'idc-a', targets: ['idc-b'], schedule: { every: '1h' }, paused: true, project: 'platform' }],
-      inventory: await freshInventory(kind),
-      haGroups: [{ name: `hub-${kind}-${run}`, primary: `a-${kind}`, secondary: `b-${kind}`, project: 'platform', endpoint: { url: 'http://127.0.0.1:1', nginx: { upstreamFile: '/nonexistent/u.conf', pidFile: '/nonexistent/n.pid' } } }],
-    }));
-    api = await testApi(config, temporal.client);
-    await reconcileSyncSchedules(temporal.client, config);
-    tokens['platform admin'] = api.adminToken;
-    tokens['admin of platform'] = await api.userWith('alice', { platform: 'admin' });
-    tokens['developer of platform'] = await api.userWith('dave', { platform: 'developer' });
-    tokens['developer of other'] = await api.userWith('olga', { other: 'developer' });
-    tokens['guest of platform'] = await api.userWith('gus', { platform: 'guest' });
-    tokens['expired token'] = await api.userWith('ed', { platform: 'admin' }, { expiresAt: new Date(Date.now() - 1000) });
-    tokens['revoked token'] = await api.userWith('rita', { platform: 'admin' });
-    const [{ id }] = (await api.auth.tokens()).filter((t) => t.user === 'rita');
-    await api.auth.revokeToken(id);
-    await api.userWith('someone', {});
-  });
+    before(async () => {
+      temporal = await connectTestTemporal();
+      // Names of their own per database: workflow IDs derive from them, and both suites share one Temporal.
+      const [a, b] = [await testRegistry(`a-${kind}`), await testRegistry(`b-${kind}`)];
+      ({ config } = testConfig(
+        `access-${kind}`,
+        temporal.address,
+        [
+          { registry: a, idc: 'idc-a' },
+          { registry: b, idc: 'idc-b', parent: 'idc-a' },
+        ],
+        {},
+        {
+          // Every route with every kind of bad token, within a minute: more than the default allowance (test/first-start.test.ts tests the limit).
+          api: { unauthenticatedRequestsPerMinute: 10_000 },
+          projects: [
+            { name: 'platform', repositories: ['platform/**'] },
+            { name: 'other', repositories: ['other/**'] },
+          ],
+          syncRules: [{ name: rule, source: 'idc-a', targets: ['idc-b'], schedule: { every: '1h' }, paused: true, project: 'platform' }],
+          inventory: await freshInventory(kind),
+          haGroups: [
+            { name: `hub-${kind}-${run}`, primary: `a-${kind}`, secondary: `b-${kind}`, project: 'platform', endpoint: { url: 'http://127.0.0.1:1', nginx: { upstreamFile: '/nonexistent/u.conf', pidFile: '/nonexistent/n.pid' } } },
+          ],
+        },
+      ));
+      api = await testApi(config, temporal.client);
+      await reconcileSyncSchedules(temporal.client, config);
+      tokens['platform admin'] = api.adminToken;
+      tokens['admin of platform'] = await api.userWith('alice', { platform: 'admin' });
+      tokens['developer of platform'] = await api.userWith('dave', { platform: 'developer' });
+      tokens['developer of other'] = await api.userWith('olga', { other: 'developer' });
+      tokens['guest of platform'] = await api.userWith('gus', { platform: 'guest' });
+      tokens['expired token'] = await api.userWith('ed', { platform: 'admin' }, { expiresAt: new Date(Date.now() - 1000) });
+      tokens['revoked token'] = await api.userWith('rita', { platform: 'admin' });
+      const [{ id }] = (await api.auth.tokens()).filter((t) => t.user === 'rita');
+      await api.auth.revokeToken(id);
+      await api.userWith('someone', {});
+    });
 
-  after(async () => {
-    for (const name of [rule, `created-${kind}-${run}`]) await temporal.client.schedule.getHandle(scheduleId(name)).delete().catch(() => undefined);
-    await api?.close();
-    await temporal?.close();
-  });
+    after(async () => {
+      for (const name of [rule, `created-${kind}-${run}`])
+        await temporal.client.schedule
+          .getHandle(scheduleId(name))
+          .delete()
+          .catch(() => undefined);
+      await api?.close();
+      await temporal?.close();
+    });
 
-  const routes: { method: 'GET' | 'POST' | 'PUT'; url: string; body?: object; need: Need }[] = [
-    { method: 'POST', url: '/v1/replications', body: { image: 'platform/web:1.0', source: 'idc-a', targets: ['idc-b'] }, need: 'developer' },
-    { method: 'POST', url: '/v1/distributions', body: { image: 'platform/web:1.0' }, need: 'developer' },
-    { method: 'GET', url: '/v1/workflows?project=platform', need: 'guest' },
-    { method: 'GET', url: `/v1/sync-rules/${rule}`, need: 'guest' },
-    { method: 'GET', url: `/v1/sync-rules/${rule}/reports`, need: 'guest' },
-    { method: 'POST', url: `/v1/sync-rules/${rule}/pause`, body: { note: 'matrix' }, need: 'admin' },
-    { method: 'POST', url: '/v1/sync-rules', body: { name: `created-${kind}-${run}`, source: 'idc-a', targets: ['idc-b'], repositories: { include: ['platform/**'] }, schedule: { every: '1h' }, paused: true, project: 'platform' }, need: 'admin' },
-    { method: 'POST', url: `/v1/ha-groups/hub-${kind}-${run}/failover`, body: { reason: 'matrix', dryRun: true }, need: 'admin' },
-    { method: 'PUT', url: '/v1/projects/platform/members/someone', body: { role: 'guest' }, need: 'admin' },
-    { method: 'GET', url: '/v1/audit', need: 'platform admin' },
-    { method: 'GET', url: '/v1/users', need: 'platform admin' },
-    { method: 'POST', url: '/v1/users', body: { name: `new-${run}` }, need: 'platform admin' },
-    { method: 'POST', url: '/codec/decode', body: { payloads: [] }, need: 'any token' },
-    { method: 'GET', url: '/v1/me', need: 'any token' },
-    { method: 'GET', url: '/v1/ha-groups', need: 'any token' },
-  ];
+    const routes: { method: 'GET' | 'POST' | 'PUT'; url: string; body?: object; need: Need }[] = [
+      { method: 'POST', url: '/v1/replications', body: { image: 'platform/web:1.0', source: 'idc-a', targets: ['idc-b'] }, need: 'developer' },
+      { method: 'POST', url: '/v1/distributions', body: { image: 'platform/web:1.0' }, need: 'developer' },
+      { method: 'GET', url: '/v1/workflows?project=platform', need: 'guest' },
+      { method: 'GET', url: `/v1/sync-rules/${rule}`, need: 'guest' },
+      { method: 'GET', url: `/v1/sync-rules/${rule}/reports`, need: 'guest' },
+      { method: 'POST', url: `/v1/sync-rules/${rule}/pause`, body: { note: 'matrix' }, need: 'admin' },
+      {
+        method: 'POST',
+        url: '/v1/sync-rules',
+        body: { name: `created-${kind}-${run}`, source: 'idc-a', targets: ['idc-b'], repositories: { include: ['platform/**'] }, schedule: { every: '1h' }, paused: true, project: 'platform' },
+        need: 'admin',
+      },
+      { method: 'POST', url: `/v1/ha-groups/hub-${kind}-${run}/failover`, body: { reason: 'matrix', dryRun: true }, need: 'admin' },
+      { method: 'PUT', url: '/v1/projects/platform/members/someone', body: { role: 'guest' }, need: 'admin' },
+      { method: 'GET', url: '/v1/audit', need: 'platform admin' },
+      { method: 'GET', url: '/v1/users', need: 'platform admin' },
+      { method: 'POST', url: '/v1/users', body: { name: `new-${run}` }, need: 'platform admin' },
+      { method: 'POST', url: '/codec/decode', body: { payloads: [] }, need: 'any token' },
+      { method: 'GET', url: '/v1/me', need: 'any token' },
+      { method: 'GET', url: '/v1/ha-groups', need: 'any token' },
+    ];
 
-  const headersOf = (who: string) =>
-    who === 'no token' ? { authorization: '' } : who === 'bad token' ? { authorization: 'Bearer berth_not-a-token' } : { authorization: `Bearer ${tokens[who]}` };
+    const headersOf = (who: string) => (who === 'no token' ? { authorization: '' } : who === 'bad token' ? { authorization: 'Bearer berth_not-a-token' } : { authorization: `Bearer ${tokens[who]}` });
 
     test('every route x every kind of caller: 401, 403 or allowed; refused calls start nothing; every mutating call is audited', async () => {
       const callers = ['no token', 'bad token', 'expired token', 'revoked token', 'guest of platform', 'developer of other', 'developer of platform', 'admin of platform', 'platform admin'];
@@ -122,7 +142,12 @@ for (const kind of inventoryKinds) describe(`access on ${kind}`, () => {
 
     test("a project admin's sync rule stays within the project's repositories", async () => {
       const alice = { authorization: `Bearer ${tokens['admin of platform']}` };
-      const res = await api.inject({ method: 'POST', url: '/v1/sync-rules', headers: alice, payload: { name: `wide-${run}`, source: 'idc-a', targets: ['idc-b'], schedule: { every: '1h' }, project: 'platform', deleteExtra: true } });
+      const res = await api.inject({
+        method: 'POST',
+        url: '/v1/sync-rules',
+        headers: alice,
+        payload: { name: `wide-${run}`, source: 'idc-a', targets: ['idc-b'], schedule: { every: '1h' }, project: 'platform', deleteExtra: true },
+      });
       assert.equal(res.statusCode, 403, res.body);
       assert.match(res.json().message, /repositories \*\* reach beyond project platform's \(platform\/\*\*\)/);
     });
@@ -160,4 +185,4 @@ for (const kind of inventoryKinds) describe(`access on ${kind}`, () => {
       const own = await api.inject({ method: 'POST', url: '/v1/replications', headers: as('developer of platform'), payload: { image: 'platform/mine:1.0', source: 'idc-a', targets: ['idc-b'] } });
       assert.equal((await api.inject({ method: 'DELETE', url: `/v1/workflows/${encodeURIComponent(own.json().workflowId)}`, headers: as('developer of platform') })).statusCode, 202);
     });
-});
+  });

@@ -61,7 +61,11 @@ describe('POST /v1/replications', () => {
     for (const [body, paths] of cases) {
       const res = await post(body);
       assert.equal(res.statusCode, 400, JSON.stringify(body));
-      assert.deepEqual(res.json().issues.map((i: { path: string }) => i.path), paths, JSON.stringify(res.json()));
+      assert.deepEqual(
+        res.json().issues.map((i: { path: string }) => i.path),
+        paths,
+        JSON.stringify(res.json()),
+      );
     }
     const notJson = await api.inject({ method: 'POST', url: '/v1/replications', headers: { 'content-type': 'application/json' }, payload: '{"image":' });
     assert.equal(notJson.statusCode, 400);
@@ -111,7 +115,10 @@ describe('POST /v1/replications', () => {
       listed = (await api.inject({ url: '/v1/workflows?kind=replication&status=Completed' })).json().workflows;
       await sleep(100);
     }
-    assert.deepEqual(listed.map((w) => [w.workflowId, w.kind, w.status]), [[workflowId, 'replication', 'COMPLETED']]);
+    assert.deepEqual(
+      listed.map((w) => [w.workflowId, w.kind, w.status]),
+      [[workflowId, 'replication', 'COMPLETED']],
+    );
     assert.deepEqual((await api.inject({ url: '/v1/workflows?kind=distribution' })).json().workflows, []);
   });
 

@@ -20,14 +20,10 @@ const imageId = 'ami-785db401';
 const sshPublicKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBerthTestKeyBerthTestKeyBerthTestKeyBerth berth@test';
 
 function provider(endpoint: string, accessKeyId: { env: string } = { env: keyIdEnv }): CloudProvider {
-  return awsProvider(
-    { kind: 'aws', region: 'eu-west-1', endpoint, imageId, accessKeyId, secretAccessKey: { file: secretFile } },
-    { cluster: 'cloud', rateCard: { aws: { 't3.micro': 0.0104 } }, installation: 'aws-tests' },
-  );
+  return awsProvider({ kind: 'aws', region: 'eu-west-1', endpoint, imageId, accessKeyId, secretAccessKey: { file: secretFile } }, { cluster: 'cloud', rateCard: { aws: { 't3.micro': 0.0104 } }, installation: 'aws-tests' });
 }
 
-const spec = (name: string, idempotencyKey: string): MachineSpec =>
-  machineSpecSchema.parse({ cluster: 'cloud', pool: 'web', name, instanceType: 't3.micro', idempotencyKey, tags: { team: 'ops' }, sshPublicKey });
+const spec = (name: string, idempotencyKey: string): MachineSpec => machineSpecSchema.parse({ cluster: 'cloud', pool: 'web', name, instanceType: 't3.micro', idempotencyKey, tags: { team: 'ops' }, sshPublicKey });
 
 describe('aws provider against moto_server', () => {
   let moto: Moto;
@@ -61,7 +57,10 @@ describe('aws provider against moto_server', () => {
     assert.equal(second.created, false);
     assert.equal(second.id, first.id);
     assert.match(first.id, /^i-[0-9a-f]+$/);
-    assert.deepEqual((await instancesWithKey('req-web-1')).map((i) => i.InstanceId), [first.id]);
+    assert.deepEqual(
+      (await instancesWithKey('req-web-1')).map((i) => i.InstanceId),
+      [first.id],
+    );
     assert.deepEqual(first.tags, { Name: 'web-1', team: 'ops', 'berth:cluster': 'cloud', 'berth:pool': 'web', 'berth:name': 'web-1', 'berth:idempotency-key': 'req-web-1', 'berth:installation': 'aws-tests' });
 
     assert.equal(await userData(first.id), `#cloud-config\ndisable_root: false\nssh_authorized_keys:\n  - "${sshPublicKey}"\n`);
@@ -94,7 +93,10 @@ describe('aws provider against moto_server', () => {
   test("findByKey and list: the cluster's instances EC2 still holds, by tag", async () => {
     const aws = provider(moto.url);
     const made = await aws.create(spec('web-5', 'req-web-5'));
-    assert.deepEqual((await aws.findByKey('req-web-5')).map((m) => m.id), [made.id]);
+    assert.deepEqual(
+      (await aws.findByKey('req-web-5')).map((m) => m.id),
+      [made.id],
+    );
     assert.deepEqual(await aws.findByKey('req-nobody'), []);
     const listed = await aws.list();
     assert.ok(listed.some((m) => m.id === made.id));

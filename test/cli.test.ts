@@ -23,7 +23,10 @@ before(async () => {
   regs.push(await startedRegistry('cli-a'), await startedRegistry('cli-b'));
   image = await buildOciLayout(tempDir('layout'), '3.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 256 << 10 }] }]);
   await pushWithSkopeo(image, regs[0], 'tools/cli');
-  const { config } = testConfig('cli', temporal.address, [{ registry: regs[0], idc: 'idc-a' }, { registry: regs[1], idc: 'idc-b' }]);
+  const { config } = testConfig('cli', temporal.address, [
+    { registry: regs[0], idc: 'idc-a' },
+    { registry: regs[1], idc: 'idc-b' },
+  ]);
   workers = await startWorkers(config);
   api = await testApi(config, temporal.client);
   url = await api.listen();

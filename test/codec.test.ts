@@ -32,7 +32,13 @@ describe('AesGcmCodec', () => {
     assert.equal(Buffer.from(sealed.metadata!['encryption-key-id']).toString(), 'k1');
     assert.ok(!Buffer.from(sealed.data!).toString('latin1').includes('lib/app'), 'ciphertext only');
 
-    const rotated = new AesGcmCodec(new Map([['k1', k1], ['k2', k2]]), 'k2');
+    const rotated = new AesGcmCodec(
+      new Map([
+        ['k1', k1],
+        ['k2', k2],
+      ]),
+      'k2',
+    );
     const [opened] = await rotated.decode([sealed]);
     assert.deepEqual(JSON.parse(Buffer.from(opened.data!).toString()), { image: 'lib/app:1.0' });
     const [resealed] = await rotated.encode([opened]);
@@ -57,9 +63,18 @@ describe('encrypted payloads end to end', () => {
     const image = await buildOciLayout(tempDir('layout'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 16 << 10 }] }]);
     await pushWithSkopeo(image, regs[0], 'secret-project/app');
     process.env.BERTH_TEST_PAYLOAD_KEY = key().toString('base64');
-    ({ config } = testConfig('codec', temporal.address, [{ registry: regs[0], idc: 'idc-a' }, { registry: regs[1], idc: 'idc-b' }], {}, {
-      encryption: { currentKey: 'k1', keys: [{ id: 'k1', key: { env: 'BERTH_TEST_PAYLOAD_KEY' } }] },
-    }));
+    ({ config } = testConfig(
+      'codec',
+      temporal.address,
+      [
+        { registry: regs[0], idc: 'idc-a' },
+        { registry: regs[1], idc: 'idc-b' },
+      ],
+      {},
+      {
+        encryption: { currentKey: 'k1', keys: [{ id: 'k1', key: { env: 'BERTH_TEST_PAYLOAD_KEY' } }] },
+      },
+    ));
   });
 
   after(async () => {
@@ -96,7 +111,9 @@ describe('encrypted payloads end to end', () => {
       assert.equal(status.result['enc-b'].digest.startsWith('sha256:'), true);
 
       // The codec endpoint, as the Temporal UI calls it: base64 in, base64 out; a token required; CORS for the UI.
-      const body = { payloads: payloads.slice(0, 1).map((p) => ({ metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(p.data!).toString('base64') })) };
+      const body = {
+        payloads: payloads.slice(0, 1).map((p) => ({ metadata: Object.fromEntries(Object.entries(p.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(p.data!).toString('base64') })),
+      };
       const decoded = await api.inject({ method: 'POST', url: '/codec/decode', payload: body });
       assert.equal(decoded.statusCode, 200, decoded.body);
       assert.match(Buffer.from(decoded.json().payloads[0].data, 'base64').toString(), /secret-project\/app:1\.0/);

@@ -24,10 +24,26 @@ registries:
 describe('berth.yaml', () => {
   test('the example config loads, with defaults filled in', () => {
     const config = loadConfig(exampleConfigPath);
-    assert.deepEqual(config.idcs.map((i) => [i.name, i.parent]), [['idc-a', undefined], ['idc-b', 'idc-a'], ['idc-c', 'idc-b']]);
-    assert.deepEqual(config.registries.map((r) => r.url), ['http://127.0.0.1:5001', 'http://127.0.0.1:5002', 'http://127.0.0.1:5003']);
+    assert.deepEqual(
+      config.idcs.map((i) => [i.name, i.parent]),
+      [
+        ['idc-a', undefined],
+        ['idc-b', 'idc-a'],
+        ['idc-c', 'idc-b'],
+      ],
+    );
+    assert.deepEqual(
+      config.registries.map((r) => r.url),
+      ['http://127.0.0.1:5001', 'http://127.0.0.1:5002', 'http://127.0.0.1:5003'],
+    );
     assert.equal(config.taskQueues.main, 'berth-main');
-    assert.deepEqual(config.syncRules.map((r) => [r.name, r.repositories.include, r.bidirectional]), [['mirror-library', ['library/**'], false], ['hub-both-ways', ['**'], true]]);
+    assert.deepEqual(
+      config.syncRules.map((r) => [r.name, r.repositories.include, r.bidirectional]),
+      [
+        ['mirror-library', ['library/**'], false],
+        ['hub-both-ways', ['**'], true],
+      ],
+    );
     // Relative endpoint paths resolve against the config file, like password files.
     assert.equal(config.haGroups[0].endpoint.nginx.pidFile, join(dirname(exampleConfigPath), '.berth/nginx/nginx.pid'));
     assert.equal(config.haGroups[0].probe.failures, 3);
@@ -41,15 +57,11 @@ describe('berth.yaml', () => {
   });
 
   test('an inline password is refused, with its YAML path', () => {
-    assert.deepEqual(problems(base.replace('passwordEnv: REG_B_PASSWORD', 'password: hunter2')), [
-      'registries[1].credentials.password: inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)',
-    ]);
+    assert.deepEqual(problems(base.replace('passwordEnv: REG_B_PASSWORD', 'password: hunter2')), ['registries[1].credentials.password: inline secrets are not accepted: use passwordEnv (an env var name) or passwordFile (a path)']);
   });
 
   test('a password inside a registry URL is refused too', () => {
-    assert.deepEqual(problems(base.replace('"http://127.0.0.1:5001/"', '"https://robot:hunter2@registry.example"')), [
-      'registries[0].url: credentials in the URL are not accepted: use credentials (passwordEnv or passwordFile)',
-    ]);
+    assert.deepEqual(problems(base.replace('"http://127.0.0.1:5001/"', '"https://robot:hunter2@registry.example"')), ['registries[0].url: credentials in the URL are not accepted: use credentials (passwordEnv or passwordFile)']);
   });
 
   test('each problem names its path', () => {
@@ -57,14 +69,8 @@ describe('berth.yaml', () => {
       'idcs[1].parent: Invalid input: expected string, received number',
       'registries[0].url: must be an http:// or https:// URL',
     ]);
-    assert.deepEqual(problems('idcs: []\nregistries: []\nextra: 1'), [
-      'idcs: at least one IDC is needed',
-      'registries: at least one registry is needed',
-      '(top level): Unrecognized key: "extra"',
-    ]);
-    assert.deepEqual(problems(base.replace('passwordFile: secrets/a', 'passwordFile: secrets/a, passwordEnv: A')), [
-      'registries[0].credentials: set exactly one of passwordEnv or passwordFile',
-    ]);
+    assert.deepEqual(problems('idcs: []\nregistries: []\nextra: 1'), ['idcs: at least one IDC is needed', 'registries: at least one registry is needed', '(top level): Unrecognized key: "extra"']);
+    assert.deepEqual(problems(base.replace('passwordFile: secrets/a', 'passwordFile: secrets/a, passwordEnv: A')), ['registries[0].credentials: set exactly one of passwordEnv or passwordFile']);
     assert.deepEqual(problems(`${base.replace('passwordEnv: REG_B_PASSWORD }', 'passwordEnv: REG_B_PASSWORD }, trustedTokenRealms: [auth.example] ')}api: { unauthenticatedRequestsPerMinute: 0 }\n`), [
       'api.unauthenticatedRequestsPerMinute: Too small: expected number to be >=1',
       'registries[1].trustedTokenRealms[0]: must be an http:// or https:// URL',
@@ -72,14 +78,8 @@ describe('berth.yaml', () => {
   });
 
   test('the IDC tree and registry references are checked', () => {
-    assert.deepEqual(problems(base.replace('parent: idc-a', 'parent: idc-z').replace('idc: idc-b,', 'idc: idc-q,')), [
-      'idcs[1].parent: unknown IDC "idc-z"',
-      'registries[1].idc: unknown IDC "idc-q"',
-    ]);
-    assert.deepEqual(problems(base.replace('{ name: idc-a }', '{ name: idc-a, parent: idc-b }')), [
-      'idcs[0].parent: IDC parents form a cycle through "idc-a"',
-      'idcs[1].parent: IDC parents form a cycle through "idc-b"',
-    ]);
+    assert.deepEqual(problems(base.replace('parent: idc-a', 'parent: idc-z').replace('idc: idc-b,', 'idc: idc-q,')), ['idcs[1].parent: unknown IDC "idc-z"', 'registries[1].idc: unknown IDC "idc-q"']);
+    assert.deepEqual(problems(base.replace('{ name: idc-a }', '{ name: idc-a, parent: idc-b }')), ['idcs[0].parent: IDC parents form a cycle through "idc-a"', 'idcs[1].parent: IDC parents form a cycle through "idc-b"']);
     assert.deepEqual(problems(base.replace('name: reg-b', 'name: reg-a')), ['registries[1].name: name "reg-a" is already used by another IDC or registry']);
   });
 
@@ -97,10 +97,7 @@ describe('berth.yaml', () => {
   });
 
   test('sync settings that would let a history or payload grow past its bounds are refused with their YAML paths', () => {
-    assert.deepEqual(problems(`${base}sync: { repositoriesPerBatch: 501, eventsPerRun: 9000 }\n`), [
-      'sync.repositoriesPerBatch: Too big: expected number to be <=500',
-      'sync.eventsPerRun: Too big: expected number to be <=8000',
-    ]);
+    assert.deepEqual(problems(`${base}sync: { repositoriesPerBatch: 501, eventsPerRun: 9000 }\n`), ['sync.repositoriesPerBatch: Too big: expected number to be <=500', 'sync.eventsPerRun: Too big: expected number to be <=8000']);
   });
 
   test('HA groups: unknown registries, a pair in one IDC, unknown vantage points, a bad endpoint queue are refused with their YAML paths', () => {
@@ -108,7 +105,7 @@ describe('berth.yaml', () => {
     const group = (fields: string, queue = '') => `${base}haGroups:\n  - { name: hub, endpoint: { url: "http://127.0.0.1:5000", ${queue}nginx: ${nginx} }, ${fields} }\n`;
     assert.deepEqual(problems(group('primary: reg-a, secondary: reg-b', 'taskQueue: "nginx host", ')), ['haGroups[0].endpoint.taskQueue: letters, digits, ".", "_" and "-" only']);
     assert.deepEqual(problems(group('primary: reg-a, secondary: reg-x')), ['haGroups[0].secondary: unknown registry "reg-x"']);
-    assert.deepEqual(problems(group('primary: reg-a, secondary: reg-a')), ['haGroups[0].secondary: reg-a is in the primary\'s IDC (idc-a): an HA pair spans two IDCs']);
+    assert.deepEqual(problems(group('primary: reg-a, secondary: reg-a')), ["haGroups[0].secondary: reg-a is in the primary's IDC (idc-a): an HA pair spans two IDCs"]);
     assert.deepEqual(problems(group('primary: reg-a, secondary: reg-b, probe: { every: 2 seconds, vantagePoints: [idc-a, idc-z] }')), [
       'haGroups[0].probe.every: must be a number and a unit: 500ms, 2s, 1m',
       'haGroups[0].probe.vantagePoints[1]: unknown IDC "idc-z"',
@@ -178,13 +175,11 @@ ${services}`;
       ],
     );
     assert.deepEqual(
-      problems(withServices(`  - { name: a, project: shop, image: other/web, cluster: web, pool: back, health: { command: ["true"] } }
-  - { name: b, project: other, image: other/web, cluster: web, pool: front, health: { command: ["true"] } }`)),
-      [
-        "services[0].image: other/web is not in project shop's repositories (shop/**)",
-        'services[0].pool: cluster web has no pool "back"',
-        "services[1].cluster: cluster web is not one of project other's clusters",
-      ],
+      problems(
+        withServices(`  - { name: a, project: shop, image: other/web, cluster: web, pool: back, health: { command: ["true"] } }
+  - { name: b, project: other, image: other/web, cluster: web, pool: front, health: { command: ["true"] } }`),
+      ),
+      ["services[0].image: other/web is not in project shop's repositories (shop/**)", 'services[0].pool: cluster web has no pool "back"', "services[1].cluster: cluster web is not one of project other's clusters"],
     );
   });
 });

@@ -20,9 +20,7 @@ const host = (r: TestRegistry) => new URL(r.url).host;
 /** Runs `berth copy`; resolves with its exit code and output, whatever the code. */
 function copy(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(berth, ['copy', ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
+    execFile(berth, ['copy', ...args], { env: { ...process.env, ...env } }, (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }));
   });
 }
 

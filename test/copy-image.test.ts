@@ -28,9 +28,7 @@ function clientFor(reg: TestRegistry, opts: { url?: string; chunkSize?: number }
 
 before(async () => {
   [source, target] = await Promise.all([startedRegistry('source'), startedRegistry('target')]);
-  image = await buildOciLayout(tempDir('layout'), 'v2', [
-    { os: 'linux', architecture: 'amd64', layers: [{ size: 5 << 20 }, { size: (3 << 20) + 17 }, { size: 100 << 10, gzip: true }] },
-  ]);
+  image = await buildOciLayout(tempDir('layout'), 'v2', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 5 << 20 }, { size: (3 << 20) + 17 }, { size: 100 << 10, gzip: true }] }]);
   await pushWithSkopeo(image, source, 'team/base');
 });
 
@@ -127,7 +125,10 @@ describe('RegistryClient.uploadBlob', () => {
             if (c.offset >= 2 << 20) interrupt.abort();
           },
         })
-        .then(() => assert.fail('the upload should have been interrupted'), () => undefined);
+        .then(
+          () => assert.fail('the upload should have been interrupted'),
+          () => undefined,
+        );
       assert.equal(checkpoint?.offset, 2 << 20);
       assert.equal(await to.hasBlob('team/resumed', layer.digest), false, 'nothing committed yet');
 
@@ -182,11 +183,7 @@ describe('which blobs travel', () => {
       {
         os: 'windows',
         architecture: 'amd64',
-        layers: [
-          { size: 32 << 10, gzip: true, nonDistributable: true, urls: ['https://layers.example/base'] },
-          { size: 48 << 10, gzip: true, urls: ['https://mirror.example/app'] },
-          { size: 16 << 10 },
-        ],
+        layers: [{ size: 32 << 10, gzip: true, nonDistributable: true, urls: ['https://layers.example/base'] }, { size: 48 << 10, gzip: true, urls: ['https://mirror.example/app'] }, { size: 16 << 10 }],
       },
     ]);
     await pushWithRegctl(image, withUrls, 'win/app');

@@ -6,8 +6,7 @@ import { planBatches } from '../workflows/deploy-batches.ts';
 
 const machines = (n: number) => Array.from({ length: n }, (_, i) => `m${i + 1}`);
 /** A batch as `m1+ m2-`: + a machine that starts each new replica first (surge), - one that stops the old first. */
-const shape = (ids: string[], opts: Parameters<typeof planBatches>[1]) =>
-  planBatches(ids, opts).map((b) => `${b.canary ? 'canary ' : ''}${b.machines.map((m) => `${m.machineId}${m.surge ? '+' : '-'}`).join(' ')}`);
+const shape = (ids: string[], opts: Parameters<typeof planBatches>[1]) => planBatches(ids, opts).map((b) => `${b.canary ? 'canary ' : ''}${b.machines.map((m) => `${m.machineId}${m.surge ? '+' : '-'}`).join(' ')}`);
 
 describe('deploy batches', () => {
   const cases: { name: string; n: number; maxUnavailable: number; maxSurge: number; approval?: boolean; want: string[] }[] = [
@@ -36,7 +35,10 @@ describe('deploy batches', () => {
             assert.ok(b.machines.filter((m) => !m.surge).length <= maxUnavailable, `out of service in ${JSON.stringify(b)}`);
             assert.ok(b.machines.filter((m) => m.surge).length <= maxSurge, `surge in ${JSON.stringify(b)}`);
           }
-          assert.deepEqual(batches.flatMap((b) => b.machines.map((m) => m.machineId)), machines(9));
+          assert.deepEqual(
+            batches.flatMap((b) => b.machines.map((m) => m.machineId)),
+            machines(9),
+          );
         }
       }
     }

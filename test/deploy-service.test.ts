@@ -40,23 +40,51 @@ before(async () => {
   [master, below] = await Promise.all([startedRegistry('svc-master'), startedRegistry('svc-below')]);
   const engine = await hostEngine();
   process.env.BERTH_TEST_SVC_KEY = sshKeyPair().privateKey;
-  ({ config, file: configFile, env: configEnv } = testConfig('svc', temporal.address, [{ registry: master, idc: 'idc-a' }, { registry: below, idc: 'idc-b', parent: 'idc-a' }], {}, {
-    rateCard: { docker: { small: 0.01 } },
-    initProfiles: { engine: [{ hostname: {} }, { docker: { mirror: false } }] },
-    clusters: [
-      {
-        name: cluster,
-        idc: 'idc-b',
-        provider: { kind: 'docker', socketPath: engine.socketPath, image: engine.image.tag },
-        ssh: { privateKey: { env: 'BERTH_TEST_SVC_KEY' } },
-        // The machines see the host's loopback, where the IDC registry listens, as 10.0.2.2.
-        registryAddress: `10.0.2.2:${below.port}`,
-        pools: [{ name: 'front', instanceType: 'small', initProfile: 'engine', maxConcurrentCreates: 3 }],
-      },
+  ({
+    config,
+    file: configFile,
+    env: configEnv,
+  } = testConfig(
+    'svc',
+    temporal.address,
+    [
+      { registry: master, idc: 'idc-a' },
+      { registry: below, idc: 'idc-b', parent: 'idc-a' },
     ],
-    projects: [{ name: 'shop', repositories: ['shop/**'], clusters: [cluster] }, { name: 'other', repositories: ['other/**'] }],
-    services: [{ name: 'web', project: 'shop', image: 'shop/web', cluster, pool: 'front', replicas: 2, ports: [servicePort], maxUnavailable: 1, health: { http: { path: '/healthz', port: servicePort }, interval: '500ms', timeout: '1s', retries: 10 } }],
-  }));
+    {},
+    {
+      rateCard: { docker: { small: 0.01 } },
+      initProfiles: { engine: [{ hostname: {} }, { docker: { mirror: false } }] },
+      clusters: [
+        {
+          name: cluster,
+          idc: 'idc-b',
+          provider: { kind: 'docker', socketPath: engine.socketPath, image: engine.image.tag },
+          ssh: { privateKey: { env: 'BERTH_TEST_SVC_KEY' } },
+          // The machines see the host's loopback, where the IDC registry listens, as 10.0.2.2.
+          registryAddress: `10.0.2.2:${below.port}`,
+          pools: [{ name: 'front', instanceType: 'small', initProfile: 'engine', maxConcurrentCreates: 3 }],
+        },
+      ],
+      projects: [
+        { name: 'shop', repositories: ['shop/**'], clusters: [cluster] },
+        { name: 'other', repositories: ['other/**'] },
+      ],
+      services: [
+        {
+          name: 'web',
+          project: 'shop',
+          image: 'shop/web',
+          cluster,
+          pool: 'front',
+          replicas: 2,
+          ports: [servicePort],
+          maxUnavailable: 1,
+          health: { http: { path: '/healthz', port: servicePort }, interval: '500ms', timeout: '1s', retries: 10 },
+        },
+      ],
+    },
+  ));
   worker = await spawnWorker();
   api = await testApi(config, temporal.client);
   for (const version of ['v1', 'v2']) {
@@ -83,8 +111,7 @@ async function spawnWorker(): Promise<ManagedProcess> {
   return w;
 }
 
-const deploy = (version: string, token?: string) =>
-  api.inject({ method: 'POST', url: '/v1/services/web/deploy', payload: { version }, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
+const deploy = (version: string, token?: string) => api.inject({ method: 'POST', url: '/v1/services/web/deploy', payload: { version }, ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}) });
 
 describe('services through the API', () => {
   test('a deploy brings the image to the cluster IDC registry, by digest, and records the release', async () => {
@@ -112,7 +139,11 @@ describe('services through the API', () => {
     const releases = (await api.inject({ url: '/v1/services/web' })).json().releases;
     assert.deepEqual(
       releases.map((r: { version: string; reason: string; outcome: string }) => [r.version, r.reason, r.outcome]),
-      [['v1', 'rollback', 'succeeded'], ['v2', 'deploy', 'succeeded'], ['v1', 'deploy', 'succeeded']],
+      [
+        ['v1', 'rollback', 'succeeded'],
+        ['v2', 'deploy', 'succeeded'],
+        ['v1', 'deploy', 'succeeded'],
+      ],
     );
   });
 
@@ -131,7 +162,10 @@ describe('services through the API', () => {
     assert.equal(bad.json().issues[0].path, 'version');
     // The list shows a user only their projects' services.
     assert.deepEqual((await api.inject({ url: '/v1/services', headers: { authorization: `Bearer ${stranger}` } })).json().services, []);
-    assert.deepEqual((await api.inject({ url: '/v1/services', headers: { authorization: `Bearer ${guest}` } })).json().services.map((s: { name: string }) => s.name), ['web']);
+    assert.deepEqual(
+      (await api.inject({ url: '/v1/services', headers: { authorization: `Bearer ${guest}` } })).json().services.map((s: { name: string }) => s.name),
+      ['web'],
+    );
     assert.equal((await api.inject({ url: '/v1/services/web' })).json().releases.length, before);
     assert.equal((await api.inject({ method: 'POST', url: '/v1/services/nope/deploy', payload: { version: 'v1' } })).statusCode, 404);
     const pause = await api.inject({ method: 'POST', url: '/v1/services/web/pause' });
@@ -148,7 +182,12 @@ describe('services on real machines: 3 machines, 2 replicas each', () => {
   before(async () => {
     ({ withMachineEngine } = machineEngines(machineContext(config)));
     const client = registryClient(master);
-    for (const [version, healthy] of [['r1', true], ['r2', true], ['r3', false], ['r4', true]] as const) {
+    for (const [version, healthy] of [
+      ['r1', true],
+      ['r2', true],
+      ['r3', false],
+      ['r4', true],
+    ] as const) {
       images[version] = await pushServiceImage(client, await serviceImage(version, { healthy }), 'shop/web');
     }
     const res = await api.inject({ method: 'POST', url: `/v1/pools/${cluster}/front/scale`, payload: { desired: 3 } });
@@ -220,7 +259,14 @@ describe('services on real machines: 3 machines, 2 replicas each', () => {
     const rounds: { healthy: number; pages: string[] }[] = [];
     const probe = (async () => {
       while (!stop) {
-        const answers = await Promise.all([...running.values()].map((url) => fetch(url, { signal: AbortSignal.timeout(1000) }).then((r) => (r.ok ? r.text() : undefined), () => undefined)));
+        const answers = await Promise.all(
+          [...running.values()].map((url) =>
+            fetch(url, { signal: AbortSignal.timeout(1000) }).then(
+              (r) => (r.ok ? r.text() : undefined),
+              () => undefined,
+            ),
+          ),
+        );
         const pagesSeen = answers.filter((a): a is string => a !== undefined);
         rounds.push({ healthy: pagesSeen.length, pages: pagesSeen });
         await sleep(100);
@@ -243,7 +289,10 @@ describe('services on real machines: 3 machines, 2 replicas each', () => {
   test('deploy r3, whose health check fails: rolled back automatically, all on r2, the failure names the machine and the check', async () => {
     const done = await deployed('r3', 'deploy-service-rolled-back');
     assert.equal(done.ok, false);
-    assert.match(done.ok ? '' : done.error, /web r3 failed in batch 1 of 3: HealthCheckFailed: front-\d: replica 0 of web r3 failed its health check \(GET \/healthz on port 80\): answered 404.*every machine it touched is back on its previous version/);
+    assert.match(
+      done.ok ? '' : done.error,
+      /web r3 failed in batch 1 of 3: HealthCheckFailed: front-\d: replica 0 of web r3 failed its health check \(GET \/healthz on port 80\): answered 404.*every machine it touched is back on its previous version/,
+    );
     assert.deepEqual(await pages(), Array(6).fill('berth-test/httpd r2\n'));
     const [release] = (await api.inject({ url: '/v1/services/web' })).json().releases;
     assert.deepEqual([release.version, release.outcome], ['r3', 'rolled-back']);
@@ -252,11 +301,16 @@ describe('services on real machines: 3 machines, 2 replicas each', () => {
   test('the worker killed mid-rollout: another one completes the deploy without restarting the machines already done', async () => {
     assert.equal((await deploy('r4')).statusCode, 202);
     const url = `/v1/workflows/${encodeURIComponent('deploy:web')}`;
-    const done = await eventually('a machine done and the next one updating', async () => {
-      const p = (await api.inject({ url })).json().progress;
-      const ms = Object.values<{ machineId: string; status: string }>(p?.machines ?? {});
-      return ms.some((m) => m.status === 'done') && ms.some((m) => m.status === 'updating') ? ms.filter((m) => m.status === 'done') : undefined;
-    }, 120_000, 100);
+    const done = await eventually(
+      'a machine done and the next one updating',
+      async () => {
+        const p = (await api.inject({ url })).json().progress;
+        const ms = Object.values<{ machineId: string; status: string }>(p?.machines ?? {});
+        return ms.some((m) => m.status === 'done') && ms.some((m) => m.status === 'updating') ? ms.filter((m) => m.status === 'done') : undefined;
+      },
+      120_000,
+      100,
+    );
     worker.child.kill('SIGKILL');
     const before = new Map<string, string[]>();
     for (const m of done) before.set(m.machineId, (await containersOn(m.machineId)).map((c) => c.id).sort());

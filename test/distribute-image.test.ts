@@ -98,10 +98,7 @@ describe('distributeImage', () => {
 
     await registries.a2.start();
     const rerun = await distribute('distribute-rerun');
-    assert.deepEqual(
-      Object.fromEntries(Object.entries(rerun).map(([idc, r]) => [idc, r.status])),
-      { 'idc-a': 'done', 'sub-a1': 'done', 'sub-a2': 'done', 'idc-b': 'done' },
-    );
+    assert.deepEqual(Object.fromEntries(Object.entries(rerun).map(([idc, r]) => [idc, r.status])), { 'idc-a': 'done', 'sub-a1': 'done', 'sub-a2': 'done', 'idc-b': 'done' });
     assert.equal(await digestWithSkopeo(registries.a2, `${repo}:${image.tag}`), image.digest);
     assert.equal(rerun['sub-a2'].bytes, image.blobBytes, 'the rerun copied the whole image to sub-a2');
     assert.equal(rerun['sub-a1'].bytes, 0, 'the rerun sent nothing to sub-a1, which had the image');
@@ -159,7 +156,10 @@ test('pipelined: down a 4-level chain, each IDC pulls a blob as soon as its pare
     const handle = temporal.client.workflow.getHandle<typeof distributeImage>(res.json().workflowId, res.json().runId);
     // Watch the two ends: when the last IDC holds the first layer, and when idc-1 holds the whole image (its tag).
     const [last, first] = [registryClient(chain[3]), registryClient(chain[1])];
-    local.push(() => last.close(), () => first.close());
+    local.push(
+      () => last.close(),
+      () => first.close(),
+    );
     let lastHadLayerAt: number | undefined;
     let firstTaggedAt: number | undefined;
     let finished = false;
@@ -170,7 +170,10 @@ test('pipelined: down a 4-level chain, each IDC pulls a blob as soon as its pare
       await sleep(50);
     }
     const results = await result;
-    assert.deepEqual(Object.values(results).map((r) => r.status), ['done', 'done', 'done']);
+    assert.deepEqual(
+      Object.values(results).map((r) => r.status),
+      ['done', 'done', 'done'],
+    );
     assert.ok(lastHadLayerAt !== undefined && firstTaggedAt !== undefined && lastHadLayerAt < firstTaggedAt, 'idc-3 had the first layer before idc-1 had the whole image');
     for (const r of chain.slice(1)) assert.equal(await digestWithSkopeo(r, 'platform/chain:1.0'), layered.digest);
     for (const [i, proxy] of served.entries()) assert.equal(proxy.downloadedBytes, layered.blobBytes, `idc-${i} served the image once, to idc-${i + 1}`);

@@ -42,10 +42,7 @@ describe('docker provider', () => {
   });
 
   test('describe: running, on loopback, its own sshd answering with the installed key and its own host key', async () => {
-    const [one, two] = await Promise.all([
-      testHost(provider, machineSpec(cluster, 'web-1', keys.publicKey), keys.privateKey),
-      testHost(provider, machineSpec(cluster, 'web-2', keys.publicKey), keys.privateKey),
-    ]);
+    const [one, two] = await Promise.all([testHost(provider, machineSpec(cluster, 'web-1', keys.publicKey), keys.privateKey), testHost(provider, machineSpec(cluster, 'web-2', keys.publicKey), keys.privateKey)]);
     hosts.push(one, two);
     const m = await provider.describe(one.machine.id);
     assert.equal(m.state, 'running');
@@ -100,7 +97,10 @@ describe('docker provider', () => {
 
   test('hourly price from the rate card; an unknown instance type or image is refused', async () => {
     assert.equal(provider.hourlyPrice('large'), 0.05);
-    assert.throws(() => provider.hourlyPrice('huge'), (err: ProviderError) => err.type === 'ProviderRejected' && /no price for docker huge/.test(err.message));
+    assert.throws(
+      () => provider.hourlyPrice('huge'),
+      (err: ProviderError) => err.type === 'ProviderRejected' && /no price for docker huge/.test(err.message),
+    );
     const noImage = await testDockerProvider(cluster, { image: 'berth-host:does-not-exist' });
     await assert.rejects(noImage.create(machineSpec(cluster, 'web-3', keys.publicKey)), (err: ProviderError) => err.type === 'ProviderRejected' && /ensureHostImage/.test(err.message));
   });
@@ -124,22 +124,19 @@ describe('docker provider: each machine its own network and cgroup namespaces', 
   const ns = (path: string) => readlinkSync(path);
   // The demo's profile, as berth.example.yaml ships it, with net.core.somaxconn set to `value`.
   const base = (value: number) =>
-    z.array(initStepSchema).parse(
-      (parse(readFileSync(new URL('../berth.example.yaml', import.meta.url), 'utf8')).initProfiles.base as Record<string, unknown>[]).map((step) =>
-        'sysctl' in step ? { sysctl: { ...(step.sysctl as object), 'net.core.somaxconn': value } } : step,
-      ),
-    );
+    z
+      .array(initStepSchema)
+      .parse(
+        (parse(readFileSync(new URL('../berth.example.yaml', import.meta.url), 'utf8')).initProfiles.base as Record<string, unknown>[]).map((step) =>
+          'sysctl' in step ? { sysctl: { ...(step.sysctl as object), 'net.core.somaxconn': value } } : step,
+        ),
+      );
   const machines: TestHost[] = [];
   after(() => machines.forEach((m) => m.session.close()));
 
   test('the base profile sets net.core.somaxconn on its machine only: not on the host, not on another machine', async () => {
     const host = readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim();
-    machines.push(
-      ...(await Promise.all([
-        testHost(provider, machineSpec(cluster, 'ns-a', keys.publicKey), keys.privateKey),
-        testHost(provider, machineSpec(cluster, 'ns-b', keys.publicKey), keys.privateKey),
-      ])),
-    );
+    machines.push(...(await Promise.all([testHost(provider, machineSpec(cluster, 'ns-a', keys.publicKey), keys.privateKey), testHost(provider, machineSpec(cluster, 'ns-b', keys.publicKey), keys.privateKey)])));
     const [a, b] = machines;
     // Both at once, with values that conflict; each profile installs packages over the machine's own network.
     const [ranA, ranB] = await Promise.all([runInitProfile(a.session, base(8192), { machineName: 'ns-a' }), runInitProfile(b.session, base(2048), { machineName: 'ns-b' })]);
@@ -158,7 +155,10 @@ describe('docker provider: each machine its own network and cgroup namespaces', 
     }
     // A private cgroup namespace: the machine sees its own cgroups as the roots of every hierarchy.
     const cgroups = (await a.session.run('cat /proc/self/cgroup')).trim().split('\n');
-    assert.ok(cgroups.every((line) => line.endsWith(':/')), cgroups.join('\n'));
+    assert.ok(
+      cgroups.every((line) => line.endsWith(':/')),
+      cgroups.join('\n'),
+    );
     await a.session.run('ip route add 198.51.100.0/24 via 10.0.2.2');
     assert.match(await a.session.run('ip route'), /^198\.51\.100\.0\/24 via 10\.0\.2\.2/m);
     assert.doesNotMatch(await b.session.run('ip route'), /198\.51\.100\.0/);
@@ -177,7 +177,11 @@ describe('docker provider: each machine its own network and cgroup namespaces', 
       );
     const pids = [await serve(a, 'ns-a'), await serve(b, 'ns-b')].map((p) => p.trim());
     // The page, or undefined while nothing answers.
-    const page = (m: TestHost) => fetch(`http://${m.machine.address}:8099/`).then((r) => r.text(), () => undefined);
+    const page = (m: TestHost) =>
+      fetch(`http://${m.machine.address}:8099/`).then(
+        (r) => r.text(),
+        () => undefined,
+      );
     assert.equal(await eventually('ns-a published', () => page(a), 15_000), 'ns-a\n');
     assert.equal(await eventually('ns-b published', () => page(b), 15_000), 'ns-b\n');
     // Not the host's own port: nothing answers there.

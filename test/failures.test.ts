@@ -8,7 +8,11 @@ import { RegistryError } from '../activities/registry/errors.ts';
 import { ClassifiedError } from '../contracts/classified-error.ts';
 import { InventoryError } from '../inventory/errors.ts';
 
-const failureOf = (err: Error) => asTemporalFailure(() => Promise.reject(err)).then(() => assert.fail('resolved'), (f: unknown) => f);
+const failureOf = (err: Error) =>
+  asTemporalFailure(() => Promise.reject(err)).then(
+    () => assert.fail('resolved'),
+    (f: unknown) => f,
+  );
 
 test('a classified error becomes a failure of its type, retried only when it says so', async () => {
   const permanent = (await failureOf(new HostError('SecretUnavailable', 'no key'))) as ApplicationFailure;
@@ -41,11 +45,7 @@ test('registry, host, provider and inventory errors share one base: type, retrya
     assert.ok(err instanceof ClassifiedError, err.type);
     const f = (await failureOf(err)) as ApplicationFailure;
     assert.ok(f instanceof ApplicationFailure, err.type);
-    assert.deepEqual(
-      { type: f.type, nonRetryable: f.nonRetryable, nextRetryDelay: f.nextRetryDelay, details: f.details },
-      { nextRetryDelay: undefined, details: undefined, ...expected },
-      `${err.type}: ${err.message}`,
-    );
+    assert.deepEqual({ type: f.type, nonRetryable: f.nonRetryable, nextRetryDelay: f.nextRetryDelay, details: f.details }, { nextRetryDelay: undefined, details: undefined, ...expected }, `${err.type}: ${err.message}`);
     assert.equal(f.message, err.message);
   }
 });

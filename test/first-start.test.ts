@@ -37,12 +37,21 @@ async function freshNamespace(name: string): Promise<string> {
 
 /** A config on this file's server; a sync rule, so that a start creates a schedule that carries search attributes. */
 async function configFor(id: string, namespace: string, more: Record<string, unknown> = {}): Promise<BerthConfig> {
-  const { config } = testConfig(id, server.address, [{ registry: registries[0], idc: 'idc-a' }, { registry: registries[1], idc: 'idc-b', parent: 'idc-a' }], {}, {
-    temporal: { address: server.address, namespace },
-    api: { host: '127.0.0.1', port: await freePort() },
-    syncRules: [{ name: `rule-${id}`, source: 'idc-a', schedule: { every: '1h' }, paused: true }],
-    ...more,
-  });
+  const { config } = testConfig(
+    id,
+    server.address,
+    [
+      { registry: registries[0], idc: 'idc-a' },
+      { registry: registries[1], idc: 'idc-b', parent: 'idc-a' },
+    ],
+    {},
+    {
+      temporal: { address: server.address, namespace },
+      api: { host: '127.0.0.1', port: await freePort() },
+      syncRules: [{ name: `rule-${id}`, source: 'idc-a', schedule: { every: '1h' }, paused: true }],
+      ...more,
+    },
+  );
   return config;
 }
 
@@ -61,8 +70,7 @@ function tokenFromFile(config: BerthConfig): string {
   return token;
 }
 
-const call = (api: Api, path: string, token: string, init: RequestInit = {}) =>
-  fetch(`${api.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...init.headers } });
+const call = (api: Api, path: string, token: string, init: RequestInit = {}) => fetch(`${api.url}${path}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...init.headers } });
 
 before(async () => {
   const dir = tempDir('first-start');
@@ -143,7 +151,12 @@ describe('first start', () => {
     try {
       assert.equal(await authStore(inventory).userCount(), 0, 'no admin whose token nobody has');
       // Handing the token over is the last thing that can fail: nothing is stored when it does.
-      await assert.rejects(ensureFirstAdmin(authStore(inventory), () => { throw new Error('disk full'); }), /disk full/);
+      await assert.rejects(
+        ensureFirstAdmin(authStore(inventory), () => {
+          throw new Error('disk full');
+        }),
+        /disk full/,
+      );
       assert.equal(await authStore(inventory).userCount(), 0);
     } finally {
       await inventory.destroy();

@@ -42,7 +42,11 @@ before(async () => {
   );
   const workers = await startWorkers(config);
   api = await testApi(config, temporal.client);
-  cleanups.push(() => workers.shutdown(), () => api.close(), () => temporal.client.schedule.getHandle(scheduleId(rule)).delete());
+  cleanups.push(
+    () => workers.shutdown(),
+    () => api.close(),
+    () => temporal.client.schedule.getHandle(scheduleId(rule)).delete(),
+  );
   await reconcileSyncSchedules(temporal.client, config);
 });
 

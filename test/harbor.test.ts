@@ -82,11 +82,7 @@ function failure(type: RegistryErrorType, message: RegExp, fields: { status?: nu
 }
 
 before(async () => {
-  [source, harborTarget, plain] = await Promise.all([
-    startHarborFixture({ name: 'harbor-a', guests: { dev: 'dev-password' } }),
-    startHarborFixture({ name: 'harbor-b' }),
-    startedRegistry('plain'),
-  ]);
+  [source, harborTarget, plain] = await Promise.all([startHarborFixture({ name: 'harbor-a', guests: { dev: 'dev-password' } }), startHarborFixture({ name: 'harbor-b' }), startedRegistry('plain')]);
   harbor = sourceClient();
   plainTarget = { name: 'plain', url: plain.url, kind: 'distribution', credentials: { username: plain.username!, password: plain.password! } };
   await harbor.ensureProject('team');
@@ -122,7 +118,7 @@ describe('HarborClient', () => {
     }
   });
 
-  test("the HA probe counts a Harbor up while its jobservice hangs, and down while its registry is", async () => {
+  test('the HA probe counts a Harbor up while its jobservice hangs, and down while its registry is', async () => {
     const login = { ...harborTarget.registry, name: 'harbor-b', url: harborTarget.url, username: harborTarget.username, password: harborTarget.password };
     const { config } = testConfig('harbor-probe', '127.0.0.1:7233', [{ registry: login, idc: 'idc-b', kind: 'harbor' }]);
     const { probeRegistries } = createHaActivities(config, registryAdapters(config));
@@ -183,8 +179,26 @@ describe('HarborClient', () => {
     assert.deepEqual(
       policies.map((p) => [p.name, p.dest_registry.id, p.trigger.type, p.enabled, p.filters]),
       [
-        ['berth-idem', id, 'manual', true, [{ type: 'name', value: 'team/app' }, { type: 'tag', value: '2.0' }]],
-        ['berth-idem-2', id, 'manual', true, [{ type: 'name', value: 'team/app' }, { type: 'tag', value: '1.0' }]],
+        [
+          'berth-idem',
+          id,
+          'manual',
+          true,
+          [
+            { type: 'name', value: 'team/app' },
+            { type: 'tag', value: '2.0' },
+          ],
+        ],
+        [
+          'berth-idem-2',
+          id,
+          'manual',
+          true,
+          [
+            { type: 'name', value: 'team/app' },
+            { type: 'tag', value: '1.0' },
+          ],
+        ],
       ],
     );
 
@@ -253,7 +267,10 @@ describe('HarborClient', () => {
       await assert.rejects(pushAgain, /denied: The system is in read only mode/i);
       await assert.rejects(
         copyImage({ source: from, sourceRepository: 'team/app', target: into, targetRepository: 'team/fenced-copy', reference: '1.0', concurrency: 2 }),
-        failure('RegistryReadOnly', /HTTP 403 DENIED: The system is in read only mode\. Any modification is prohibited\. — harbor-a-registry is read-only \(fenced\): it refuses writes whatever the credentials$/, { status: 403, code: 'DENIED' }),
+        failure('RegistryReadOnly', /HTTP 403 DENIED: The system is in read only mode\. Any modification is prohibited\. — harbor-a-registry is read-only \(fenced\): it refuses writes whatever the credentials$/, {
+          status: 403,
+          code: 'DENIED',
+        }),
       );
     } finally {
       await harbor.setReadOnly(false);
@@ -284,7 +301,16 @@ describe('replicateWithHarbor', () => {
     const policies = await harborList(source, '/replication/policies?name=berth-team-app-to-plain');
     assert.deepEqual(
       policies.map((p) => [p.dest_registry.url, p.override, p.filters]),
-      [[plain.url, true, [{ type: 'name', value: 'team/app' }, { type: 'tag', value: '1.0' }]]],
+      [
+        [
+          plain.url,
+          true,
+          [
+            { type: 'name', value: 'team/app' },
+            { type: 'tag', value: '1.0' },
+          ],
+        ],
+      ],
     );
   });
 
@@ -306,7 +332,10 @@ describe('replicateWithHarbor', () => {
     const typo = { ...rotated, credentials: { username: plain.username!, password: 'wrong' } };
     await assert.rejects(
       replicate({ target: typo }),
-      failure('RegistryAuthError', /^target unhealthy: harbor-a cannot reach plain-rotated \(http:\/\/127\.0\.0\.1:\d+\) with its credential; from this worker: ping on plain-rotated: HTTP 401 UNAUTHORIZED: authentication required — plain-rotated refused user "berth"$/),
+      failure(
+        'RegistryAuthError',
+        /^target unhealthy: harbor-a cannot reach plain-rotated \(http:\/\/127\.0\.0\.1:\d+\) with its credential; from this worker: ping on plain-rotated: HTTP 401 UNAUTHORIZED: authentication required — plain-rotated refused user "berth"$/,
+      ),
     );
     assert.equal(source.executions.length, executions, 'no execution started');
     // Harbor kept the credential it had; the corrected one matches it, so nothing is sent again.
@@ -360,11 +389,17 @@ describe('replicateWithHarbor', () => {
       let error: unknown;
       await replicate({ deadlineMs: 2500 }).catch((err) => (error = err));
       const execution = source.executions.at(-1)!;
-      failure('RegistryRejected', new RegExp(`^Harbor execution ${execution.id} on harbor-a was stuck: still InProgress after (\\d+\\.\\d) s \\(1 task\\(s\\): 0 succeeded, 0 failed, 1 in progress, 0 stopped\\); berth stopped it$`))(error);
+      failure(
+        'RegistryRejected',
+        new RegExp(`^Harbor execution ${execution.id} on harbor-a was stuck: still InProgress after (\\d+\\.\\d) s \\(1 task\\(s\\): 0 succeeded, 0 failed, 1 in progress, 0 stopped\\); berth stopped it$`),
+      )(error);
       assert.equal((error as RegistryError).retryable, false);
       assert.ok(Number(/after ([\d.]+) s/.exec((error as Error).message)![1]) >= 2.5);
       assert.equal((await harbor.getExecution(execution.id)).status, 'Stopped');
-      assert.deepEqual((await harbor.listTasks(execution.id)).map((t) => t.status), ['Stopped']);
+      assert.deepEqual(
+        (await harbor.listTasks(execution.id)).map((t) => t.status),
+        ['Stopped'],
+      );
     });
   });
 
@@ -376,7 +411,9 @@ describe('replicateWithHarbor', () => {
       const execution = source.executions.at(-1)!;
       failure(
         'RegistryRejected',
-        new RegExp(`^Harbor execution ${execution.id} on harbor-a was stuck: still InProgress after \\d+\\.\\d s \\(.*\\); berth asked harbor-a to stop it and had no answer within 1\\.0 s \\(Harbor waits on its jobservice, which may hang\\): it may still be running$`),
+        new RegExp(
+          `^Harbor execution ${execution.id} on harbor-a was stuck: still InProgress after \\d+\\.\\d s \\(.*\\); berth asked harbor-a to stop it and had no answer within 1\\.0 s \\(Harbor waits on its jobservice, which may hang\\): it may still be running$`,
+        ),
       )(error);
       // Generous margins for a shared machine: the point is seconds, not Harbor's 60 s HTTP timeout.
       assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
@@ -384,10 +421,7 @@ describe('replicateWithHarbor', () => {
 
       const cancel = new AbortController();
       const cancelledAt = { ms: 0 };
-      await assert.rejects(
-        replicate({ signal: cancel.signal, stopTimeoutMs: 1000, onPoll: () => ((cancelledAt.ms = Date.now()), cancel.abort()) }),
-        { name: 'AbortError' },
-      );
+      await assert.rejects(replicate({ signal: cancel.signal, stopTimeoutMs: 1000, onPoll: () => ((cancelledAt.ms = Date.now()), cancel.abort()) }), { name: 'AbortError' });
       assert.ok(Date.now() - cancelledAt.ms < 15_000, 'the cancellation returned without waiting for Harbor');
     });
   });
@@ -414,11 +448,27 @@ describe("held to Harbor's API description (swagger-v2.15.2.yaml)", () => {
     assert.deepEqual(exchanges.flatMap(harborSpecProblems), []);
     const seen = new Set(exchanges.map((e) => /\((\w+)\)$/.exec(harborOperation(e) ?? '')?.[1]));
     const berthUses = [
-      'getHealth', 'updateConfigurations', 'headProject', 'createProject', 'listRegistries', 'createRegistry', 'updateRegistry',
-      'listReplicationPolicies', 'createReplicationPolicy', 'updateReplicationPolicy', 'startReplication', 'getReplicationExecution',
-      'stopReplication', 'listReplicationTasks', 'getReplicationLog',
+      'getHealth',
+      'updateConfigurations',
+      'headProject',
+      'createProject',
+      'listRegistries',
+      'createRegistry',
+      'updateRegistry',
+      'listReplicationPolicies',
+      'createReplicationPolicy',
+      'updateReplicationPolicy',
+      'startReplication',
+      'getReplicationExecution',
+      'stopReplication',
+      'listReplicationTasks',
+      'getReplicationLog',
     ];
-    assert.deepEqual(berthUses.filter((op) => !seen.has(op)), [], 'every operation berth uses was exercised');
+    assert.deepEqual(
+      berthUses.filter((op) => !seen.has(op)),
+      [],
+      'every operation berth uses was exercised',
+    );
   });
 
   test('the check finds what Harbor would not take or send', () => {
@@ -426,15 +476,24 @@ describe("held to Harbor's API description (swagger-v2.15.2.yaml)", () => {
     const json = { 'content-type': 'application/json' };
     const cases: [HarborExchange, RegExp][] = [
       // berth's former log request: Harbor then answers a JSON string
-      [exchange({ url: '/api/v2.0/replication/executions/3/tasks/4/log', requestHeaders: { accept: 'application/json' }, responseHeaders: { 'content-type': 'text/plain' }, responseBody: 'log' }), /asks for application\/json; the operation produces text\/plain/],
-      [exchange({ method: 'POST', url: '/api/v2.0/registries', requestHeaders: json, requestBody: '{"name":"x","url":"http://r","credential_type":"basic"}', status: 201, responseHeaders: { location: '/api/v2.0/registries/2' } }), /request body .*must NOT have additional properties "credential_type"/],
+      [
+        exchange({ url: '/api/v2.0/replication/executions/3/tasks/4/log', requestHeaders: { accept: 'application/json' }, responseHeaders: { 'content-type': 'text/plain' }, responseBody: 'log' }),
+        /asks for application\/json; the operation produces text\/plain/,
+      ],
+      [
+        exchange({ method: 'POST', url: '/api/v2.0/registries', requestHeaders: json, requestBody: '{"name":"x","url":"http://r","credential_type":"basic"}', status: 201, responseHeaders: { location: '/api/v2.0/registries/2' } }),
+        /request body .*must NOT have additional properties "credential_type"/,
+      ],
       [exchange({ method: 'POST', url: '/api/v2.0/replication/executions', requestHeaders: json, requestBody: '{"policy_id":1}', status: 201 }), /without a Location header/],
       [exchange({ responseHeaders: json, responseBody: '{"status":"healthy","components":[{"name":"core","status":"healthy","uptime":3}]}' }), /must NOT have additional properties "uptime"/],
       [exchange({ method: 'PUT', url: '/api/v2.0/replication/executions/3', status: 204 }), /answers 204, which the operation does not declare/],
       [exchange({ method: 'HEAD', url: '/api/v2.0/projects', status: 200 }), /query parameter project_name is required/],
       [exchange({ url: '/api/v2.0/replication/policies?page_size=500', responseHeaders: json, responseBody: '[]' }), /page_size=500 is not integer up to 100/],
       [exchange({ method: 'DELETE', url: '/api/v2.0/health' }), /no such operation/],
-      [exchange({ method: 'PUT', url: '/api/v2.0/configurations', requestHeaders: json, requestBody: '{}', status: 409, responseHeaders: json, responseBody: '{"message":"x"}' }), /answer 409 .*must NOT have additional properties "message"/],
+      [
+        exchange({ method: 'PUT', url: '/api/v2.0/configurations', requestHeaders: json, requestBody: '{}', status: 409, responseHeaders: json, responseBody: '{"message":"x"}' }),
+        /answer 409 .*must NOT have additional properties "message"/,
+      ],
     ];
     for (const [ex, expected] of cases) assert.match(harborSpecProblems(ex).join('\n'), expected, `${ex.method} ${ex.url}`);
   });

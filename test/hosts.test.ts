@@ -103,7 +103,7 @@ describe('init profiles over SSH', () => {
   test('docker step for a login other than root: it joins group docker, so it reaches the engine without sudo', async () => {
     const [result] = await runInitProfile(deploy.session, profile([{ docker: { mirror: false } }]), { machineName: 'host-b' });
     assert.equal(result.status, 'changed');
-    assert.equal((await deploy.session.run("su deploy -c \"docker info --format '{{.LoggingDriver}}'\"")).trim(), 'json-file');
+    assert.equal((await deploy.session.run('su deploy -c "docker info --format \'{{.LoggingDriver}}\'"')).trim(), 'json-file');
   });
 
   test('a failing step stops the profile and reports the step and the command stderr', async () => {

@@ -31,7 +31,7 @@ test('Retry-After in seconds or as an HTTP date', () => {
   assert.ok(Math.abs(parseRetryAfter(inTenSeconds)! - 10_000) < 1500);
 });
 
-test('credentials go only to a token realm on the registry\'s own host or a trusted one, never from https to http', () => {
+test("credentials go only to a token realm on the registry's own host or a trusted one, never from https to http", () => {
   assert.match(realmRefusal('https://registry.example', 'http://registry.example/token', [])!, /plain http/);
   assert.equal(realmRefusal('https://registry.example', 'https://registry.example:8443/token', []), undefined);
   assert.equal(realmRefusal('http://127.0.0.1:5000', 'http://127.0.0.1:5001/token', []), undefined);

@@ -134,8 +134,7 @@ describe('files init step', () => {
   });
 
   test('bad entries are refused by config, each problem naming its YAML path', () => {
-    const yaml = (entries: unknown[]) =>
-      stringify({ idcs: [{ name: 'idc-a' }], registries: [{ name: 'registry-a', idc: 'idc-a', url: 'http://127.0.0.1:5001' }], initProfiles: { base: [{ hostname: {} }, { files: entries }] } });
+    const yaml = (entries: unknown[]) => stringify({ idcs: [{ name: 'idc-a' }], registries: [{ name: 'registry-a', idc: 'idc-a', url: 'http://127.0.0.1:5001' }], initProfiles: { base: [{ hostname: {} }, { files: entries }] } });
     const problems = (entries: unknown[]) => {
       try {
         parseConfig(yaml(entries), 'berth.yaml');
@@ -163,7 +162,13 @@ describe('files init step', () => {
         'initProfiles.base[1].files[4]: Unrecognized key: "size"',
       ],
     );
-    assert.deepEqual(problems([{ path: '/etc/a', content: 'x' }, { path: '/etc/a', content: 'y' }]), ['initProfiles.base[1].files[1].path: /etc/a is listed twice']);
+    assert.deepEqual(
+      problems([
+        { path: '/etc/a', content: 'x' },
+        { path: '/etc/a', content: 'y' },
+      ]),
+      ['initProfiles.base[1].files[1].path: /etc/a is listed twice'],
+    );
     assert.deepEqual(problems([]), ['initProfiles.base[1].files: Too small: expected array to have >=1 items']);
   });
 });

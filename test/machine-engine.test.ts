@@ -58,7 +58,13 @@ const sshConnections = async () => ((await onMachine(['nsenter', '--net=/run/ber
 
 describe('a machine of the docker provider runs containers', () => {
   test('the docker step started the engine during provisioning, and the machine is ready with its host key pinned', () => {
-    assert.deepEqual(steps.map((s) => [s.step, s.status]), [['hostname', 'changed'], ['docker', 'changed']]);
+    assert.deepEqual(
+      steps.map((s) => [s.step, s.status]),
+      [
+        ['hostname', 'changed'],
+        ['docker', 'changed'],
+      ],
+    );
     assert.match(machine.hostKeyFingerprint, /^SHA256:/);
     assert.match(machine.address, /^127\.1\.\d+\.\d+$/);
   });
@@ -77,12 +83,15 @@ describe('a machine of the docker provider runs containers', () => {
       return container.inspect();
     });
     assert.equal(info.State.Status, 'running');
-    const page = await eventually(`the page at ${machine.address}:8080`, () =>
-      fetch(`http://${machine.address}:8080/`).then(
-        (r) => r.text(),
-        () => undefined,
-      ),
-    15_000);
+    const page = await eventually(
+      `the page at ${machine.address}:8080`,
+      () =>
+        fetch(`http://${machine.address}:8080/`).then(
+          (r) => r.text(),
+          () => undefined,
+        ),
+      15_000,
+    );
     assert.equal(page, v1.page);
     // The engine that ran it is the machine's, not the host's.
     assert.deepEqual(await (await hostEngine()).docker.listContainers({ filters: { name: ['httpd-v1'] } }), []);

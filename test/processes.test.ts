@@ -99,15 +99,17 @@ before(async () => {
   // Every copy out of idc-a reads through a slow link, so that a 48 MiB copy lasts a few seconds.
   slowLink = await startRegistryProxy(source.url, { downloadBytesPerSecond: 6 << 20 });
   small = await buildOciLayout(tempDir('small'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 256 << 10, gzip: true }] }]);
-  big = await Promise.all(
-    ['one', 'two'].map((tag) => buildOciLayout(tempDir(`big-${tag}`), tag, [{ os: 'linux', architecture: 'amd64', layers: Array.from({ length: 4 }, () => ({ size: 12 << 20 })) }])),
-  );
+  big = await Promise.all(['one', 'two'].map((tag) => buildOciLayout(tempDir(`big-${tag}`), tag, [{ os: 'linux', architecture: 'amd64', layers: Array.from({ length: 4 }, () => ({ size: 12 << 20 })) }])));
   await pushWithSkopeo(small, source, 'lib/small');
   for (const image of big) await pushWithSkopeo(image, source, 'lib/big');
 
   const apiPort = await freePort();
   apiUrl = `http://127.0.0.1:${apiPort}`;
-  ({ config, file: configFile, env: configEnv } = testConfig(
+  ({
+    config,
+    file: configFile,
+    env: configEnv,
+  } = testConfig(
     'procs',
     temporal.address,
     [
@@ -161,10 +163,16 @@ describe('api, main worker and per-IDC workers as separate processes', () => {
       assert.ok(started[0].activityTaskStartedEventAttributes!.identity!.startsWith(identityOf(worker)), `${activity} ran in the ${idc} worker process`);
     }
     const workflowTasks = (history.events ?? []).filter((e) => e.workflowTaskStartedEventAttributes);
-    assert.ok(workflowTasks.every((e) => e.workflowTaskStartedEventAttributes!.identity!.startsWith(identityOf(workers.main))), 'workflow tasks ran in the main worker');
+    assert.ok(
+      workflowTasks.every((e) => e.workflowTaskStartedEventAttributes!.identity!.startsWith(identityOf(workers.main))),
+      'workflow tasks ran in the main worker',
+    );
 
     // The idc-a worker's log: JSON lines that carry the workflow and the activity they belong to.
-    const lines = readFileSync(workers['idc-a'].logFile, 'utf8').split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+    const lines = readFileSync(workers['idc-a'].logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l));
     const done = lines.find((l) => l.msg === 'Activity completed' && l.workflowId === workflowId);
     assert.ok(done, 'a JSON line for the resolve activity');
     assert.equal(done.activityType, 'resolveImage');

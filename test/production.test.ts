@@ -80,7 +80,22 @@ before(async () => {
   const endpointPort = await freePort();
   const endpoint = { upstreamFile: join(nginxDir, 'hub.upstream.conf'), pidFile: join(nginxDir, 'nginx.pid') };
   const hostOf = (url: string) => new URL(url).host;
-  nginx = await startNginx({ dir: nginxDir, pidFile: endpoint.pidFile, endpoints: [{ group: 'hub', listen: `127.0.0.1:${endpointPort}`, upstreamFile: endpoint.upstreamFile, sides: [{ registry: 'prod-a', upstream: hostOf(source.url) }, { registry: 'prod-b', upstream: hostOf(target.url) }], url: `http://127.0.0.1:${endpointPort}` }] });
+  nginx = await startNginx({
+    dir: nginxDir,
+    pidFile: endpoint.pidFile,
+    endpoints: [
+      {
+        group: 'hub',
+        listen: `127.0.0.1:${endpointPort}`,
+        upstreamFile: endpoint.upstreamFile,
+        sides: [
+          { registry: 'prod-a', upstream: hostOf(source.url) },
+          { registry: 'prod-b', upstream: hostOf(target.url) },
+        ],
+        url: `http://127.0.0.1:${endpointPort}`,
+      },
+    ],
+  });
 
   const apiPort = await freePort();
   apiUrl = `http://127.0.0.1:${apiPort}`;
@@ -176,8 +191,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 }
 
 const machinesNamed = async (name: string) => ((await call('GET', `/v1/machines?cluster=${cluster}`)).json.machines as { id: string; name: string; state: string }[]).filter((m) => m.name === name);
-const containersNamed = async (name: string) =>
-  (await (await hostEngine()).docker.listContainers({ all: true, filters: { label: [`${reservedTags.cluster}=${cluster}`, `${reservedTags.name}=${name}`] } })).length;
+const containersNamed = async (name: string) => (await (await hostEngine()).docker.listContainers({ all: true, filters: { label: [`${reservedTags.cluster}=${cluster}`, `${reservedTags.name}=${name}`] } })).length;
 
 describe('production topology: Temporal server and inventory on PostgreSQL, every part its own process', () => {
   test('a replication, a distribution, a provisioning and a dry-run failover, through the API', async () => {
@@ -194,7 +208,10 @@ describe('production topology: Temporal server and inventory on PostgreSQL, ever
     assert.equal(await digestWithSkopeo(target, 'prod/tree:1.0'), images.tree.digest);
     const provisioned = await closed(provisioning);
     assert.equal(provisioned.status, 'COMPLETED', JSON.stringify(provisioned.failure));
-    assert.deepEqual((await machinesNamed('web-1')).map((m) => m.state), ['ready']);
+    assert.deepEqual(
+      (await machinesNamed('web-1')).map((m) => m.state),
+      ['ready'],
+    );
 
     const dry = await call('POST', '/v1/ha-groups/hub/failover', { reason: 'rehearsal', dryRun: true });
     assert.equal(dry.status, 200, JSON.stringify(dry.json));
@@ -239,7 +256,11 @@ describe('production topology: Temporal server and inventory on PostgreSQL, ever
 
     const done = await closed(workflowId);
     assert.equal(done.status, 'COMPLETED', JSON.stringify(done.failure));
-    assert.deepEqual((await machinesNamed('web-2')).map((m) => m.state), ['ready'], 'one machine web-2, ready');
+    assert.deepEqual(
+      (await machinesNamed('web-2')).map((m) => m.state),
+      ['ready'],
+      'one machine web-2, ready',
+    );
     assert.equal(await containersNamed('web-2'), 1, 'one container for web-2');
     assert.equal((await (await hostEngine()).docker.listContainers({ all: true, filters: { label: [`${reservedTags.cluster}=${cluster}`] } })).length, 2, 'web-1 and web-2, nothing else');
   });
@@ -264,8 +285,7 @@ describe('production topology: Temporal server and inventory on PostgreSQL, ever
     const workflowId = await start('/v1/replications', { image: 'prod/upgrade:1.0', source: 'idc-a', targets: ['idc-b'] });
     const handle = client.workflow.getHandle(workflowId);
     // Raw: the payloads are encrypted, and this client has no key.
-    const copying = async () =>
-      (await client.workflowService.describeWorkflowExecution({ namespace: temporal.namespace, execution: { workflowId } })).pendingActivities?.some((a) => a.activityType?.name === 'copyImageToRegistry');
+    const copying = async () => (await client.workflowService.describeWorkflowExecution({ namespace: temporal.namespace, execution: { workflowId } })).pendingActivities?.some((a) => a.activityType?.name === 'copyImageToRegistry');
     await waitFor('the copy running', async () => ((await copying()) ? true : undefined));
     mainWorker.child.kill('SIGTERM');
     await once(mainWorker.child, 'exit');
@@ -281,7 +301,10 @@ describe('production topology: Temporal server and inventory on PostgreSQL, ever
     const tasks = events.filter((e) => e.workflowTaskStartedEventAttributes).map((e) => e.workflowTaskStartedEventAttributes!.identity!);
     assert.ok(tasks[0].startsWith(identityOf(mainWorker)), 'the workflow started on build A');
     assert.ok(tasks.at(-1)!.startsWith(identityOf(workerB)), 'and ended on build B');
-    assert.ok(events.some((e) => e.timerStartedEventAttributes), "build B's patched branch ran (its timer)");
+    assert.ok(
+      events.some((e) => e.timerStartedEventAttributes),
+      "build B's patched branch ran (its timer)",
+    );
   });
   test("berth's image, built on a local base, runs the API and a worker as containers that replicate an image", async () => {
     const engine = await hostEngine();
@@ -293,11 +316,20 @@ describe('production topology: Temporal server and inventory on PostgreSQL, ever
     // The containers' own task queues and inventory: only they can run what this test starts.
     await pg.createDatabase('berth_image');
     const port = await freePort();
-    const { file, env } = testConfig('prod-image', temporal.address, [{ registry: source, idc: 'idc-a' }, { registry: target, idc: 'idc-b', parent: 'idc-a' }], {}, {
-      api: { host: '127.0.0.1', port },
-      inventory: { postgres: { host: pg.host, port: pg.port, database: 'berth_image', user: pg.user } },
-      encryption,
-    });
+    const { file, env } = testConfig(
+      'prod-image',
+      temporal.address,
+      [
+        { registry: source, idc: 'idc-a' },
+        { registry: target, idc: 'idc-b', parent: 'idc-a' },
+      ],
+      {},
+      {
+        api: { host: '127.0.0.1', port },
+        inventory: { postgres: { host: pg.host, port: pg.port, database: 'berth_image', user: pg.user } },
+        encryption,
+      },
+    );
     // The image's processes run as the unprivileged user berth.
     chmodSync(dirname(file), 0o755);
     chmodSync(file, 0o644);

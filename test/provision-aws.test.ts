@@ -65,21 +65,32 @@ test('RunInstances accepted but never answered: compensation terminates every in
   const { workflowId } = res.json().workflows[0];
   const machine = await eventually('the machine to be recorded', async () => (await listMachines(inventory, { cluster }))[0]);
   // The create gives up (EC2 unreachable) and compensation begins; it cannot reach EC2 either.
-  const compensating = await eventually('compensation to begin', async () => {
-    const { state } = await getMachine(inventory, machine.id);
-    return state === 'destroying' || state === 'destroyed' ? state : undefined;
-  }, 120_000);
+  const compensating = await eventually(
+    'compensation to begin',
+    async () => {
+      const { state } = await getMachine(inventory, machine.id);
+      return state === 'destroying' || state === 'destroyed' ? state : undefined;
+    },
+    120_000,
+  );
   const launched = await instancesOf(machine.id);
   // moto does not honour RunInstances' ClientToken as EC2 does: each lost answer may be an instance of its own.
   console.log(`${proxy.lost} RunInstances answers lost, ${launched.length} instances launched for ${machine.id}`);
   assert.ok(proxy.lost >= 1 && launched.length >= 1, `${proxy.lost} answers lost, ${launched.length} instances`);
-  assert.ok(launched.every((i) => i.state === 'running' || i.state === 'pending'), JSON.stringify(launched));
+  assert.ok(
+    launched.every((i) => i.state === 'running' || i.state === 'pending'),
+    JSON.stringify(launched),
+  );
   assert.equal((await getMachine(inventory, machine.id)).providerId, null, 'berth never learnt an instance id');
 
   proxy.heal();
   const done = await workflowOutcome(temporal.client, workflowId);
   const after = await instancesOf(machine.id);
-  assert.deepEqual(after.filter((i) => i.state !== 'terminated' && i.state !== 'shutting-down'), [], 'no instance of the machine keeps running');
+  assert.deepEqual(
+    after.filter((i) => i.state !== 'terminated' && i.state !== 'shutting-down'),
+    [],
+    'no instance of the machine keeps running',
+  );
   assert.deepEqual(after.map((i) => i.id).sort(), launched.map((i) => i.id).sort());
   assert.equal(compensating, 'destroying', 'while EC2 was out of reach the machine showed destroying');
   assert.equal(done.ok, false);

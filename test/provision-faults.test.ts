@@ -46,7 +46,10 @@ before(async () => {
         idc: 'idc-a',
         provider: { kind: 'docker', socketPath: proxy.socketPath, image: engine.image.tag },
         ssh: { user: 'root', privateKey: { env: keyEnv } },
-        pools: [{ name: 'web', instanceType: 'small', initProfile: 'light' }, { name: 'slow', instanceType: 'small', initProfile: 'slow' }],
+        pools: [
+          { name: 'web', instanceType: 'small', initProfile: 'light' },
+          { name: 'slow', instanceType: 'small', initProfile: 'slow' },
+        ],
       },
     ],
   });
@@ -127,7 +130,10 @@ describe('provisioning under faults at the provider', () => {
     assert.deepEqual(new Set(seen), new Set(['destroying RUNNING container running']), seen.join('\n'));
     assert.equal((await temporal.client.workflow.getHandle(workflowId).describe()).status.name, 'CANCELLED');
     const events = await machineEvents(inventory, row.id);
-    assert.ok(events.some((e) => e.kind === 'destroy-failed' && /retrying until the provider lets it be destroyed/.test(e.detail ?? '')), JSON.stringify(events));
+    assert.ok(
+      events.some((e) => e.kind === 'destroy-failed' && /retrying until the provider lets it be destroyed/.test(e.detail ?? '')),
+      JSON.stringify(events),
+    );
     assert.match(events.at(-1)!.detail!, new RegExp(`destroyed ${container} at the provider$`));
   });
 
@@ -135,14 +141,30 @@ describe('provisioning under faults at the provider', () => {
     // The main queue's activities in a process of their own and its workflows here, so that a reservation waiting
     // on the inventory's write lock (SQLite waits synchronously) keeps neither this test nor the workflow waiting.
     const tight = testClusterName('reserve');
-    const { config: own, file, env } = testConfig('prov-reserve', temporal.address, [{ registry: await testRegistry('reserve-reg'), idc: 'idc-a' }], {}, {
-      rateCard: { docker: { small: 0.02 } },
-      initProfiles: { light: [{ hostname: {} }] },
-      clusters: [{ name: tight, idc: 'idc-a', provider: { kind: 'docker', socketPath: proxy.socketPath }, ssh: { user: 'root', privateKey: { env: keyEnv } }, pools: [{ name: 'web', instanceType: 'small', initProfile: 'light' }] }],
-      projects: [{ name: 'ops', clusters: [tight] }],
-    });
+    const {
+      config: own,
+      file,
+      env,
+    } = testConfig(
+      'prov-reserve',
+      temporal.address,
+      [{ registry: await testRegistry('reserve-reg'), idc: 'idc-a' }],
+      {},
+      {
+        rateCard: { docker: { small: 0.02 } },
+        initProfiles: { light: [{ hostname: {} }] },
+        clusters: [
+          { name: tight, idc: 'idc-a', provider: { kind: 'docker', socketPath: proxy.socketPath }, ssh: { user: 'root', privateKey: { env: keyEnv } }, pools: [{ name: 'web', instanceType: 'small', initProfile: 'light' }] },
+        ],
+        projects: [{ name: 'ops', clusters: [tight] }],
+      },
+    );
     const logFile = join(tempDir('reserve-activities'), 'worker.log');
-    const activities: ManagedProcess = spawnManaged('reserve-activities', process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./harness/activity-worker.ts', import.meta.url))], logFile, { ...process.env, ...env, BERTH_CONFIG: file });
+    const activities: ManagedProcess = spawnManaged('reserve-activities', process.execPath, ['--import', 'tsx', fileURLToPath(new URL('./harness/activity-worker.ts', import.meta.url))], logFile, {
+      ...process.env,
+      ...env,
+      BERTH_CONFIG: file,
+    });
     const connection = await NativeConnection.connect({ address: own.temporal.address });
     const workflows = await Worker.create({ connection, taskQueue: own.taskQueues.main, workflowsPath });
     const running = workflows.run();
@@ -164,9 +186,7 @@ describe('provisioning under faults at the provider', () => {
           workflowId: machineWorkflowId(tight, 'web', name),
           args: [{ cluster: tight, pool: 'web', name, idcTaskQueue: idcTaskQueue(own, 'idc-a') }],
         });
-        await eventually('the reservation to be under way', async () =>
-          ((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'reserveMachine' && a.state === started) ? true : undefined,
-        );
+        await eventually('the reservation to be under way', async () => (((await handle.describe()).raw.pendingActivities ?? []).some((a) => a.activityType?.name === 'reserveMachine' && a.state === started) ? true : undefined));
         await handle.cancel();
         await eventually('the workflow to take the cancellation in', async () => ((await handle.fetchHistory()).events ?? []).some((e) => e.activityTaskCancelRequestedEventAttributes) || undefined, 10_000, 50);
       } finally {

@@ -24,16 +24,36 @@ before(async () => {
   process.env.BERTH_TEST_SSH_KEY = sshKeyPair().privateKey;
   const provider = { kind: 'docker', socketPath: engine.socketPath, image: engine.image.tag };
   const ssh = { user: 'root', privateKey: { env: 'BERTH_TEST_SSH_KEY' } };
-  ({ config } = testConfig('provision', temporal.address, [{ registry: await testRegistry('prov-reg'), idc: 'idc-a' }], {}, {
-    rateCard: { docker: { small: 0.02, huge: 1 } },
-    // A light profile keeps five machines quick; test/hosts.test.ts runs the full `base` profile.
-    initProfiles: { light: [{ hostname: {} }, { sysctl: { 'net.core.somaxconn': 4096 } }], broken: [{ hostname: {} }, { script: { name: 'always fails', check: 'false', run: 'echo disk full >&2; exit 3' } }], slow: [{ script: { name: 'takes long', check: 'false', run: 'sleep 60' } }] },
-    clusters: [
-      { name: cluster, idc: 'idc-a', provider, ssh, pools: [{ name: 'web', instanceType: 'small', initProfile: 'light', maxConcurrentCreates: 2 }, { name: 'bad', instanceType: 'small', initProfile: 'broken' }, { name: 'slow', instanceType: 'small', initProfile: 'slow' }] },
-      { name: tight, idc: 'idc-a', provider, ssh, monthlyBudget: 500, pools: [{ name: 'gpu', instanceType: 'huge', initProfile: 'light' }] },
-    ],
-    projects: [{ name: 'ops', clusters: [cluster, tight] }],
-  }));
+  ({ config } = testConfig(
+    'provision',
+    temporal.address,
+    [{ registry: await testRegistry('prov-reg'), idc: 'idc-a' }],
+    {},
+    {
+      rateCard: { docker: { small: 0.02, huge: 1 } },
+      // A light profile keeps five machines quick; test/hosts.test.ts runs the full `base` profile.
+      initProfiles: {
+        light: [{ hostname: {} }, { sysctl: { 'net.core.somaxconn': 4096 } }],
+        broken: [{ hostname: {} }, { script: { name: 'always fails', check: 'false', run: 'echo disk full >&2; exit 3' } }],
+        slow: [{ script: { name: 'takes long', check: 'false', run: 'sleep 60' } }],
+      },
+      clusters: [
+        {
+          name: cluster,
+          idc: 'idc-a',
+          provider,
+          ssh,
+          pools: [
+            { name: 'web', instanceType: 'small', initProfile: 'light', maxConcurrentCreates: 2 },
+            { name: 'bad', instanceType: 'small', initProfile: 'broken' },
+            { name: 'slow', instanceType: 'small', initProfile: 'slow' },
+          ],
+        },
+        { name: tight, idc: 'idc-a', provider, ssh, monthlyBudget: 500, pools: [{ name: 'gpu', instanceType: 'huge', initProfile: 'light' }] },
+      ],
+      projects: [{ name: 'ops', clusters: [cluster, tight] }],
+    },
+  ));
   workers = await startWorkers(config);
   api = await testApi(config, temporal.client);
 });
@@ -47,8 +67,7 @@ after(async () => {
 });
 
 const finish = (workflowId: string, fixture?: string) => workflowOutcome(temporal.client, workflowId, fixture);
-const containers = async (pool?: string) =>
-  (await (await hostEngine()).docker.listContainers({ all: true, filters: { label: [`${reservedTags.cluster}=${cluster}`, ...(pool ? [`${reservedTags.pool}=${pool}`] : [])] } })).length;
+const containers = async (pool?: string) => (await (await hostEngine()).docker.listContainers({ all: true, filters: { label: [`${reservedTags.cluster}=${cluster}`, ...(pool ? [`${reservedTags.pool}=${pool}`] : [])] } })).length;
 const machines = async (query: string) => (await api.inject({ url: `/v1/machines?cluster=${cluster}${query}` })).json().machines;
 
 describe('provisioning', () => {
@@ -59,7 +78,13 @@ describe('provisioning', () => {
     assert.equal(w.workflowId, `machine:${cluster}/web/solo`);
     const done = await finish(w.workflowId, 'provision-machine');
     assert.ok(done.ok, done.ok ? '' : done.error);
-    assert.deepEqual(done.result.steps.map((s: { step: string; status: string }) => [s.step, s.status]), [['hostname', 'changed'], ['sysctl', 'changed']]);
+    assert.deepEqual(
+      done.result.steps.map((s: { step: string; status: string }) => [s.step, s.status]),
+      [
+        ['hostname', 'changed'],
+        ['sysctl', 'changed'],
+      ],
+    );
     const [m] = await machines('&pool=web');
     assert.deepEqual([m.name, m.state, m.provider], ['solo', 'ready', 'docker']);
     assert.match(m.address, /^127\.1\.\d+\.\d+$/);
@@ -129,7 +154,10 @@ describe('provisioning', () => {
     assert.equal(shrunk.result.removed.length, 4);
     const left = await machines('&pool=web&state=ready');
     assert.equal(left.length, 1);
-    const created = (await machines('&pool=web')).filter((m: { name: string }) => m.name !== 'solo').map((m: { createdAt: string }) => m.createdAt).sort();
+    const created = (await machines('&pool=web'))
+      .filter((m: { name: string }) => m.name !== 'solo')
+      .map((m: { createdAt: string }) => m.createdAt)
+      .sort();
     assert.equal(left[0].createdAt, created[0], 'the oldest machine stays; the newest go first');
     assert.equal(await containers('web'), 1);
   });
@@ -141,7 +169,10 @@ describe('provisioning', () => {
     assert.match(done.ok ? '' : done.error, new RegExp(`monthly budget of cluster ${tight} \\(500\\.00\\) would be exceeded by 230\\.00`));
     const costs = (await api.inject({ url: '/v1/costs?groupBy=pool' })).json();
     assert.equal(costs.groupBy, 'pool');
-    assert.ok(costs.costs.some((c: { cluster: string; pool: string; cost: number }) => c.cluster === cluster && c.pool === 'web' && c.cost > 0), JSON.stringify(costs));
+    assert.ok(
+      costs.costs.some((c: { cluster: string; pool: string; cost: number }) => c.cluster === cluster && c.pool === 'web' && c.cost > 0),
+      JSON.stringify(costs),
+    );
   });
 
   test('bad input: 400 naming the field, 404 for an unknown cluster or pool, nothing started', async () => {

@@ -52,7 +52,13 @@ test('ghosts: live in both reads and held by no machine at the provider; a termi
   // m3 was decommissioned while the provider was listed: not a ghost.
   const after = [before[0], before[1], { ...before[2], state: 'decommissioning' as const }, before[3], before[4]];
   const r = report(before, [at('p2', 'terminated')], after);
-  assert.deepEqual(r.ghosts.map((g) => [g.machineId, g.state, g.providerId]), [['m1', 'ready', 'p1'], ['m2', 'failed', 'p2']]);
+  assert.deepEqual(
+    r.ghosts.map((g) => [g.machineId, g.state, g.providerId]),
+    [
+      ['m1', 'ready', 'p1'],
+      ['m2', 'failed', 'p2'],
+    ],
+  );
   assert.deepEqual(r.monthlyCost, { orphans: 0, ghosts: 730 });
   // The dead container is m2's (its row names it): no orphan.
   assert.deepEqual(r.orphans, []);
@@ -62,6 +68,9 @@ test('a row that appears while the provider is listed is no orphan; drift is a r
   const created = row('m9', 'creating', 'p9');
   const r = report([row('m1', 'ready', 'p1'), row('m2', 'initializing', 'p2')], [at('p1', 'stopped'), at('p2', 'running'), at('p9', 'pending')], [row('m1', 'ready', 'p1'), row('m2', 'initializing', 'p2'), created]);
   assert.deepEqual(r.orphans, []);
-  assert.deepEqual(r.drift.map((d) => [d.machineId, d.inventoryState, d.providerState]), [['m1', 'ready', 'stopped']]);
+  assert.deepEqual(
+    r.drift.map((d) => [d.machineId, d.inventoryState, d.providerState]),
+    [['m1', 'ready', 'stopped']],
+  );
   assert.equal(r.drift[0].remedy, 'see why the provider has it stopped; decommission it (bin/berth decommission m1) if it is not coming back');
 });

@@ -94,15 +94,18 @@ describe('reconciliation', () => {
     assert.deepEqual([report.cluster, report.provider, report.installation, report.atProvider], [cluster, 'docker', here, 3]);
     const orphans = Object.fromEntries(report.orphans.map((o) => [o.providerId, o]));
     assert.deepEqual(Object.keys(orphans).sort(), [earlier.id, lost.id].sort());
-    assert.deepEqual(
-      [orphans[earlier.id].pool, orphans[earlier.id].name, orphans[earlier.id].installation, orphans[earlier.id].madeHere, orphans[earlier.id].hourlyPrice],
-      ['web', 'web-7', 'an-earlier-installation', false, 0.02],
-    );
+    assert.deepEqual([orphans[earlier.id].pool, orphans[earlier.id].name, orphans[earlier.id].installation, orphans[earlier.id].madeHere, orphans[earlier.id].hourlyPrice], ['web', 'web-7', 'an-earlier-installation', false, 0.02]);
     assert.deepEqual([orphans[lost.id].name, orphans[lost.id].installation, orphans[lost.id].madeHere], ['web-8', here, true]);
     assert.ok(orphans[lost.id].costSoFar! >= 0);
     assert.equal(orphans[lost.id].remedy, `adopt it (bin/berth orphan adopt ${lost.id} --cluster ${cluster}) or destroy it (bin/berth orphan destroy ${lost.id} --cluster ${cluster})`);
-    assert.deepEqual(report.ghosts.map((g) => [g.machineId, g.name, g.state, g.providerId]), [[gone.id, 'web-2', 'ready', gone.providerId]]);
-    assert.deepEqual(report.drift.map((d) => [d.machineId, d.inventoryState, d.providerState]), [[stopped.id, 'ready', 'stopped']]);
+    assert.deepEqual(
+      report.ghosts.map((g) => [g.machineId, g.name, g.state, g.providerId]),
+      [[gone.id, 'web-2', 'ready', gone.providerId]],
+    );
+    assert.deepEqual(
+      report.drift.map((d) => [d.machineId, d.inventoryState, d.providerState]),
+      [[stopped.id, 'ready', 'stopped']],
+    );
     // A month of two orphans and one ghost at 0.02 an hour.
     assert.deepEqual(report.monthlyCost, { orphans: 29.2, ghosts: 14.6 });
 
@@ -122,7 +125,12 @@ describe('reconciliation', () => {
     const url = await api.listen();
     const shown = await berth(url, 'reconcile', '--cluster', cluster);
     assert.equal(shown.code, 0, shown.stderr);
-    for (const line of [`orphan ${earlier.id}  web/web-7 running, made by installation an-earlier-installation`, `orphan ${lost.id}  web/web-8 running, made by this installation`, `ghost ${gone.id}  web/web-2 ready in the inventory, gone at the provider`, `drift ${stopped.id}  web/web-1 ready in the inventory, stopped at the provider`]) {
+    for (const line of [
+      `orphan ${earlier.id}  web/web-7 running, made by installation an-earlier-installation`,
+      `orphan ${lost.id}  web/web-8 running, made by this installation`,
+      `ghost ${gone.id}  web/web-2 ready in the inventory, gone at the provider`,
+      `drift ${stopped.id}  web/web-1 ready in the inventory, stopped at the provider`,
+    ]) {
       assert.ok(shown.stdout.includes(line), `${line}\n${shown.stdout}`);
     }
     const developer = await api.userWith('dev', { ops: 'developer' });

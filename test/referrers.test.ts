@@ -35,7 +35,12 @@ function cosignSignature(subject: string): ArtifactSpec {
 
 /** An SBOM attestation as `cosign attest --type spdxjson` stores it: an in-toto statement in a DSSE envelope. */
 function sbomAttestation(subject: string): ArtifactSpec {
-  const statement = { _type: 'https://in-toto.io/Statement/v0.1', predicateType: 'https://spdx.dev/Document', subject: [{ name: 'registry.example/app', digest: { sha256: hexOf(subject) } }], predicate: { spdxVersion: 'SPDX-2.3' } };
+  const statement = {
+    _type: 'https://in-toto.io/Statement/v0.1',
+    predicateType: 'https://spdx.dev/Document',
+    subject: [{ name: 'registry.example/app', digest: { sha256: hexOf(subject) } }],
+    predicate: { spdxVersion: 'SPDX-2.3' },
+  };
   const envelope = { payloadType: 'application/vnd.in-toto+json', payload: Buffer.from(JSON.stringify(statement)).toString('base64'), signatures: [{ keyid: '', sig: randomBytes(64).toString('base64') }] };
   return { layers: [{ mediaType: 'application/vnd.dsse.envelope.v1+json', content: envelope, annotations: { predicateType: 'https://spdx.dev/Document' } }] };
 }
@@ -213,7 +218,7 @@ describe('Referrers API', () => {
     const tag = `lib/api:sha256-${hexOf(image.digest)}`;
     const listedOnTarget = async () => parseReferrersIndex(await manifestWithSkopeo(target, tag), tag);
 
-    const listedByApi = (descriptors: typeof sbom[]) => mergeReferrersTags(dst, 'lib/api', new Map(), new Map([[image.digest, descriptors]]));
+    const listedByApi = (descriptors: (typeof sbom)[]) => mergeReferrersTags(dst, 'lib/api', new Map(), new Map([[image.digest, descriptors]]));
     await listedByApi([sbom]);
     assert.deepEqual(await listedOnTarget(), [sbom]);
     await listedByApi([signature, sbom]);
@@ -251,7 +256,10 @@ describe('Referrers API', () => {
   test('anything but an index of well-formed descriptors is refused, naming the request', () => {
     const what = `list referrers of lib/app@sha256:${'0'.repeat(64)} on source`;
     for (const body of ['<html>404 page not found</html>', '{"manifests":[{"mediaType":"x","digest":"sha256:../../blobs","size":1}]}', '{"errors":[]}']) {
-      assert.throws(() => parseReferrersIndex(Buffer.from(body), what), (err) => err instanceof RegistryError && err.type === 'RegistryRejected' && err.message.startsWith(what));
+      assert.throws(
+        () => parseReferrersIndex(Buffer.from(body), what),
+        (err) => err instanceof RegistryError && err.type === 'RegistryRejected' && err.message.startsWith(what),
+      );
     }
   });
 

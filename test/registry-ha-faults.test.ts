@@ -151,8 +151,14 @@ before(async () => {
   const blind = testConfig('hafault', temporal.address, entries, {}, more({ upstreamFile: join(elsewhere, 'none.conf'), pidFile: join(elsewhere, 'none.pid'), pushLog: join(elsewhere, 'none.log') })).config;
   const workers = await startWorkers(blind, { endpoints: [] });
   api = await testApi(config, temporal.client);
-  cleanups.push(() => workers.shutdown(), () => api.close());
-  cleanups.push(() => temporal.client.workflow.getHandle(guardId(group)).terminate('test done'), () => temporal.client.schedule.getHandle(scheduleId(rule)).delete());
+  cleanups.push(
+    () => workers.shutdown(),
+    () => api.close(),
+  );
+  cleanups.push(
+    () => temporal.client.workflow.getHandle(guardId(group)).terminate('test done'),
+    () => temporal.client.schedule.getHandle(scheduleId(rule)).delete(),
+  );
   await reconcileSyncSchedules(temporal.client, config);
   await ensureRegistryGuards(temporal.client, config);
   await waitFor('the guard to read the endpoint', async () => ((await groupState()).endpoint?.serving === 'reg-a' ? true : undefined));
@@ -301,6 +307,6 @@ test("a push through the endpoint during a failback's resync is on the primary a
 test('workers/main.ts serves an endpoint queue only when --endpoint names its group', async () => {
   const check = (...args: string[]) => promisify(execFile)(process.execPath, ['--import', 'tsx', join(root, 'workers/main.ts'), ...args, '--check'], { env: workerEnv, cwd: root });
   assert.match((await check('--endpoint', group, '--no-main', '--no-idc')).stdout, new RegExp(`would poll berth-endpoint-${group} on`));
-  assert.doesNotMatch((await check('--idc', 'idc-a', '--no-main')).stdout, /berth-endpoint-/, 'an IDC worker never takes the endpoint\'s work');
+  assert.doesNotMatch((await check('--idc', 'idc-a', '--no-main')).stdout, /berth-endpoint-/, "an IDC worker never takes the endpoint's work");
   await assert.rejects(check('--endpoint', 'nope', '--no-main', '--no-idc'), (err: { code: number; stderr: string }) => err.code === 1 && /no endpoint.taskQueue for HA group nope/.test(err.stderr));
 });

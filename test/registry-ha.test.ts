@@ -58,7 +58,11 @@ before(async () => {
   const port = await freePort();
   const nginx = { upstreamFile: join(dir, `${group}.upstream.conf`), pidFile: join(dir, 'nginx.pid'), pushLog: join(dir, `${group}.push.log`) };
   endpoint = { url: `http://127.0.0.1:${port}`, username: reg['reg-a'].username!, password };
-  const proc = await startNginx({ dir, pidFile: nginx.pidFile, endpoints: [{ group, listen: `127.0.0.1:${port}`, upstreamFile: nginx.upstreamFile, pushLog: nginx.pushLog, sides: ['reg-a', 'reg-b'].map((r) => ({ registry: r, upstream: hostOf(reg[r]) })), url: endpoint.url }] });
+  const proc = await startNginx({
+    dir,
+    pidFile: nginx.pidFile,
+    endpoints: [{ group, listen: `127.0.0.1:${port}`, upstreamFile: nginx.upstreamFile, pushLog: nginx.pushLog, sides: ['reg-a', 'reg-b'].map((r) => ({ registry: r, upstream: hostOf(reg[r]) })), url: endpoint.url }],
+  });
   cleanups.push(() => proc.stop());
 
   const entries = [
@@ -73,12 +77,25 @@ before(async () => {
   ({ config } = testConfig('ha', temporal.address, entries, {}, more));
   // idc-c's worker cannot reach reg-a (a partition between the two IDCs): its config points reg-a at a dead port.
   const deadPort = await freePort();
-  const partitioned = testConfig('ha', temporal.address, entries.map((e) => (e.registry === reg['reg-a'] ? { ...e, url: `http://127.0.0.1:${deadPort}` } : e)), {}, more).config;
+  const partitioned = testConfig(
+    'ha',
+    temporal.address,
+    entries.map((e) => (e.registry === reg['reg-a'] ? { ...e, url: `http://127.0.0.1:${deadPort}` } : e)),
+    {},
+    more,
+  ).config;
   const workers = await startWorkers(config, { idcs: ['idc-a', 'idc-b'] });
   const cut = await startWorkers(partitioned, { main: false, idcs: ['idc-c'] });
   api = await testApi(config, temporal.client);
-  cleanups.push(() => workers.shutdown(), () => cut.shutdown(), () => api.close());
-  cleanups.push(() => temporal.client.workflow.getHandle(guardId(group)).terminate('test done'), () => temporal.client.schedule.getHandle(scheduleId(rule)).delete());
+  cleanups.push(
+    () => workers.shutdown(),
+    () => cut.shutdown(),
+    () => api.close(),
+  );
+  cleanups.push(
+    () => temporal.client.workflow.getHandle(guardId(group)).terminate('test done'),
+    () => temporal.client.schedule.getHandle(scheduleId(rule)).delete(),
+  );
   await reconcileSyncSchedules(temporal.client, config);
   await ensureRegistryGuards(temporal.client, config);
 });
@@ -164,5 +181,11 @@ test('HA API: unknown group 404, bad body 400 naming the field', async () => {
   assert.equal((await api.inject({ method: 'POST', url: '/v1/ha-groups/nope/failover', payload: { reason: 'x' } })).statusCode, 404);
   const bad = await failover({ dryRun: 'yes' });
   assert.equal(bad.statusCode, 400);
-  assert.deepEqual(bad.json().issues.map((i: { path: string }) => i.path).sort(), ['dryRun', 'reason']);
+  assert.deepEqual(
+    bad
+      .json()
+      .issues.map((i: { path: string }) => i.path)
+      .sort(),
+    ['dryRun', 'reason'],
+  );
 });

@@ -32,7 +32,14 @@ before(async () => {
   registries = await Promise.all([startedRegistry('distribution-2.8'), startedRegistry('distribution-v3', { version: 3 }), startedGgcrRegistry('ggcr')]);
   // gzip layers only: `crane validate` gunzips every layer, and refuses an uncompressed one wherever it is.
   multi = await buildOciLayout(tempDir('interop-multi'), '1.0', [
-    { os: 'linux', architecture: 'amd64', layers: [{ size: 96 << 10, gzip: true }, { size: 32 << 10, gzip: true }] },
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      layers: [
+        { size: 96 << 10, gzip: true },
+        { size: 32 << 10, gzip: true },
+      ],
+    },
     { os: 'linux', architecture: 'arm64', layers: [{ size: 64 << 10, gzip: true }] },
   ]);
   docker = await buildOciLayout(tempDir('interop-docker'), 'docker', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 48 << 10, gzip: true }] }]);
@@ -48,7 +55,10 @@ describe('copies between registry implementations', () => {
   test('an OCI index and a Docker v2 image copy between every pair, digest for digest, every blob intact', async () => {
     for (const from of registries) {
       for (const to of registries.filter((r) => r !== from)) {
-        for (const [repository, tag] of [['interop/multi', '1.0'], ['interop/docker', 'docker']]) {
+        for (const [repository, tag] of [
+          ['interop/multi', '1.0'],
+          ['interop/docker', 'docker'],
+        ]) {
           const target = `copies/${from.name}/${repository.split('/')[1]}`;
           const result = await copy(from, to, repository, tag, target);
           const pair = `${repository} ${from.name} -> ${to.name}`;
@@ -67,8 +77,14 @@ describe('copies between registry implementations', () => {
       const image = await buildOciLayout(tempDir('interop-subject'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 16 << 10 }] }]);
       await pushWithSkopeo(image, ggcr, 'interop/signed');
       // Pushed by digest with a subject and no tag: only the Referrers API finds them.
-      const sbom = buildArtifactLayout(tempDir('interop-sbom'), 'sbom', { layers: [{ mediaType: 'application/spdx+json', content: { spdxVersion: 'SPDX-2.3' } }], refers: { artifactType: 'application/spdx+json', subject: image.descriptor } });
-      const signature = buildArtifactLayout(tempDir('interop-sig'), 'sig', { layers: [{ mediaType: 'application/vnd.example.signature', content: { of: sbom.digest } }], refers: { artifactType: 'application/vnd.example.signature', subject: sbom.descriptor } });
+      const sbom = buildArtifactLayout(tempDir('interop-sbom'), 'sbom', {
+        layers: [{ mediaType: 'application/spdx+json', content: { spdxVersion: 'SPDX-2.3' } }],
+        refers: { artifactType: 'application/spdx+json', subject: image.descriptor },
+      });
+      const signature = buildArtifactLayout(tempDir('interop-sig'), 'sig', {
+        layers: [{ mediaType: 'application/vnd.example.signature', content: { of: sbom.digest } }],
+        refers: { artifactType: 'application/vnd.example.signature', subject: sbom.descriptor },
+      });
       for (const artifact of [sbom, signature]) await pushWithSkopeo(artifact, ggcr, 'interop/signed', { byDigest: true });
       assert.deepEqual(await referrersWithRegctl(ggcr, 'interop/signed:1.0'), [sbom.digest]);
 
@@ -84,7 +100,7 @@ describe('copies between registry implementations', () => {
   });
 });
 
-test("a registry with the Referrers API that does not know a repository yet still has the API: it lists nothing", async () => {
+test('a registry with the Referrers API that does not know a repository yet still has the API: it lists nothing', async () => {
   const [v2, , ggcr] = registries;
   const digest = `sha256:${'0'.repeat(64)}`;
   // go-containerregistry answers 404 NAME_UNKNOWN there; docker-registry 2.8, without the API, a plain 404.
@@ -108,10 +124,7 @@ describe('clear errors', () => {
       );
       assert.ok(err instanceof RegistryError, String(err));
       assert.deepEqual([err.type, err.retryable, err.opts.status, err.opts.code], ['RegistryRejected', false, 500, 'MANIFEST_BLOB_UNKNOWN']);
-      assert.equal(
-        err.message,
-        `put manifest win/base:1.0 on distribution-v3: HTTP 500 UNKNOWN: unknown error; UNKNOWN: unknown error (invalid URL on layer); MANIFEST_BLOB_UNKNOWN: blob unknown to registry (${foreign})`,
-      );
+      assert.equal(err.message, `put manifest win/base:1.0 on distribution-v3: HTTP 500 UNKNOWN: unknown error; UNKNOWN: unknown error (invalid URL on layer); MANIFEST_BLOB_UNKNOWN: blob unknown to registry (${foreign})`);
       // The activity fails without a retry: Temporal is told it is not retryable.
       await assert.rejects(
         asTemporalFailure(() => Promise.reject(err)),

@@ -125,7 +125,7 @@ test('a kept-alive connection the server dropped is replaced for a request that 
   assert.equal(await digestWithSkopeo(target, 'lib/reconnected:1.0'), image.digest);
 });
 
-test('a refusal in the middle of an upload fails it with the registry\'s answer, and nothing is committed', async () => {
+test("a refusal in the middle of an upload fails it with the registry's answer, and nothing is committed", async () => {
   const registry = await front(target, (req) => {
     if (!(req.method === 'PUT' || req.method === 'PATCH') || !/\/blobs\/uploads\//.test(req.url ?? '') || Number(req.headers['content-length']) < 1 << 20) return false;
     // Read some of the body, then answer as a proxy with a body size limit does (nginx): the answer with
@@ -174,7 +174,7 @@ test('a server that stops answering, before its headers or in the middle of a bo
     const res = await http.request({ method: 'GET', url: new URL(`${registry}/v2/lib/app/blobs/${blob.digest}`), headers: {} });
     assert.equal(res.statusCode, 200);
     await assert.rejects(res.body.bytes(), (err) => err instanceof HttpError && err.code === 'HTTP_TIMEOUT');
-    assert.ok(performance.now() - started < 30_000, 'both gave up after about their timeout, not the server\'s');
+    assert.ok(performance.now() - started < 30_000, "both gave up after about their timeout, not the server's");
   } finally {
     await http.close();
   }

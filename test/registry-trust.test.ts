@@ -79,7 +79,7 @@ after(async () => {
 });
 
 describe('names a registry lists', () => {
-  test("a hostile catalog listing team-a/../team-b/app cannot make a team-a rule read or delete in team-b", async () => {
+  test('a hostile catalog listing team-a/../team-b/app cannot make a team-a rule read or delete in team-b', async () => {
     const target = await startedRegistry('trust-target');
     cleanups.push(target.stop);
     const teamB = await buildOciLayout(tempDir('team-b'), '1.0', [{ os: 'linux', architecture: 'amd64', layers: [{ size: 8 << 10 }] }]);
@@ -99,10 +99,22 @@ describe('names a registry lists', () => {
     });
     const hostileRegistry = { name: 'hostile', url: hostile.url, port: Number(new URL(hostile.url).port), dataDir: '', start: async () => {}, stop: async () => {} };
 
-    const { config } = testConfig('trust-names', temporal.address, [{ registry: hostileRegistry, idc: 'idc-a' }, { registry: target, idc: 'idc-b', parent: 'idc-a', url: targetSide.url }], {}, {
-      projects: [{ name: 'team-a', repositories: ['team-a/**'] }, { name: 'team-b', repositories: ['team-b/**'] }],
-      syncRules: [{ name: 'team-a-mirror', project: 'team-a', source: 'idc-a', repositories: { include: ['team-a/**'] }, schedule: { every: '1h' }, paused: true, deleteExtra: true }],
-    });
+    const { config } = testConfig(
+      'trust-names',
+      temporal.address,
+      [
+        { registry: hostileRegistry, idc: 'idc-a' },
+        { registry: target, idc: 'idc-b', parent: 'idc-a', url: targetSide.url },
+      ],
+      {},
+      {
+        projects: [
+          { name: 'team-a', repositories: ['team-a/**'] },
+          { name: 'team-b', repositories: ['team-b/**'] },
+        ],
+        syncRules: [{ name: 'team-a-mirror', project: 'team-a', source: 'idc-a', repositories: { include: ['team-a/**'] }, schedule: { every: '1h' }, paused: true, deleteExtra: true }],
+      },
+    );
     const workers = await startWorkers(config);
     cleanups.push(() => workers.shutdown());
 
@@ -124,7 +136,7 @@ describe('names a registry lists', () => {
 });
 
 describe("where a registry's credentials go", () => {
-  test('a token realm on another host gets them only when berth.yaml trusts it; one on the registry\'s host (another port) always', async () => {
+  test("a token realm on another host gets them only when berth.yaml trusts it; one on the registry's host (another port) always", async () => {
     const password = randomBytes(12).toString('hex');
     const tokens = createTokenService(tempDir('realm'), { robot: password });
     const elsewhere = await listening('127.0.0.2', (req, res) => tokens.handle(req, res));
@@ -135,7 +147,12 @@ describe("where a registry's credentials go", () => {
     cleanups.push(remote.stop, local.stop);
 
     const configured = (id: string, trustedTokenRealms?: string[]) =>
-      registryClients(testConfig(id, temporal.address, [{ registry: remote, idc: 'idc-a', trustedTokenRealms }, { registry: local, idc: 'idc-b' }]).config);
+      registryClients(
+        testConfig(id, temporal.address, [
+          { registry: remote, idc: 'idc-a', trustedTokenRealms },
+          { registry: local, idc: 'idc-b' },
+        ]).config,
+      );
 
     const untrusted = configured('realm-untrusted');
     await assert.rejects(untrusted('realm-remote').ping(), (e: RegistryError) => {
@@ -146,7 +163,7 @@ describe("where a registry's credentials go", () => {
     });
     assert.deepEqual(elsewhere.seen, [], 'the token service on another host heard nothing');
     await untrusted('realm-local').ping();
-    assert.ok(sameHost.seen.length > 0 && sameHost.seen.every((r) => r.authorization?.startsWith('Basic ')), 'the realm on the registry\'s own host got the credentials');
+    assert.ok(sameHost.seen.length > 0 && sameHost.seen.every((r) => r.authorization?.startsWith('Basic ')), "the realm on the registry's own host got the credentials");
 
     const trusted = configured('realm-trusted', [elsewhere.url]);
     await trusted('realm-remote').ping();
@@ -167,9 +184,16 @@ describe("where a registry's credentials go", () => {
     const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
     await client.uploadBlob('team-a/app', { digest, size: blob.length }, async (offset) => Readable.from([blob.subarray(offset)]));
 
-    assert.ok(front.seen.some((r) => r.method === 'POST' && r.authorization?.startsWith('Basic ')), 'the registry itself got the credentials');
+    assert.ok(
+      front.seen.some((r) => r.method === 'POST' && r.authorization?.startsWith('Basic ')),
+      'the registry itself got the credentials',
+    );
     assert.ok(uploads.seen.length >= 3, `the chunks and the commit went to the upload host (${uploads.seen.length} requests)`);
-    assert.deepEqual(uploads.seen.filter((r) => r.authorization), [], 'none of them carried an Authorization header');
+    assert.deepEqual(
+      uploads.seen.filter((r) => r.authorization),
+      [],
+      'none of them carried an Authorization header',
+    );
     const direct = new RegistryClient({ name: 'location', baseUrl: registry.url, credentials: { username: registry.username!, password: registry.password! } });
     cleanups.push(() => direct.close());
     assert.equal(await direct.hasBlob('team-a/app', digest), true);

@@ -52,8 +52,23 @@ before(async () => {
   source = await startedRegistry('source');
   // An OCI index of two platforms; the base layer is shared, so it is one blob.
   image = await buildOciLayout(tempDir('layout'), '1.0', [
-    { os: 'linux', architecture: 'amd64', layers: [{ size: 3 << 20, gzip: true }, { size: 1 << 20, gzip: true }] },
-    { os: 'linux', architecture: 'arm64', layers: [{ size: 2 << 20, gzip: true }, { size: 512 << 10, gzip: true }, { size: 64 << 10, gzip: true }] },
+    {
+      os: 'linux',
+      architecture: 'amd64',
+      layers: [
+        { size: 3 << 20, gzip: true },
+        { size: 1 << 20, gzip: true },
+      ],
+    },
+    {
+      os: 'linux',
+      architecture: 'arm64',
+      layers: [
+        { size: 2 << 20, gzip: true },
+        { size: 512 << 10, gzip: true },
+        { size: 64 << 10, gzip: true },
+      ],
+    },
   ]);
   await pushWithSkopeo(image, source, repo);
 });
@@ -77,7 +92,10 @@ describe('replicateImage', () => {
     await workersFor(config);
 
     const first = await run(config, 'fanout', inputFor(config, 'source', ['b', 'c']));
-    for (const [name, reg] of [['b', b], ['c', c]] as const) {
+    for (const [name, reg] of [
+      ['b', b],
+      ['c', c],
+    ] as const) {
       assert.equal(first[name].digest, image.digest, `berth reports the source digest for ${name}`);
       assert.equal(await digestWithSkopeo(reg, `${repo}:1.0`), image.digest, `skopeo sees the same index on ${name}`);
       assert.equal(first[name].bytesCopied, image.blobBytes, `every blob byte crossed to ${name} once`);
@@ -188,7 +206,10 @@ describe('replicateImage', () => {
     const handle = await temporal.client.workflow.start(replicateImage, { taskQueue: config.taskQueues.main, workflowId: `cancel-${Date.now()}`, args: [inputFor(config, 'source', ['down'])] });
     await sleep(1500); // the copy is failing against the down target and waiting for its next attempt
     await handle.cancel();
-    const err = await handle.result().then(() => assert.fail('a cancelled replication has no result'), (e) => e);
+    const err = await handle.result().then(
+      () => assert.fail('a cancelled replication has no result'),
+      (e) => e,
+    );
     assert.ok(err instanceof WorkflowFailedError);
     assert.equal(err.cause?.name, 'CancelledFailure');
     assert.equal((await handle.describe()).status.name, 'CANCELLED');

@@ -54,7 +54,10 @@ test('script steps: known secrets never reach a failure, its stack, its details 
         idc: 'idc-a',
         provider: { kind: 'docker' },
         ssh: { user: 'root', privateKey: { env: vars.key } },
-        pools: [{ name: 'quiet', instanceType: 'small', initProfile: 'quiet' }, { name: 'leaky', instanceType: 'small', initProfile: 'leaky' }],
+        pools: [
+          { name: 'quiet', instanceType: 'small', initProfile: 'quiet' },
+          { name: 'leaky', instanceType: 'small', initProfile: 'leaky' },
+        ],
       },
     ],
   };
@@ -64,7 +67,10 @@ test('script steps: known secrets never reach a failure, its stack, its details 
   const leaks = (text: string) => [password, keyLine].filter((s) => text.includes(s));
 
   const report: StepResult[] = await env.run(activities.initMachine, { ...where, pool: 'quiet' });
-  assert.deepEqual(report.map((r) => r.status), ['changed']);
+  assert.deepEqual(
+    report.map((r) => r.status),
+    ['changed'],
+  );
   assert.match(report[0].detail, /check `test -e \/var\/tmp\/berth-\[redacted\]` exited 1/);
   assert.deepEqual(leaks(JSON.stringify(report)), []);
   assert.equal((await host.session.run(`test -e /var/tmp/berth-${password} && echo yes`)).trim(), 'yes', 'the script itself ran with the secret');

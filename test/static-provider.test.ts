@@ -10,8 +10,7 @@ import { freePort } from '../embedded/processes.ts';
 import { tempDir } from '../testbed/berth.ts';
 
 const sshPublicKey = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBerthTestKeyBerthTestKeyBerthTestKeyBerth berth@test';
-const spec = (name: string, more: Partial<MachineSpec> = {}): MachineSpec =>
-  machineSpecSchema.parse({ cluster: 'rack', pool: 'web', name, instanceType: 'physical', idempotencyKey: `req-${name}`, sshPublicKey, ...more });
+const spec = (name: string, more: Partial<MachineSpec> = {}): MachineSpec => machineSpecSchema.parse({ cluster: 'rack', pool: 'web', name, instanceType: 'physical', idempotencyKey: `req-${name}`, sshPublicKey, ...more });
 
 /** A listening socket on a loopback port: all the provider asks of a host is that its SSH port answers. */
 async function listening(): Promise<Server> {
@@ -61,7 +60,10 @@ describe('static provider against hosts on 127.0.0.1', () => {
     const settled = await Promise.allSettled(['web-1', 'web-2', 'web-3', 'web-4', 'web-5', 'web-6'].map((name, i) => workers[i % 3].create(spec(name))));
     const made = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
     assert.deepEqual(made.map((m) => m.id).sort(), ['h1', 'h2', 'h3']);
-    assert.deepEqual(settled.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).name] : [])), ['NoCapacity', 'NoCapacity', 'NoCapacity']);
+    assert.deepEqual(
+      settled.flatMap((r) => (r.status === 'rejected' ? [(r.reason as Error).name] : [])),
+      ['NoCapacity', 'NoCapacity', 'NoCapacity'],
+    );
     const [a, b] = workers;
     for (const m of made) {
       assert.equal(m.created, true);
@@ -103,10 +105,16 @@ describe('static provider against hosts on 127.0.0.1', () => {
   test('findByKey and list: the allocated hosts, as machines, with the tags of their create', async () => {
     const [p] = await providers();
     const m = await p.create(spec('web-1'));
-    assert.deepEqual((await p.findByKey('req-web-1')).map((x) => [x.id, x.state, x.tags['berth:installation']]), [[m.id, 'running', 'rack-tests']]);
+    assert.deepEqual(
+      (await p.findByKey('req-web-1')).map((x) => [x.id, x.state, x.tags['berth:installation']]),
+      [[m.id, 'running', 'rack-tests']],
+    );
     assert.deepEqual(await p.findByKey('req-nobody'), []);
     const listed = await p.list();
-    assert.deepEqual(listed.map((x) => [x.id, x.tags['berth:name']]), [[m.id, 'web-1']]);
+    assert.deepEqual(
+      listed.map((x) => [x.id, x.tags['berth:name']]),
+      [[m.id, 'web-1']],
+    );
     assert.ok(Date.parse(listed[0].createdAt!) <= Date.now());
     await p.destroy(m.id);
     assert.deepEqual([await p.list(), await p.findByKey('req-web-1')], [[], []]);

@@ -21,7 +21,11 @@ test('globs: * and ? stay within a path segment, ** crosses segments', () => {
 });
 
 test('drift: missing, different and extra tags; an extra tag whose digest a staying tag shares is not deletable; referrer tags are never extra', () => {
-  const source = new Map([['1.0', 'sha256:a'], ['1.1', 'sha256:b'], ['2.0', 'sha256:c']]);
+  const source = new Map([
+    ['1.0', 'sha256:a'],
+    ['1.1', 'sha256:b'],
+    ['2.0', 'sha256:c'],
+  ]);
   const target = new Map([
     ['1.0', 'sha256:a'],
     ['2.0', 'sha256:old'],

@@ -11,7 +11,7 @@ const everything = () => true;
 
 describe('which tags a page reads', () => {
   const cases: { name: string; source: string[]; target: string[]; covered?: (t: string) => boolean; after?: string; candidates: string[]; readOnTarget: string[] }[] = [
-    { name: 'the source\'s tags, sorted; read on the target only where its list has them', source: ['v2', 'v1', 'v3'], target: ['v1'], candidates: ['v1', 'v2', 'v3'], readOnTarget: ['v1'] },
+    { name: "the source's tags, sorted; read on the target only where its list has them", source: ['v2', 'v1', 'v3'], target: ['v1'], candidates: ['v1', 'v2', 'v3'], readOnTarget: ['v1'] },
     { name: 'a tag only the target lists is a candidate (extra)', source: ['v1'], target: ['v1', 'old'], candidates: ['old', 'v1'], readOnTarget: ['old', 'v1'] },
     { name: 'tags the rule does not cover are skipped on both sides', source: ['v1', 'rc1'], target: ['rc2'], covered: (t) => !t.startsWith('rc'), candidates: ['v1'], readOnTarget: [] },
     { name: 'referrer tags travel with their subject: never candidates', source: ['v1', referrer], target: [`${referrer}.sig`], candidates: ['v1'], readOnTarget: [] },
@@ -64,19 +64,28 @@ describe('what is copied, in step, left alone or deleted', () => {
     {
       name: 'an extra tag at the digest of a tag in step: not deletable (a delete removes the manifest)',
       source: [['v1', 'sha256:a']],
-      target: [['v1', 'sha256:a'], ['alias', 'sha256:a']],
+      target: [
+        ['v1', 'sha256:a'],
+        ['alias', 'sha256:a'],
+      ],
       drift: { ...none, inSync: 1, extra: [{ tag: 'alias', digest: 'sha256:a', sharedWith: 'v1' }] },
     },
     {
       name: 'an extra tag at the old digest of a tag being fixed: deletable (nothing keeps that digest)',
       source: [['v1', 'sha256:new']],
-      target: [['v1', 'sha256:old'], ['alias', 'sha256:old']],
+      target: [
+        ['v1', 'sha256:old'],
+        ['alias', 'sha256:old'],
+      ],
       drift: { ...none, different: [{ tag: 'v1', digest: 'sha256:new', targetDigest: 'sha256:old' }], extra: [{ tag: 'alias', digest: 'sha256:old' }] },
     },
     {
       name: 'a tag outside the rule is never reported, and protects its digest',
       source: [],
-      target: [['keep', 'sha256:k'], ['old', 'sha256:k']],
+      target: [
+        ['keep', 'sha256:k'],
+        ['old', 'sha256:k'],
+      ],
       covered: (t) => t !== 'keep',
       drift: { ...none, extra: [{ tag: 'old', digest: 'sha256:k', sharedWith: 'keep' }] },
     },
@@ -89,10 +98,22 @@ describe('what is copied, in step, left alone or deleted', () => {
     {
       name: "a page reports only its own tags; another page's source tag protects its digest until it is fixed there",
       source: [['b', 'sha256:b']],
-      target: [['a', 'sha256:x'], ['c', 'sha256:x'], ['d', 'sha256:y'], ['e', 'sha256:y']],
+      target: [
+        ['a', 'sha256:x'],
+        ['c', 'sha256:x'],
+        ['d', 'sha256:y'],
+        ['e', 'sha256:y'],
+      ],
       inPage: (t) => t > 'a' && t <= 'd',
       sourceTags: ['a', 'b'],
-      drift: { ...none, missing: [{ tag: 'b', digest: 'sha256:b' }], extra: [{ tag: 'c', digest: 'sha256:x', sharedWith: 'a' }, { tag: 'd', digest: 'sha256:y' }] },
+      drift: {
+        ...none,
+        missing: [{ tag: 'b', digest: 'sha256:b' }],
+        extra: [
+          { tag: 'c', digest: 'sha256:x', sharedWith: 'a' },
+          { tag: 'd', digest: 'sha256:y' },
+        ],
+      },
     },
   ];
   for (const c of cases) {
@@ -109,18 +130,27 @@ describe('what the sync copies and deletes of a drift', () => {
   const cases: { name: string; drift: RepositoryDrift; unfixed?: string[]; copies: string[]; deletes: Doomed[] }[] = [
     { name: 'in step: nothing', drift: drift({ inSync: 3 }), copies: [], deletes: [] },
     {
-      name: 'missing and different tags are copied at the source\'s digest',
+      name: "missing and different tags are copied at the source's digest",
       drift: drift({ missing: [{ tag: 'v2', digest: 'sha256:b' }], different: [{ tag: 'v1', digest: 'sha256:a', targetDigest: 'sha256:old' }] }),
       copies: ['apps/web:v2@sha256:b', 'apps/web:v1@sha256:a'],
       deletes: [],
     },
     {
       name: 'extra tags at one digest go with one delete of that manifest',
-      drift: drift({ extra: [{ tag: 'x', digest: 'sha256:z' }, { tag: 'y', digest: 'sha256:z' }, { tag: 'w', digest: 'sha256:w' }] }),
+      drift: drift({
+        extra: [
+          { tag: 'x', digest: 'sha256:z' },
+          { tag: 'y', digest: 'sha256:z' },
+          { tag: 'w', digest: 'sha256:w' },
+        ],
+      }),
       copies: [],
-      deletes: [{ repository: 'apps/web', digest: 'sha256:z', tags: ['x', 'y'] }, { repository: 'apps/web', digest: 'sha256:w', tags: ['w'] }],
+      deletes: [
+        { repository: 'apps/web', digest: 'sha256:z', tags: ['x', 'y'] },
+        { repository: 'apps/web', digest: 'sha256:w', tags: ['w'] },
+      ],
     },
-    { name: 'an extra tag sharing a staying tag\'s digest is left alone', drift: drift({ extra: [{ tag: 'alias', digest: 'sha256:a', sharedWith: 'v1' }] }), copies: [], deletes: [] },
+    { name: "an extra tag sharing a staying tag's digest is left alone", drift: drift({ extra: [{ tag: 'alias', digest: 'sha256:a', sharedWith: 'v1' }] }), copies: [], deletes: [] },
     {
       name: 'a tag whose copy failed still points to its old digest: that digest stays',
       drift: drift({ different: [{ tag: 'v1', digest: 'sha256:a', targetDigest: 'sha256:old' }], extra: [{ tag: 'alias', digest: 'sha256:old' }] }),

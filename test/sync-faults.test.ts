@@ -42,10 +42,15 @@ before(async () => {
     ],
   });
   cleanups.push(() => proxy.close());
-  ({ config } = testConfig('faults', temporal.address, [
-    { registry: reg.src, idc: 'idc-a' },
-    { registry: reg.dst, idc: 'idc-b', url: proxy.url },
-  ], { maxAttempts: 3 }));
+  ({ config } = testConfig(
+    'faults',
+    temporal.address,
+    [
+      { registry: reg.src, idc: 'idc-a' },
+      { registry: reg.dst, idc: 'idc-b', url: proxy.url },
+    ],
+    { maxAttempts: 3 },
+  ));
   const workers = await startWorkers(config);
   cleanups.push(() => workers.shutdown());
 });

@@ -92,7 +92,11 @@ before(async () => {
 });
 
 after(async () => {
-  for (const name of [rule, `${rule}-api`]) await temporal.client.schedule.getHandle(scheduleId(name)).delete().catch(() => undefined);
+  for (const name of [rule, `${rule}-api`])
+    await temporal.client.schedule
+      .getHandle(scheduleId(name))
+      .delete()
+      .catch(() => undefined);
   for (const c of cleanups.reverse()) await c().catch(() => undefined);
   await temporal?.close();
 });
@@ -148,7 +152,10 @@ describe('scheduled sync', () => {
   test('sync rules through the API: validation, create, run now, pause, refuse edits of berth.yaml rules, delete', async () => {
     const bad = await api.inject({ method: 'POST', url: '/v1/sync-rules', payload: { name: 'x', source: 'idc-src', targets: ['nowhere'], schedule: { every: 'soon' } } });
     assert.equal(bad.statusCode, 400);
-    assert.deepEqual(bad.json().issues.map((i: { path: string }) => i.path), ['schedule.every']);
+    assert.deepEqual(
+      bad.json().issues.map((i: { path: string }) => i.path),
+      ['schedule.every'],
+    );
     const unknown = await api.inject({ method: 'POST', url: '/v1/sync-rules', payload: { name: 'x', source: 'idc-src', targets: ['nowhere'], schedule: { every: '1h' } } });
     assert.deepEqual(unknown.json().issues, [{ path: 'targets[0]', message: 'unknown IDC or registry "nowhere"' }]);
 

@@ -67,10 +67,22 @@ before(async () => {
   const key = randomBytes(32).toString('base64');
   recordSecret(key);
   process.env.BERTH_TEST_TENANTS_KEY = key;
-  const made = testConfig('tenants', temporal.address, [{ registry: regs[0], idc: 'idc-a' }, { registry: regs[1], idc: 'idc-b', parent: 'idc-a' }], {}, {
-    encryption: { currentKey: 'k1', keys: [{ id: 'k1', key: { env: 'BERTH_TEST_TENANTS_KEY' } }] },
-    projects: [{ name: 'team-a', repositories: ['team-a/**'] }, { name: 'team-b', repositories: ['team-b/**'] }],
-  });
+  const made = testConfig(
+    'tenants',
+    temporal.address,
+    [
+      { registry: regs[0], idc: 'idc-a' },
+      { registry: regs[1], idc: 'idc-b', parent: 'idc-a' },
+    ],
+    {},
+    {
+      encryption: { currentKey: 'k1', keys: [{ id: 'k1', key: { env: 'BERTH_TEST_TENANTS_KEY' } }] },
+      projects: [
+        { name: 'team-a', repositories: ['team-a/**'] },
+        { name: 'team-b', repositories: ['team-b/**'] },
+      ],
+    },
+  );
   config = made.config;
   const logFile = join(tempDir('tenants-workers'), 'workers.log');
   workers = spawnManaged('workers', process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../workers/main.ts', import.meta.url))], logFile, {
@@ -104,7 +116,10 @@ describe('payloads and their projects', () => {
     const child = `${distribution}/idc-a->idc-b`;
     const teamA = [...(await storedPayloads(distribution)), ...(await storedPayloads(child))];
     const teamB = await storedPayloads(replication);
-    for (const [project, payloads] of [['team-a', teamA], ['team-b', teamB]] as const) {
+    for (const [project, payloads] of [
+      ['team-a', teamA],
+      ['team-b', teamB],
+    ] as const) {
       assert.ok(payloads.length >= 6, `${payloads.length} payloads of ${project}`);
       for (const p of payloads) {
         assert.equal(text(p, 'encoding'), 'binary/encrypted');
@@ -117,14 +132,20 @@ describe('payloads and their projects', () => {
     const asGuestA = await decode(tokens.guestA, mixed);
     assert.equal(asGuestA.statusCode, 200, asGuestA.body);
     const out: JsonPayload[] = asGuestA.json().payloads;
-    assert.ok(out.slice(0, teamA.length).every((p) => text(p, 'encoding') !== 'binary/encrypted'), "team-a's payloads in clear");
+    assert.ok(
+      out.slice(0, teamA.length).every((p) => text(p, 'encoding') !== 'binary/encrypted'),
+      "team-a's payloads in clear",
+    );
     assert.ok(out.slice(0, teamA.length).some((p) => plain(p).includes('team-a/app:1.0')));
     assert.deepEqual(out.slice(teamA.length), teamB, "team-b's payloads as they were sent, still encrypted");
 
     const asNobody: JsonPayload[] = (await decode(tokens.nobody, mixed)).json().payloads;
     assert.deepEqual(asNobody, mixed, 'a user of no project reads nothing');
     const asAdmin: JsonPayload[] = (await decode(api.adminToken, mixed)).json().payloads;
-    assert.ok(asAdmin.every((p) => text(p, 'encoding') !== 'binary/encrypted'), 'a platform admin reads everything');
+    assert.ok(
+      asAdmin.every((p) => text(p, 'encoding') !== 'binary/encrypted'),
+      'a platform admin reads everything',
+    );
 
     // The label is bound to the ciphertext: a team-b payload relabelled as team-a's does not open.
     const relabelled = { ...teamB[0], metadata: { ...teamB[0].metadata, 'berth-project': Buffer.from('team-a').toString('base64') } };
@@ -152,7 +173,10 @@ describe('payloads and their projects', () => {
     assert.match(status.json().failure.message, /team-b\/missing:1\.0 does not exist/);
     const payloads = await storedPayloads(failed);
     const forB: JsonPayload[] = (await decode(tokens.guestB, payloads)).json().payloads;
-    assert.ok(forB.some((p) => /"message":".*team-b\/missing:1\.0 does not exist/.test(plain(p))), 'the failure attributes open for team-b');
+    assert.ok(
+      forB.some((p) => /"message":".*team-b\/missing:1\.0 does not exist/.test(plain(p))),
+      'the failure attributes open for team-b',
+    );
     assert.deepEqual((await decode(tokens.guestA, payloads)).json().payloads, payloads, 'and stay closed for team-a');
   });
 });

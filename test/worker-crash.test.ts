@@ -52,10 +52,15 @@ after(async () => {
 
 test('a worker killed mid-copy is replaced and the copy completes without re-sending finished blobs', async () => {
   const concurrency = 2;
-  const { config, file, env } = testConfig('crash', temporal.address, [
-    { registry: source, idc: 'idc-a' },
-    { registry: target, idc: 'idc-b', url: proxy.url },
-  ], { blobConcurrency: concurrency, chunkSizeMiB: 8 });
+  const { config, file, env } = testConfig(
+    'crash',
+    temporal.address,
+    [
+      { registry: source, idc: 'idc-a' },
+      { registry: target, idc: 'idc-b', url: proxy.url },
+    ],
+    { blobConcurrency: concurrency, chunkSizeMiB: 8 },
+  );
   const first = await spawnWorker(file, env);
   const handle = await temporal.client.workflow.start(replicateImage, {
     taskQueue: config.taskQueues.main,

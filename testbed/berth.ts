@@ -39,8 +39,7 @@ export async function testRegistry(
   const username = opts.auth === 'none' ? undefined : (opts.username ?? 'berth');
   const password = opts.auth === 'none' ? undefined : (opts.password ?? randomBytes(12).toString('hex'));
   if (password) recordSecret(password);
-  const auth: RegistryAuth | undefined =
-    opts.auth === 'none' ? undefined : typeof opts.auth === 'object' ? opts.auth : { htpasswd: { username: username!, password: password! } };
+  const auth: RegistryAuth | undefined = opts.auth === 'none' ? undefined : typeof opts.auth === 'object' ? opts.auth : { htpasswd: { username: username!, password: password! } };
   const reg: TestRegistry = {
     name,
     port,

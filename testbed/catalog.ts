@@ -24,9 +24,7 @@ function tinyLayer(repository: string): Buffer {
 /** An OCI image of its repository's layer, with a config that names the image: its digest is its own. */
 function tinyImage({ repository, tag, variant = '' }: TinyImageRef) {
   const layer = tinyLayer(repository);
-  const config = Buffer.from(
-    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] }, config: { Labels: { 'berth.test/image': `${repository}:${tag}${variant}` } } }),
-  );
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] }, config: { Labels: { 'berth.test/image': `${repository}:${tag}${variant}` } } }));
   const descriptor = (mediaType: string, bytes: Buffer) => ({ mediaType, digest: sha256(bytes), size: bytes.length });
   const bytes = Buffer.from(
     JSON.stringify({
@@ -43,9 +41,11 @@ function tinyImage({ repository, tag, variant = '' }: TinyImageRef) {
 /** Runs `fn` over `items`, `concurrency` at a time. */
 async function each<T>(items: T[], concurrency: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
 }
 
 const upload = (client: RegistryClient, repository: string, blob: Buffer) => client.uploadBlob(repository, { digest: sha256(blob), size: blob.length }, async () => Readable.from([blob]));

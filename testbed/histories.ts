@@ -41,8 +41,7 @@ export function activityEvents(history: History, activityType: string) {
   const events = history.events ?? [];
   const scheduled = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === activityType);
   const ids = new Set(scheduled.map((e) => String(e.eventId)));
-  const belonging = (attrs: (e: HistoryEvent) => { scheduledEventId?: unknown } | null | undefined) =>
-    events.filter((e) => attrs(e) && ids.has(String(attrs(e)!.scheduledEventId)));
+  const belonging = (attrs: (e: HistoryEvent) => { scheduledEventId?: unknown } | null | undefined) => events.filter((e) => attrs(e) && ids.has(String(attrs(e)!.scheduledEventId)));
   return {
     scheduled,
     started: belonging((e) => e.activityTaskStartedEventAttributes),
@@ -61,7 +60,7 @@ export interface WorkflowRun {
  * execution of a parent made.
  */
 export async function* workflowTree(client: Client, workflowId: string, runId?: string): AsyncGenerator<WorkflowRun> {
-  for (let run: string | undefined = runId ?? (await client.workflow.getHandle(workflowId).describe()).runId; run; ) {
+  for (let run: string | undefined = runId ?? (await client.workflow.getHandle(workflowId).describe()).runId; run;) {
     const history = await client.workflow.getHandle(workflowId, run).fetchHistory();
     yield { workflowId, runId: run, history };
     for (const e of history.events ?? []) {

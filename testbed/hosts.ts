@@ -35,10 +35,7 @@ export const testInstallation = 'berth-tests';
 
 export async function testDockerProvider(cluster: string, opts: { image?: string; installation?: string; socketPath?: string } = {}): Promise<CloudProvider> {
   const engine = await hostEngine();
-  return dockerProvider(
-    { kind: 'docker', socketPath: opts.socketPath ?? engine.socketPath, image: opts.image ?? engine.image.tag },
-    { cluster, rateCard: testRateCard, installation: opts.installation ?? testInstallation },
-  );
+  return dockerProvider({ kind: 'docker', socketPath: opts.socketPath ?? engine.socketPath, image: opts.image ?? engine.image.tag }, { cluster, rateCard: testRateCard, installation: opts.installation ?? testInstallation });
 }
 
 /**

@@ -152,7 +152,11 @@ async function writeLayer(blobsDir: string, name: string, spec: LayerSpec): Prom
     });
   const tar = Readable.from(tarOfOneFile(`${name}.bin`, spec.size)).pipe(tap(diffHash));
   const blob = spec.gzip ? tar.pipe(createGzip({ level: 1 })) : tar;
-  await pipeline(blob, tap(blobHash, (n) => (blobSize += n)), createWriteStream(tmp));
+  await pipeline(
+    blob,
+    tap(blobHash, (n) => (blobSize += n)),
+    createWriteStream(tmp),
+  );
   const hex = blobHash.digest('hex');
   renameSync(tmp, join(blobsDir, hex));
   const mediaType = `application/vnd.oci.image.layer.${spec.nonDistributable ? 'nondistributable.' : ''}v1.tar${spec.gzip ? '+gzip' : ''}`;
@@ -163,7 +167,7 @@ async function writeLayer(blobsDir: string, name: string, spec: LayerSpec): Prom
 /** A ustar archive holding one file of random bytes, generated piece by piece. */
 function* tarOfOneFile(name: string, size: number): Generator<Buffer> {
   yield ustarHeader(name, size);
-  for (let left = size; left > 0; ) {
+  for (let left = size; left > 0;) {
     const n = Math.min(left, 1024 * 1024);
     yield randomFillSync(Buffer.allocUnsafe(n));
     left -= n;
@@ -192,7 +196,7 @@ export function ustarHeader(name: string, size: number, mtime = Math.floor(Date.
 
 /** What follows a file's content in a ustar archive: padding to a block, then the two empty end blocks. */
 export function tarPadding(size: number): Buffer {
-  return Buffer.alloc((512 - (size % 512)) % 512 + 1024);
+  return Buffer.alloc(((512 - (size % 512)) % 512) + 1024);
 }
 
 export interface RegistryLogin {
@@ -215,13 +219,20 @@ function creds(flag: string, reg: RegistryLogin): string[] {
  * `byDigest`, no tag is written, as OCI 1.1 clients push a referrer.
  */
 export async function pushWithSkopeo(image: BuiltImage, reg: RegistryLogin, repository: string, opts: { dockerFormat?: boolean; byDigest?: boolean } = {}): Promise<void> {
-  await run('skopeo', [
-    'copy', '--all', '--quiet', '--dest-tls-verify=false',
-    ...(opts.dockerFormat ? ['--format', 'v2s2'] : ['--preserve-digests']),
-    ...creds('--dest-creds', reg),
-    `oci:${image.layoutDir}:${image.tag}`,
-    skopeoTarget(reg, opts.byDigest ? `${repository}@${image.digest}` : `${repository}:${image.tag}`),
-  ], { maxBuffer: 16 * 1024 * 1024 });
+  await run(
+    'skopeo',
+    [
+      'copy',
+      '--all',
+      '--quiet',
+      '--dest-tls-verify=false',
+      ...(opts.dockerFormat ? ['--format', 'v2s2'] : ['--preserve-digests']),
+      ...creds('--dest-creds', reg),
+      `oci:${image.layoutDir}:${image.tag}`,
+      skopeoTarget(reg, opts.byDigest ? `${repository}@${image.digest}` : `${repository}:${image.tag}`),
+    ],
+    { maxBuffer: 16 * 1024 * 1024 },
+  );
 }
 
 /** The manifest a registry serves for an image, byte for byte: `skopeo inspect --raw` (independent of berth). */
@@ -235,5 +246,7 @@ export async function manifestWithSkopeo(reg: RegistryLogin, image: string): Pro
 
 /** The digest a registry serves for an image, computed from `skopeo inspect --raw`. */
 export async function digestWithSkopeo(reg: RegistryLogin, image: string): Promise<string> {
-  return `sha256:${createHash('sha256').update(await manifestWithSkopeo(reg, image)).digest('hex')}`;
+  return `sha256:${createHash('sha256')
+    .update(await manifestWithSkopeo(reg, image))
+    .digest('hex')}`;
 }

@@ -65,11 +65,7 @@ function tar(files: { name: string; content: Buffer; mode?: number }[]): Buffer 
 export async function serviceImage(version: string, opts: { healthy?: boolean } = {}): Promise<ServiceImage> {
   const healthy = opts.healthy ?? true;
   const page = `${serviceImageRepository} ${version}\n`;
-  const rootfs = tar([
-    { name: 'bin/busybox', content: await busybox(), mode: 0o755 },
-    { name: 'www/index.html', content: Buffer.from(page) },
-    ...(healthy ? [{ name: 'www/healthz', content: Buffer.from('ok\n') }] : []),
-  ]);
+  const rootfs = tar([{ name: 'bin/busybox', content: await busybox(), mode: 0o755 }, { name: 'www/index.html', content: Buffer.from(page) }, ...(healthy ? [{ name: 'www/healthz', content: Buffer.from('ok\n') }] : [])]);
   return { repository: serviceImageRepository, version, ref: `${serviceImageRepository}:${version}`, rootfs, page, healthy };
 }
 

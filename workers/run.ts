@@ -58,8 +58,7 @@ export async function startWorkers(config: BerthConfig, opts: { main?: boolean; 
     if (!workers.some((w) => w.options.taskQueue === taskQueue)) workers.push(await Worker.create({ ...common, taskQueue }));
   }
   // Bound before the workers run: a port that is taken fails the start rather than leaving workers unwatched.
-  const metrics =
-    metricsPort === undefined ? undefined : await serveMetrics({ host: config.metrics.host, port: metricsPort, healthy: () => workers.every((w) => w.getState() === 'RUNNING') });
+  const metrics = metricsPort === undefined ? undefined : await serveMetrics({ host: config.metrics.host, port: metricsPort, healthy: () => workers.every((w) => w.getState() === 'RUNNING') });
   // If one worker fails, stop the others too: a process that serves only some of its queues is worse than none.
   const done = Promise.allSettled(
     workers.map((w) =>

@@ -16,7 +16,6 @@ import { planBatches } from './deploy-batches.ts';
 import { distributeImage } from './distribute-image.ts';
 import { describeFailure } from './failures.ts';
 
-
 /** Where a machine is going: a version at a digest. */
 interface Target {
   version: string;
@@ -186,7 +185,10 @@ export async function deployService(input: DeployServiceInput): Promise<DeploySe
 
   progress.status = 'done';
   await finishRelease({ runId, outcome: 'succeeded' });
-  const byStatus = (s: MachineRollout['status']) => Object.values(progress.machines).filter((m) => m.status === s).map((m) => m.name);
+  const byStatus = (s: MachineRollout['status']) =>
+    Object.values(progress.machines)
+      .filter((m) => m.status === s)
+      .map((m) => m.name);
   return { version, digest, updated: byStatus('done'), unchanged: byStatus('unchanged') };
 }
 

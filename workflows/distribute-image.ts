@@ -99,9 +99,7 @@ export async function distributeImage({ image, plan, maxAttempts }: DistributeIm
     let cut = false;
     // Settles when every copy below has: with nothing when they succeeded, or were cancelled because this IDC
     // failed; with the error otherwise (the distribution was cancelled).
-    const children = below
-      .run(() => Promise.allSettled(node.children.map((c) => pipelined(node, c))))
-      .then((settled) => (cut ? undefined : settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')?.reason));
+    const children = below.run(() => Promise.allSettled(node.children.map((c) => pipelined(node, c)))).then((settled) => (cut ? undefined : settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')?.reason));
     const pipeline = { manifestsFrom: source.registry, waitForSource: parent !== plan, inOrder: node.children.length > 0 };
     const bytes = parent
       ? await intoIdc(parent, node, started, pipeline).catch(async (err) => {

@@ -13,8 +13,7 @@ const machineStep = activityOptions(activityTiming.machineStep);
 const destroyUntilGone = 'provision-destroy-until-gone';
 
 /** What compensation did, as the failure says it: only what happened. */
-const compensated = (outcome: DestroyOutcome | undefined) =>
-  outcome?.destroyed.length ? `${outcome.destroyed.join(', ')} was destroyed at the provider` : 'nothing had been created at the provider';
+const compensated = (outcome: DestroyOutcome | undefined) => (outcome?.destroyed.length ? `${outcome.destroyed.join(', ')} was destroyed at the provider` : 'nothing had been created at the provider');
 
 /**
  * Provisions one machine as a saga: budget check -> create (or adopt an orphan) -> wait until running -> wait for

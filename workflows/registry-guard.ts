@@ -54,7 +54,10 @@ const atEndpoint = (plan: HaGroupPlan) => proxyActivities<Activities>(activityOp
 /** Tells the guard that started this failover or failback where traffic goes now: its state follows at once. */
 async function tellGuard(active: 'primary' | 'secondary'): Promise<void> {
   const parent = workflowInfo().parent;
-  if (parent) await getExternalWorkflowHandle(parent.workflowId).signal(endpointSwitchedSignal, { active }).catch(() => undefined);
+  if (parent)
+    await getExternalWorkflowHandle(parent.workflowId)
+      .signal(endpointSwitchedSignal, { active })
+      .catch(() => undefined);
 }
 
 /**
@@ -217,16 +220,18 @@ export async function registryGuard({ plan: initial, state: carried }: GuardInpu
 function rpoMeasurer(plan: HaGroupPlan, taskQueue?: string) {
   const { measureRpo } = proxyActivities<Activities>(activityOptions(activityTiming.measureRpo, { taskQueue }));
   return () =>
-    measureRpo({ group: plan.group, primary: plan.primary.registry, secondary: plan.secondary.registry, timeoutMs: plan.probe.timeoutMs }).catch(
-      (err): RpoMeasurement => ({ source: 'unknown', missing: [], total: 0, error: describeFailure(err) }),
-    );
+    measureRpo({ group: plan.group, primary: plan.primary.registry, secondary: plan.secondary.registry, timeoutMs: plan.probe.timeoutMs }).catch((err): RpoMeasurement => ({
+      source: 'unknown',
+      missing: [],
+      total: 0,
+      error: describeFailure(err),
+    }));
 }
 
 /** Whether a side has a fence of its own; a plan of berth 0.1/0.2 says only its kind, and Harbor was the one that had. */
 const fencesItself = (side: HaSide) => side.readOnlyFence ?? side.kind === 'harbor';
 
-const fenceStep = ({ primary }: HaGroupPlan) =>
-  fencesItself(primary) ? `put ${primary.registry} (${primary.kind}) in read-only mode` : `fence ${primary.registry} by taking it out of the endpoint`;
+const fenceStep = ({ primary }: HaGroupPlan) => (fencesItself(primary) ? `put ${primary.registry} (${primary.kind}) in read-only mode` : `fence ${primary.registry} by taking it out of the endpoint`);
 
 /**
  * Moves an HA group's traffic from its primary to its secondary: fence the primary (and berth's sync rules off

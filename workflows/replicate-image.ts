@@ -41,9 +41,7 @@ export async function replicateImage(input: ReplicateImageInput): Promise<Replic
   const failures: string[] = [];
   await Promise.all(
     targets.map(async (t) => {
-      const { copyImageToRegistry } = proxyActivities<Activities>(
-        activityOptions(activityTiming.copyImage, { maximumAttempts: input.maxAttempts, taskQueue: t.taskQueue, summary: `copy ${image} ${source.idc} -> ${t.idc}` }),
-      );
+      const { copyImageToRegistry } = proxyActivities<Activities>(activityOptions(activityTiming.copyImage, { maximumAttempts: input.maxAttempts, taskQueue: t.taskQueue, summary: `copy ${image} ${source.idc} -> ${t.idc}` }));
       const p = progress[t.registry];
       try {
         const r: CopyToRegistryResult = await copyImageToRegistry({ image, digest, source: source.registry, target: t.registry, progressSignalMs, pipeline: input.pipeline });

@@ -77,9 +77,7 @@ export async function syncRegistries(plan: SyncPlan, resumed?: SyncRunState): Pr
   const { workflowId } = workflowInfo();
   const key = (p: SyncPair) => `${p.from.registry}->${p.to.registry}`;
   const state: SyncRunState = resumed ?? { reports: plan.pairs.map(emptyReport), pairs: plan.pairs.map(() => ({ status: 'pending', batches: 0, batchesDone: 0 })) };
-  setHandler(syncProgressQuery, () =>
-    Object.fromEntries(plan.pairs.map((p, i) => [key(p), { status: state.pairs[i].status, batchesDone: state.pairs[i].batchesDone, batches: state.pairs[i].batches }])),
-  );
+  setHandler(syncProgressQuery, () => Object.fromEntries(plan.pairs.map((p, i) => [key(p), { status: state.pairs[i].status, batchesDone: state.pairs[i].batchesDone, batches: state.pairs[i].batches }])));
 
   const syncPair = async (index: number) => {
     const pair = plan.pairs[index];
@@ -91,11 +89,14 @@ export async function syncRegistries(plan: SyncPlan, resumed?: SyncRunState): Pr
     );
     const runBatch = async (batch: string[], i: number) => {
       try {
-        merge(report, await executeChild(syncRepositories, {
-          workflowId: `${workflowId}/${key(pair)}/${i}`,
-          args: [{ plan, pair, repositories: batch }],
-          staticSummary: `sync ${batch.length} repositories ${key(pair)}`,
-        }));
+        merge(
+          report,
+          await executeChild(syncRepositories, {
+            workflowId: `${workflowId}/${key(pair)}/${i}`,
+            args: [{ plan, pair, repositories: batch }],
+            staticSummary: `sync ${batch.length} repositories ${key(pair)}`,
+          }),
+        );
       } catch (err) {
         fail(report, `${batch[0]} .. ${batch[batch.length - 1]}`, err);
       }
@@ -165,9 +166,7 @@ export async function syncRepositories(input: SyncRepositoriesInput): Promise<Pa
   const { copyImages } = proxyActivities<Activities>(activityOptions(activityTiming.copyImages, atTarget));
   // mode harbor: Harbor's replication, driven from the main queue (a control activity on Harbor's API).
   const harbor = activityTiming.harborReplication;
-  const { replicateViaHarbor } = proxyActivities<Activities>(
-    activityOptions(harbor, { maximumAttempts: plan.maxAttempts, startToCloseTimeout: plan.harborDeadlineMs + harbor.startToCloseTimeout }),
-  );
+  const { replicateViaHarbor } = proxyActivities<Activities>(activityOptions(harbor, { maximumAttempts: plan.maxAttempts, startToCloseTimeout: plan.harborDeadlineMs + harbor.startToCloseTimeout }));
   const limits = { requestsPerSecond: plan.requestsPerSecond, bytesPerSecond: plan.bytesPerSecond };
   const diffing = { source: pair.from.registry, target: pair.to.registry, tags: plan.tags, deleteExtra: plan.deleteExtra, requestsPerSecond: plan.requestsPerSecond };
 

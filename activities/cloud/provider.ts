@@ -102,7 +102,10 @@ export const machineSpecSchema = z
     idempotencyKey: z.string().regex(/^[A-Za-z0-9._:/-]{1,64}$/, 'must be 1-64 letters, digits or ._:/-'),
     tags: machineTagsSchema.default({}),
     /** The login the key is installed for (created with passwordless sudo when not root, as cloud-init does). */
-    sshUser: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Unix user name').default('root'),
+    sshUser: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Unix user name')
+      .default('root'),
     /** Installed for `sshUser` at create (the private half stays a reference in config). */
     sshPublicKey: z.string().regex(/^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]+( .*)?$/, 'must be an OpenSSH public key line'),
   })

@@ -85,10 +85,15 @@ export function createHostActivities(config: BerthConfig) {
           ctx.cancellationSignal.addEventListener('abort', stop);
           try {
             const redact = secretRedactor(knownSecrets(config));
-            return await runInitProfile(session, config.initProfiles[pool.initProfile], { machineName: input.machineName, registryMirror: registry?.url, insecureRegistry: registry?.insecure ? registry.host : undefined, redact }, (r) => {
-              done.push(r);
-              ctx.heartbeat({ done: done.length });
-            });
+            return await runInitProfile(
+              session,
+              config.initProfiles[pool.initProfile],
+              { machineName: input.machineName, registryMirror: registry?.url, insecureRegistry: registry?.insecure ? registry.host : undefined, redact },
+              (r) => {
+                done.push(r);
+                ctx.heartbeat({ done: done.length });
+              },
+            );
           } catch (err) {
             throw ctx.cancellationSignal.aborted ? ctx.cancellationSignal.reason : err;
           } finally {

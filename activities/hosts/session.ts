@@ -48,10 +48,7 @@ export function fingerprint(hostKey: Buffer): string {
  * Connects once sshd lets us in: a refused or timed-out attempt is what a booting machine looks like, and is tried
  * again every second until `timeoutMs`; any other answer (a refused key, another host key) fails at once.
  */
-export async function connectWhenReady(
-  target: SshTarget,
-  opts: SessionOptions & { timeoutMs: number; onAttempt?: () => void; pause?: (ms: number) => Promise<unknown> },
-): Promise<SshSession> {
+export async function connectWhenReady(target: SshTarget, opts: SessionOptions & { timeoutMs: number; onAttempt?: () => void; pause?: (ms: number) => Promise<unknown> }): Promise<SshSession> {
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
     opts.onAttempt?.();

@@ -159,7 +159,7 @@ export class RegistryClient {
   async getReferrers(repository: string, digest: string, signal?: AbortSignal): Promise<Buffer[] | null> {
     const what = `list referrers of ${repository}@${digest}`;
     const pages: Buffer[] = [];
-    for (let path: string | undefined = `/v2/${repository}/referrers/${digest}`; path !== undefined; ) {
+    for (let path: string | undefined = `/v2/${repository}/referrers/${digest}`; path !== undefined;) {
       const res = await this.send({ method: 'GET', path, headers: { accept: MediaType.ociIndex }, scopes: [pull(repository)], what, signal });
       if (res.statusCode === 404) {
         // A registry with the API may still answer 404 for a repository it does not know (go-containerregistry's
@@ -175,7 +175,7 @@ export class RegistryClient {
   }
 
   private async *pages(first: string, field: 'repositories' | 'tags', scopes: string[], what: string, signal?: AbortSignal): AsyncGenerator<string[]> {
-    for (let path: string | undefined = first; path !== undefined; ) {
+    for (let path: string | undefined = first; path !== undefined;) {
       const res = await this.send({ method: 'GET', path, scopes, what, signal });
       if (res.statusCode === 404 && field === 'tags') return void (await res.body.dump());
       if (res.statusCode !== 200) throw await this.failure(res, what);
@@ -311,7 +311,7 @@ export class RegistryClient {
         return;
       }
       const reader = new ExactReader(content);
-      for (let offset = from.offset; offset < blob.size; ) {
+      for (let offset = from.offset; offset < blob.size;) {
         const length = Math.min(this.chunkSize, blob.size - offset);
         const res = await this.send({
           method: 'PATCH',
@@ -370,16 +370,7 @@ export class RegistryClient {
    * or a Bearer token fetched from the realm for the scopes), then the request is sent again, so only requests
    * whose body can be replayed go first; streamed bodies follow a request that has already obtained the token.
    */
-  private async send(req: {
-    method: string;
-    path?: string;
-    url?: string;
-    headers?: Record<string, string>;
-    body?: Buffer | StreamedBody;
-    scopes: string[];
-    what: string;
-    signal?: AbortSignal;
-  }): Promise<Response> {
+  private async send(req: { method: string; path?: string; url?: string; headers?: Record<string, string>; body?: Buffer | StreamedBody; scopes: string[]; what: string; signal?: AbortSignal }): Promise<Response> {
     const url = req.url ?? `${this.baseUrl}${req.path}`;
     // An upload Location may name another host: it gets neither the registry's credentials nor its tokens.
     const own = onRegistryHost(this.baseUrl, url);
@@ -487,8 +478,6 @@ export class RegistryClient {
   private failure(res: Response, what: string): Promise<RegistryError> {
     return responseFailure(res, what, this.name, this.credentials);
   }
-
-
 }
 
 function pull(repository: string): string {

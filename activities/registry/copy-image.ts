@@ -131,7 +131,8 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
   let [blobsSkipped, blobsMounted] = [0, 0];
   for (const digest of blobs.keys()) {
     if (toCopy.has(digest) && !present.has(digest)) lacking.add(digest);
-    else if (ours.has(digest)) copied.push(digest); // an earlier attempt uploaded it
+    else if (ours.has(digest))
+      copied.push(digest); // an earlier attempt uploaded it
     else blobsSkipped++;
   }
   // Bytes of blob content put on the target, each blob counted once however many attempts it took.
@@ -195,8 +196,15 @@ export async function copyImage(req: CopyImageRequest): Promise<CopyImageResult>
   const upload = async (descriptors: Iterable<Descriptor>) => {
     const lacked = [...descriptors].filter((b) => lacking.has(b.digest));
     if (!req.inOrder) return forEachLimit(lacked, req.concurrency, (b) => copyBlob(b));
-    await forEachLimit(lacked.filter((b) => b.size < inOrderFrom), req.concurrency, (b) => copyBlob(b));
-    await staggered(lacked.filter((b) => b.size >= inOrderFrom), copyBlob);
+    await forEachLimit(
+      lacked.filter((b) => b.size < inOrderFrom),
+      req.concurrency,
+      (b) => copyBlob(b),
+    );
+    await staggered(
+      lacked.filter((b) => b.size >= inOrderFrom),
+      copyBlob,
+    );
   };
   await upload(imageBlobs.values());
   // A signed image without its signature is not a good copy: a referrer that fails fails the copy, before the tag.
@@ -283,12 +291,7 @@ async function travels(source: RegistryClient, repository: string, blob: Descrip
  * to store by digest or under their source tag. `indexes` are the source's tag schema indexes by subject, `listed`
  * what the Referrers API listed; `count` is how many referrer manifests there are.
  */
-async function collectReferrers(
-  source: RegistryClient,
-  repository: string,
-  image: Unit,
-  signal?: AbortSignal,
-): Promise<{ units: Unit[]; count: number; indexes: Map<string, Manifest>; listed: Map<string, Descriptor[]> }> {
+async function collectReferrers(source: RegistryClient, repository: string, image: Unit, signal?: AbortSignal): Promise<{ units: Unit[]; count: number; indexes: Map<string, Manifest>; listed: Map<string, Descriptor[]> }> {
   const find = referrerFinder(source, repository, signal);
   const units = new Map<string, Unit>();
   const indexes = new Map<string, Manifest>();

@@ -198,10 +198,7 @@ interface Exchange {
   onAbort?: () => void;
 }
 
-type Framing =
-  | { kind: 'length'; left: number }
-  | { kind: 'chunked'; state: 'size' | 'data' | 'crlf' | 'trailer'; left: number; line: string }
-  | { kind: 'close' };
+type Framing = { kind: 'length'; left: number } | { kind: 'chunked'; state: 'size' | 'data' | 'crlf' | 'trailer'; left: number; line: string } | { kind: 'close' };
 
 class Connection {
   private socket!: Socket;

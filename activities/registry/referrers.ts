@@ -114,13 +114,7 @@ async function tagsByReferredDigest(client: RegistryClient, repository: string, 
  * target with the API indexes referrers by their `subject` on its own). A target without an index gets the
  * source's byte for byte.
  */
-export async function mergeReferrersTags(
-  target: RegistryClient,
-  repository: string,
-  sourceIndexes: Map<string, Manifest>,
-  listed: Map<string, Descriptor[]>,
-  signal?: AbortSignal,
-): Promise<void> {
+export async function mergeReferrersTags(target: RegistryClient, repository: string, sourceIndexes: Map<string, Manifest>, listed: Map<string, Descriptor[]>, signal?: AbortSignal): Promise<void> {
   const [first] = listed.keys();
   const targetLacksApi = first !== undefined && (await listReferrers(target, repository, first, signal)) === null;
   const subjects = new Set([...sourceIndexes.keys(), ...(targetLacksApi ? listed.keys() : [])]);
@@ -135,14 +129,7 @@ export async function mergeReferrersTags(
  * Adds descriptors to a subject's `sha256-<hex>` index on a registry, keeping the index and what it lists; where
  * there is none yet, starts from `initial` (the source's index), else from an empty one.
  */
-async function addToReferrersTag(
-  client: RegistryClient,
-  repository: string,
-  subject: string,
-  descriptors: Descriptor[],
-  initial: Manifest | undefined,
-  signal?: AbortSignal,
-): Promise<void> {
+async function addToReferrersTag(client: RegistryClient, repository: string, subject: string, descriptors: Descriptor[], initial: Manifest | undefined, signal?: AbortSignal): Promise<void> {
   const tag = referrersTag(subject);
   const current = await client.getManifest(repository, tag, signal).catch((err) => {
     if (err instanceof RegistryError && err.type === 'ImageNotFound') return undefined;

@@ -36,6 +36,10 @@ export async function checkOnce(docker: Docker, containerId: string, address: st
   }
   const { ExitCode } = await exec.inspect();
   // Docker multiplexes stdout and stderr with 8-byte frame headers: printable text is what is worth showing.
-  const text = Buffer.concat(output).toString('utf8').replace(/[^\x20-\x7e\n]/g, '').trim().slice(-300);
+  const text = Buffer.concat(output)
+    .toString('utf8')
+    .replace(/[^\x20-\x7e\n]/g, '')
+    .trim()
+    .slice(-300);
   return ExitCode === 0 ? undefined : `exited ${ExitCode}${text ? `: ${text}` : ''}`;
 }

@@ -74,7 +74,10 @@ export function createServiceActivities(context: MachineContext) {
       const { ref, registry: r, host } = pullReference(cluster, repository, digest);
       const credentials = resolveCredentials(r.name, r.credentials);
       return onEngine(machineId, async (docker) => {
-        const present = await docker.getImage(ref).inspect().then(() => true, whenEngineAnswers([404], false));
+        const present = await docker
+          .getImage(ref)
+          .inspect()
+          .then(() => true, whenEngineAnswers([404], false));
         if (present) return { pulled: false };
         const authconfig = credentials ? { username: credentials.username, password: credentials.password, serveraddress: host } : undefined;
         const stream = await docker.pull(ref, { authconfig }).catch((err: Error) => {
@@ -82,7 +85,13 @@ export function createServiceActivities(context: MachineContext) {
           if (engineStatus(err) === 404 || /not found|unknown|unauthorized|denied/i.test(err.message)) throw ApplicationFailure.nonRetryable(`${ref}: ${err.message}`, 'ImageUnavailable');
           throw err;
         });
-        await new Promise<void>((resolve, reject) => docker.modem.followProgress(stream, (err) => (err ? reject(err) : resolve()), () => Context.current().heartbeat()));
+        await new Promise<void>((resolve, reject) =>
+          docker.modem.followProgress(
+            stream,
+            (err) => (err ? reject(err) : resolve()),
+            () => Context.current().heartbeat(),
+          ),
+        );
         return { pulled: true };
       });
     },
@@ -138,11 +147,12 @@ export function createServiceActivities(context: MachineContext) {
           if (/^the container is /.test(problem)) break;
           await ctx.sleep(health.intervalMs);
         }
-        throw ApplicationFailure.nonRetryable(
-          `${machineName}: replica ${container.replica} of ${service.name} ${container.version} failed its health check (${describeCheck(health)}): ${last}`,
-          'HealthCheckFailed',
-          { machine: machineName, replica: container.replica, check: describeCheck(health), problem: last },
-        );
+        throw ApplicationFailure.nonRetryable(`${machineName}: replica ${container.replica} of ${service.name} ${container.version} failed its health check (${describeCheck(health)}): ${last}`, 'HealthCheckFailed', {
+          machine: machineName,
+          replica: container.replica,
+          check: describeCheck(health),
+          problem: last,
+        });
       });
     },
 
@@ -155,7 +165,10 @@ export function createServiceActivities(context: MachineContext) {
     async drainServices({ machineId }: { machineId: string }): Promise<{ drained: string[] }> {
       const containers = await onEngine(machineId, async (docker) => {
         const all = await docker.listContainers({ all: true, filters: { label: [serviceLabels.service] } });
-        await stopAndRemove(docker, all.map((c) => c.Id));
+        await stopAndRemove(
+          docker,
+          all.map((c) => c.Id),
+        );
         return all;
       });
       const drained = [...new Set(containers.map((c) => c.Labels[serviceLabels.service]))];

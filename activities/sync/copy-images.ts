@@ -91,7 +91,11 @@ export function createCopyImages(config: BerthConfig, clientFor: RegistryClients
     };
     const each = async (indices: number[]) => {
       let next = 0;
-      await lanes(imagesAtOnce, () => next < indices.length, () => copy(indices[next++]));
+      await lanes(
+        imagesAtOnce,
+        () => next < indices.length,
+        () => copy(indices[next++]),
+      );
     };
     // Images of a repository share layers, as a rule. The first image of each repository goes before its siblings:
     // a registry on a filesystem writes a blob's link in place, and a sibling that checks the blob or puts a
@@ -106,7 +110,12 @@ export function createCopyImages(config: BerthConfig, clientFor: RegistryClients
     } finally {
       clearInterval(heartbeat);
     }
-    retryTransient(transient.map((t) => t.error), images.length, 'images', maxAttempts);
+    retryTransient(
+      transient.map((t) => t.error),
+      images.length,
+      'images',
+      maxAttempts,
+    );
     const failed = [...progress.failed, ...transient.map(({ index, error }) => ({ index, error: error.message }))];
     return { failed: failed.map(({ index, error }) => ({ repository: images[index].repository, tag: images[index].tag, error })) };
   };

@@ -110,7 +110,11 @@ export async function driftPage(req: DriftPageRequest): Promise<{ drift: Reposit
     // Which extra tags may go depends on every tag at their digests: the target's other tags are read too.
     const unread = req.lists.target.filter((t) => !targetDigests.has(t));
     let i = 0;
-    await lanes(req.lanes, () => i < unread.length, () => read(target, unread[i++], targetDigests));
+    await lanes(
+      req.lanes,
+      () => i < unread.length,
+      () => read(target, unread[i++], targetDigests),
+    );
     drift = compareTags(repository, sourceDigests, targetDigests, covered, inPage, onSource);
   }
   return { drift, read: walked, ...(next !== undefined ? { next } : {}) };
@@ -124,9 +128,7 @@ export async function driftPage(req: DriftPageRequest): Promise<{ drift: Reposit
 export function driftCandidates(lists: TagLists, covered: (tag: string) => boolean, after?: string): { candidates: string[]; onSource: Set<string>; onTarget: Set<string> } {
   const onSource = new Set(lists.source.filter(covered));
   const onTarget = new Set(lists.target);
-  const candidates = [...new Set([...onSource, ...lists.target.filter((t) => covered(t) && !onSource.has(t))])]
-    .filter((t) => (after === undefined || t > after) && referredDigest(t) === undefined)
-    .sort();
+  const candidates = [...new Set([...onSource, ...lists.target.filter((t) => covered(t) && !onSource.has(t))])].filter((t) => (after === undefined || t > after) && referredDigest(t) === undefined).sort();
   return { candidates, onSource, onTarget };
 }
 

@@ -190,16 +190,20 @@ export function createSyncActivities(config: BerthConfig, clientFor: RegistryCli
       const failed: { repository: string; digest: string; error: string }[] = [];
       const transient: RegistryError[] = [];
       let i = 0;
-      await lanes(4, () => i < manifests.length, async () => {
-        const { repository, digest } = manifests[i++];
-        try {
-          await client.deleteManifest(repository, digest, ctx.cancellationSignal);
-        } catch (err) {
-          if (ctx.cancellationSignal.aborted) throw err;
-          if (isTransient(err)) transient.push(err);
-          failed.push({ repository, digest, error: (err as Error).message });
-        }
-      });
+      await lanes(
+        4,
+        () => i < manifests.length,
+        async () => {
+          const { repository, digest } = manifests[i++];
+          try {
+            await client.deleteManifest(repository, digest, ctx.cancellationSignal);
+          } catch (err) {
+            if (ctx.cancellationSignal.aborted) throw err;
+            if (isTransient(err)) transient.push(err);
+            failed.push({ repository, digest, error: (err as Error).message });
+          }
+        },
+      );
       retryTransient(transient, manifests.length, 'deletes', maxAttempts);
       return { failed };
     },

@@ -36,7 +36,10 @@ export class AuthStore {
   constructor(private readonly db: Kysely<AuthTables>) {}
 
   async userCount(): Promise<number> {
-    const { n } = await this.db.selectFrom('users').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow();
+    const { n } = await this.db
+      .selectFrom('users')
+      .select(sql<number>`count(*)`.as('n'))
+      .executeTakeFirstOrThrow();
     return Number(n);
   }
 
@@ -129,7 +132,10 @@ export class AuthStore {
   }
 
   async audit(entry: AuditEntry): Promise<void> {
-    await this.db.insertInto('audit_log').values({ ...entry, at: entry.at.getTime() }).execute();
+    await this.db
+      .insertInto('audit_log')
+      .values({ ...entry, at: entry.at.getTime() })
+      .execute();
   }
 
   async auditLog(filter: { principal?: string; action?: string; outcome?: string; from?: Date; to?: Date; limit: number }) {

@@ -26,7 +26,10 @@ export function machineRoutes(app: FastifyInstance, deps: ApiDeps) {
     url: '/v1/machines',
     summary: 'Provision machines into a pool: one provisionMachine saga each (budget, create, SSH + host key, init profile, register)',
     tag: 'machines',
-    body: z.object({ cluster: name, pool: name, count: z.number().int().min(1).max(50).default(1), name: name.optional() }).strict().refine((b) => !b.name || b.count === 1, { error: 'a name names one machine: leave count at 1', path: ['count'] }),
+    body: z
+      .object({ cluster: name, pool: name, count: z.number().int().min(1).max(50).default(1), name: name.optional() })
+      .strict()
+      .refine((b) => !b.name || b.count === 1, { error: 'a name names one machine: leave count at 1', path: ['count'] }),
     access: { role: 'developer' },
     project: ({ body }) => projectOfCluster(config, body.cluster),
     handler: async ({ reply, body, principal }) => {

@@ -73,7 +73,10 @@ export function reconciliationRoutes(app: FastifyInstance, deps: ApiDeps) {
       const next = await client.schedule
         .getHandle(reconcileScheduleId(params.cluster))
         .describe()
-        .then((d) => d.info.nextActionTimes[0] ?? null, () => null);
+        .then(
+          (d) => d.info.nextActionTimes[0] ?? null,
+          () => null,
+        );
       if (!last) return sendNotFound(reply, `no reconciliation of cluster ${params.cluster} has completed yet: POST /v1/clusters/${params.cluster}/reconcile runs one`);
       const report = (await client.workflow.getHandle(last.workflowId, last.runId).result()) as ReconcileReport;
       return { workflowId: last.workflowId, nextRun: next, report };

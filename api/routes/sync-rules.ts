@@ -185,7 +185,10 @@ export function syncRuleRoutes(app: FastifyInstance, deps: ApiDeps) {
         runs.map(async (a) => {
           const handle = client.workflow.getHandle(a.action.workflow.workflowId, a.action.workflow.firstExecutionRunId);
           // A run Temporal's retention has removed meanwhile is reported as unknown, not as the whole list's failure.
-          const status = await handle.describe().then((d) => d.status, () => ({ name: 'UNKNOWN' as const }));
+          const status = await handle.describe().then(
+            (d) => d.status,
+            () => ({ name: 'UNKNOWN' as const }),
+          );
           if (status.name === 'UNKNOWN') return { workflowId: a.action.workflow.workflowId, scheduledAt: a.scheduledAt, status: status.name };
           const base = { workflowId: a.action.workflow.workflowId, scheduledAt: a.scheduledAt, status: status.name };
           if (status.name === 'RUNNING') return base;

@@ -17,8 +17,14 @@ export function workflowUiUrl(config: BerthConfig, workflowId: string, runId: st
 const statuses = ['Running', 'Completed', 'Failed', 'Canceled', 'Terminated', 'TimedOut', 'ContinuedAsNew'] as const;
 const listQuery = z
   .object({
-    kind: z.string().regex(/^[a-z-]+$/).optional(),
-    project: z.string().regex(/^[a-z0-9-]+$/).optional(),
+    kind: z
+      .string()
+      .regex(/^[a-z-]+$/)
+      .optional(),
+    project: z
+      .string()
+      .regex(/^[a-z0-9-]+$/)
+      .optional(),
     status: z.enum(statuses).optional(),
     limit: z.coerce.number().int().min(1).max(500).default(50),
   })

@@ -32,8 +32,7 @@ export async function up(db: Kysely<any>): Promise<void> {
  * the definition as the database has it keeps whatever columns and indexes it has.
  */
 async function rebuildSqliteMachines(db: Kysely<any>): Promise<void> {
-  const definitions = async (type: 'table' | 'index') =>
-    (await sql<{ sql: string }>`select sql from sqlite_master where type = ${type} and tbl_name = 'machines' and sql is not null`.execute(db)).rows.map((r) => r.sql);
+  const definitions = async (type: 'table' | 'index') => (await sql<{ sql: string }>`select sql from sqlite_master where type = ${type} and tbl_name = 'machines' and sql is not null`.execute(db)).rows.map((r) => r.sql);
   const [table] = await definitions('table');
   const widened = table.replace(/^create table "machines"/i, 'create table "machines_next"').replace(/'decommissioning', 'destroyed', 'failed'/, "'decommissioning', 'destroying', 'destroyed', 'failed'");
   if (!widened.includes("'destroying'") || !widened.includes('"machines_next"')) throw new Error(`the machines table is not as migration 0001 made it: ${table}`);

@@ -168,7 +168,9 @@ export async function startHarborFixture(opts: { name: string; username?: string
   async function api(req: IncomingMessage, res: ServerResponse, requested: URL, text: string): Promise<void> {
     const { pathname, searchParams } = requested;
     if (pathname === '/api/v2.0/health') return send(res, 200, await health());
-    const [user, pass] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().split(':');
+    const [user, pass] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64')
+      .toString()
+      .split(':');
     if (!user || users[user] !== pass) return fail(res, 401, 'UNAUTHORIZED', 'unauthorized');
     // `/api/v2.0/replication/executions/7/tasks` -> `GET /replication/executions/{id}/tasks`, ids = [7]
     const route = `${req.method} ${pathname.replace(/^\/api\/v2\.0/, '').replace(/\/\d+/g, '/{id}')}`;
@@ -205,7 +207,17 @@ export async function startHarborFixture(opts: { name: string; username?: string
         return page(res, requested, endpoints.filter((e) => name === undefined || e.name === name).map(endpointView));
       }
       case 'POST /registries': {
-        const endpoint: Endpoint = { id: 0, name: body.name, description: body.description ?? '', url: body.url, type: body.type, insecure: Boolean(body.insecure), credential: body.credential, creation_time: now(), update_time: now() };
+        const endpoint: Endpoint = {
+          id: 0,
+          name: body.name,
+          description: body.description ?? '',
+          url: body.url,
+          type: body.type,
+          insecure: Boolean(body.insecure),
+          credential: body.credential,
+          creation_time: now(),
+          update_time: now(),
+        };
         const problem = endpointProblem(endpoint);
         if (problem) return fail(res, 400, 'BAD_REQUEST', problem);
         if (endpoints.some((e) => e.name === body.name)) return fail(res, 409, 'CONFLICT', `registry ${body.name} already exists`);
@@ -312,8 +324,7 @@ export async function startHarborFixture(opts: { name: string; username?: string
       async (r) => (await r.body.dump(), r.statusCode === 200 || r.statusCode === 401 ? { status: 'healthy' } : { status: 'unhealthy', error: `HTTP ${r.statusCode}` }),
       (err: Error) => ({ status: 'unhealthy', error: err.message }),
     );
-    const of = (name: string) =>
-      name === 'registry' ? registryHealth : name === 'jobservice' && fixture.jobserviceHangs ? { status: 'unhealthy', error: 'context deadline exceeded' } : { status: 'healthy' };
+    const of = (name: string) => (name === 'registry' ? registryHealth : name === 'jobservice' && fixture.jobserviceHangs ? { status: 'unhealthy', error: 'context deadline exceeded' } : { status: 'healthy' });
     const list = components.map((name) => ({ name, ...of(name) }));
     return { status: list.every((c) => c.status === 'healthy') ? 'healthy' : 'unhealthy', components: list };
   }
@@ -384,7 +395,23 @@ export async function startHarborFixture(opts: { name: string; username?: string
       const image = `${task.repository}:${tag}`;
       task.log += `${now()} [INFO] copying ${new URL(url).host}/${image} to ${destination}/${image}\n`;
       try {
-        await run('skopeo', ['copy', '--all', '--preserve-digests', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', '--src-creds', `${username}:${password}`, ...destCreds, `docker://${new URL(url).host}/${image}`, `docker://${destination}/${image}`], { signal });
+        await run(
+          'skopeo',
+          [
+            'copy',
+            '--all',
+            '--preserve-digests',
+            '--quiet',
+            '--src-tls-verify=false',
+            '--dest-tls-verify=false',
+            '--src-creds',
+            `${username}:${password}`,
+            ...destCreds,
+            `docker://${new URL(url).host}/${image}`,
+            `docker://${destination}/${image}`,
+          ],
+          { signal },
+        );
       } catch (err) {
         const e = err as Error & { stderr?: string };
         task.log += `${now()} [ERROR] ${(e.stderr || e.message).trim().replace(/\s*\n\s*/g, ' ')}\n`;

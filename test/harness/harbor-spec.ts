@@ -89,8 +89,7 @@ function schemaProblems(schema: Schema, value: unknown): string[] {
   return validate(value) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath || '(body)'} ${e.message}${e.params && 'additionalProperty' in e.params ? ` "${e.params.additionalProperty}"` : ''}`);
 }
 
-const resolve = <T extends { $ref?: string }>(item: T, section: 'parameters' | 'responses'): T =>
-  item.$ref ? (spec[section][item.$ref.replace(`#/${section}/`, '')] as unknown as T) : item;
+const resolve = <T extends { $ref?: string }>(item: T, section: 'parameters' | 'responses'): T => (item.$ref ? (spec[section][item.$ref.replace(`#/${section}/`, '')] as unknown as T) : item);
 
 /** Path templates as patterns, the most literal first: `/registries/ping` before `/registries/{id}`. */
 const routes = Object.keys(spec.paths)
@@ -111,7 +110,11 @@ const header = (headers: Record<string, string | string[] | undefined>, name: st
   const v = headers[name];
   return Array.isArray(v) ? v.join(', ') : v;
 };
-const mediaTypes = (value: string | undefined) => (value ?? '').split(',').map((t) => t.split(';')[0].trim().toLowerCase()).filter(Boolean);
+const mediaTypes = (value: string | undefined) =>
+  (value ?? '')
+    .split(',')
+    .map((t) => t.split(';')[0].trim().toLowerCase())
+    .filter(Boolean);
 
 /** The operation an exchange is, as `METHOD template (operationId)`, or undefined when the API has none. */
 export function harborOperation(ex: Pick<HarborExchange, 'method' | 'url'>): string | undefined {

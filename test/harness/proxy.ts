@@ -85,19 +85,16 @@ export async function startRegistryProxy(
       refusedBy.set(rule, (refusedBy.get(rule) ?? 0) + 1);
       return refuse(req, res, rule.status, rule.code);
     }
-    const upstream = request(
-      { host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers },
-      (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        if (isBlobDownload(req)) {
-          const chosen = opts.corrupt === 'downloads' && (!opts.onlyDigest || req.url!.endsWith(opts.onlyDigest));
-          const tampered = up.pipe(tamper(chosen, (n) => (state.downloadedBytes += n)));
-          (opts.downloadBytesPerSecond ? tampered.pipe(pace(opts.downloadBytesPerSecond)) : tampered).pipe(res);
-        } else {
-          up.pipe(res);
-        }
-      },
-    );
+    const upstream = request({ host: target.hostname, port: target.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      if (isBlobDownload(req)) {
+        const chosen = opts.corrupt === 'downloads' && (!opts.onlyDigest || req.url!.endsWith(opts.onlyDigest));
+        const tampered = up.pipe(tamper(chosen, (n) => (state.downloadedBytes += n)));
+        (opts.downloadBytesPerSecond ? tampered.pipe(pace(opts.downloadBytesPerSecond)) : tampered).pipe(res);
+      } else {
+        up.pipe(res);
+      }
+    });
     upstream.on('error', () => res.destroy());
     req.on('error', () => upstream.destroy());
     if (!isBlobUpload(req)) {

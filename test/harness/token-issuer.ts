@@ -33,11 +33,7 @@ export interface TokenIssuer extends Omit<TokenService, 'handle'> {
  * (`rootcertbundle`); the certificate travels in the `x5c` header. `grant` decides which of the requested actions
  * a user gets; by default every action on repositories and nothing else.
  */
-export function createTokenService(
-  dir: string,
-  users: Record<string, string>,
-  opts: { service?: string; issuer?: string; grant?: (user: string, scope: TokenScope) => string[] } = {},
-): TokenService {
+export function createTokenService(dir: string, users: Record<string, string>, opts: { service?: string; issuer?: string; grant?: (user: string, scope: TokenScope) => string[] } = {}): TokenService {
   const keyFile = join(dir, 'token.key');
   const certFile = join(dir, 'token.crt');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyFile, '-out', certFile, '-days', '2', '-subj', '/CN=berth-test-token-issuer'], { stdio: 'ignore' });
@@ -56,7 +52,9 @@ export function createTokenService(
     refused: 0,
     handle(req: IncomingMessage, res: ServerResponse) {
       const url = new URL(req.url ?? '/', 'http://localhost');
-      const [user, pass] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64').toString().split(':');
+      const [user, pass] = Buffer.from((req.headers.authorization ?? '').replace(/^Basic /, ''), 'base64')
+        .toString()
+        .split(':');
       if (!user || users[user] !== pass) {
         state.refused++;
         res.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ details: 'incorrect username or password' }));

@@ -4,10 +4,13 @@ import { recordHistory } from '../../testbed/histories.ts';
 
 /** Waits for a workflow's end (keeping its history as a replay fixture `fixture` when recording). */
 export async function workflowOutcome(client: Client, workflowId: string, fixture?: string) {
-  const ended = await client.workflow.getHandle(workflowId).result().then(
-    (result) => ({ ok: true as const, result }),
-    (err) => ({ ok: false as const, error: String(err.cause?.message ?? err.message) }),
-  );
+  const ended = await client.workflow
+    .getHandle(workflowId)
+    .result()
+    .then(
+      (result) => ({ ok: true as const, result }),
+      (err) => ({ ok: false as const, error: String(err.cause?.message ?? err.message) }),
+    );
   if (fixture) await recordHistory(client, workflowId, fixture);
   return ended;
 }

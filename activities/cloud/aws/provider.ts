@@ -1,13 +1,4 @@
-import {
-  CreateTagsCommand,
-  DescribeInstancesCommand,
-  EC2Client,
-  RunInstancesCommand,
-  TerminateInstancesCommand,
-  type Instance,
-  type InstanceStateName,
-  type _InstanceType,
-} from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeInstancesCommand, EC2Client, RunInstancesCommand, TerminateInstancesCommand, type Instance, type InstanceStateName, type _InstanceType } from '@aws-sdk/client-ec2';
 import { readSecret, type SecretRef } from '../../../config/secrets.ts';
 import { createTags, ProviderError, rateCardPrice, reservedTags, type Machine, type MachineSpec, type MachineState, type ProviderFactory } from '../provider.ts';
 import { ec2Failure } from './errors.ts';
@@ -84,10 +75,7 @@ export const awsProvider: ProviderFactory<'aws'> = (config, { cluster, rateCard,
   };
   /** The cluster's instances EC2 still holds, with these tags too, every page. */
   const instances = async (what: string, tags: Record<string, string> = {}): Promise<Machine[]> => {
-    const filters = [
-      { Name: 'instance-state-name', Values: held },
-      ...Object.entries({ [reservedTags.cluster]: cluster, ...tags }).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] })),
-    ];
+    const filters = [{ Name: 'instance-state-name', Values: held }, ...Object.entries({ [reservedTags.cluster]: cluster, ...tags }).map(([k, v]) => ({ Name: `tag:${k}`, Values: [v] }))];
     const found: Machine[] = [];
     let NextToken: string | undefined;
     do {

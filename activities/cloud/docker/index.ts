@@ -104,7 +104,10 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
           // An earlier attempt may have died between create and start.
           const container = docker.getContainer(existing.id);
           if ((await container.inspect().catch(fail(`inspect container ${existing.id}`))).State.Status === 'created') {
-            await container.start().catch(ignore(304)).catch(fail(`start container ${existing.id}`));
+            await container
+              .start()
+              .catch(ignore(304))
+              .catch(fail(`start container ${existing.id}`));
           }
           return { ...(await describe(existing.id)), created: false };
         }
@@ -148,7 +151,11 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
           });
         // Lost the race to a create with the same key: that container is the machine.
         const id = container?.id ?? (await findByKey(spec.idempotencyKey))[0].id;
-        await docker.getContainer(id).start().catch(ignore(304)).catch(fail(`start container ${name}`));
+        await docker
+          .getContainer(id)
+          .start()
+          .catch(ignore(304))
+          .catch(fail(`start container ${name}`));
         return { ...(await describe(id)), created: container !== undefined };
       }),
 
@@ -160,7 +167,11 @@ export const dockerProvider: ProviderFactory<'docker'> = (config, context): Clou
 
     async destroy(id) {
       // 404: already gone; 409: its removal is already under way.
-      await docker.getContainer(id).remove({ force: true, v: true }).catch(ignore(404, 409)).catch(fail(`remove container ${id}`));
+      await docker
+        .getContainer(id)
+        .remove({ force: true, v: true })
+        .catch(ignore(404, 409))
+        .catch(fail(`remove container ${id}`));
     },
 
     async tag(id, tags) {

@@ -7,16 +7,46 @@
  */
 const refused = [
   // modules and boot
-  'create_module', 'init_module', 'finit_module', 'delete_module', 'get_kernel_syms', 'query_module',
-  'kexec_load', 'kexec_file_load', 'reboot',
+  'create_module',
+  'init_module',
+  'finit_module',
+  'delete_module',
+  'get_kernel_syms',
+  'query_module',
+  'kexec_load',
+  'kexec_file_load',
+  'reboot',
   // the clock
-  'clock_adjtime', 'clock_settime', 'settimeofday', 'stime',
+  'clock_adjtime',
+  'clock_settime',
+  'settimeofday',
+  'stime',
   // swap, accounting, raw I/O, obsolete and kernel-internal calls
-  'swapon', 'swapoff', 'acct', 'iopl', 'ioperm', 'nfsservctl', 'uselib', 'ustat', 'sysfs', '_sysctl', 'vm86', 'vm86old',
+  'swapon',
+  'swapoff',
+  'acct',
+  'iopl',
+  'ioperm',
+  'nfsservctl',
+  'uselib',
+  'ustat',
+  'sysfs',
+  '_sysctl',
+  'vm86',
+  'vm86old',
   // other processes' memory, file handles outside the container, kernel events
-  'process_vm_readv', 'process_vm_writev', 'kcmp', 'open_by_handle_at', 'name_to_handle_at', 'perf_event_open', 'userfaultfd',
+  'process_vm_readv',
+  'process_vm_writev',
+  'kcmp',
+  'open_by_handle_at',
+  'name_to_handle_at',
+  'perf_event_open',
+  'userfaultfd',
   // NUMA placement of the host's memory
-  'mbind', 'set_mempolicy', 'get_mempolicy', 'move_pages',
+  'mbind',
+  'set_mempolicy',
+  'get_mempolicy',
+  'move_pages',
 ];
 
 /** For the engine's `seccomp=<profile JSON>` security option (runc skips names this architecture lacks). */

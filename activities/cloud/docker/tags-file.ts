@@ -29,14 +29,20 @@ function tarOfOne(fileName: string, content: Buffer): Buffer {
   header.write('        ', 148); // the checksum counts its own field as spaces
   header.write('0', 156);
   header.write('ustar\x0000', 257);
-  header.write(`${octal(header.reduce((sum, b) => sum + b, 0), 7)} `, 148);
+  header.write(
+    `${octal(
+      header.reduce((sum, b) => sum + b, 0),
+      7,
+    )} `,
+    148,
+  );
   const padding = Buffer.alloc((512 - (content.length % 512)) % 512);
   return Buffer.concat([header, content, padding, Buffer.alloc(1024)]);
 }
 
 /** The content of the first regular file in a tar archive (skipping pax and other headers). */
 function firstFile(tar: Buffer): Buffer | undefined {
-  for (let at = 0; at + 512 <= tar.length; ) {
+  for (let at = 0; at + 512 <= tar.length;) {
     const header = tar.subarray(at, at + 512);
     if (header.every((b) => b === 0)) return undefined;
     const size = parseInt(header.toString('latin1', 124, 136).replace(/\0.*$/s, '').trim() || '0', 8);

@@ -55,12 +55,24 @@ export function staticProvider(config: StaticConfig, { cluster, rateCard, invent
       const held = new Set((await listAllocations(inventory, scope)).map((a) => a.slot));
       const free = fitting.filter((h) => !held.has(h.name));
       const answering = await Promise.all(free.map(answers));
-      const machine = await take(spec, free.filter((_, i) => answering[i]));
+      const machine = await take(
+        spec,
+        free.filter((_, i) => answering[i]),
+      );
       if (machine) return machine;
       const list = (what: string, hosts: StaticHost[]) => (hosts.length ? [`${hosts.length} ${what} (${hosts.map((h) => h.name).join(', ')})`] : []);
       const heldNow = new Set((await listAllocations(inventory, scope)).map((a) => a.slot));
       const why = fitting.length
-        ? [...list('allocated', fitting.filter((h) => heldNow.has(h.name))), ...list('not answering on the SSH port', free.filter((h, i) => !answering[i] && !heldNow.has(h.name)))]
+        ? [
+            ...list(
+              'allocated',
+              fitting.filter((h) => heldNow.has(h.name)),
+            ),
+            ...list(
+              'not answering on the SSH port',
+              free.filter((h, i) => !answering[i] && !heldNow.has(h.name)),
+            ),
+          ]
         : ['it lists no host of that type'];
       throw new ProviderError('NoCapacity', `no free static host in cluster ${cluster} for pool ${spec.pool} (instance type ${spec.instanceType}): ${why.join(', ')}`);
     },

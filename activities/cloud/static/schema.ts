@@ -5,9 +5,7 @@ import { resourceName } from '../../../config/fields.ts';
 export const staticProviderSchema = z
   .object({
     kind: z.literal('static'),
-    hosts: z
-      .array(z.object({ name: resourceName, address: z.string().min(1), sshPort: z.number().int().min(1).max(65535).default(22), instanceType: z.string().default('physical') }).strict())
-      .min(1),
+    hosts: z.array(z.object({ name: resourceName, address: z.string().min(1), sshPort: z.number().int().min(1).max(65535).default(22), instanceType: z.string().default('physical') }).strict()).min(1),
   })
   .strict();
 

@@ -60,8 +60,7 @@ for _ in $(seq 120); do docker info >/dev/null 2>&1 && break; sleep 0.5; done
 docker info --format '{{.ServerVersion}}' >/dev/null || { echo "dockerd did not come up; the end of its log:" >&2; tail -n 15 /var/log/dockerd.log >&2 2>/dev/null || journalctl -u docker -n 15 --no-pager >&2; exit 1; }
 `;
 
-const engineDrift = async (session: SshSession) =>
-  (await session.run(engineProbe, { args: [session.target.user], what: 'docker info' })).split('\n').filter(Boolean);
+const engineDrift = async (session: SshSession) => (await session.run(engineProbe, { args: [session.target.user], what: 'docker info' })).split('\n').filter(Boolean);
 
 /**
  * The Docker engine (Debian's docker.io) with /etc/docker/daemon.json (the IDC registry as mirror, log rotation),

@@ -8,9 +8,7 @@ const absolutePath = z
   .refine((p) => !p.split('/').includes('..'), { error: 'must not contain .. segments' });
 
 // YAML 1.2 reads an unquoted 0644 as the decimal number 644: only a string keeps the octal digits as written.
-const octalMode = z
-  .string({ error: 'must be an octal mode in quotes, like "0644" (unquoted, YAML reads 0644 as the number 644)' })
-  .regex(/^0?[0-7]{3,4}$/, 'must be an octal mode like "0644" or "2750"');
+const octalMode = z.string({ error: 'must be an octal mode in quotes, like "0644" (unquoted, YAML reads 0644 as the number 644)' }).regex(/^0?[0-7]{3,4}$/, 'must be an octal mode like "0644" or "2750"');
 
 const unixName = z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/, 'must be a Unix user or group name');
 
@@ -20,7 +18,9 @@ export const fileEntrySchema = z
     /** The file's text, as written in berth.yaml. */
     content: z.string().optional(),
     /** Or a secret's value, by reference (resolved by the worker that writes it; never in a workflow's history). */
-    contentFrom: secretRef("a file's content").refine((r) => r.file === undefined || r.file.startsWith('/'), { error: 'must be an absolute path', path: ['file'] }).optional(),
+    contentFrom: secretRef("a file's content")
+      .refine((r) => r.file === undefined || r.file.startsWith('/'), { error: 'must be an absolute path', path: ['file'] })
+      .optional(),
     mode: octalMode.default('0644'),
     owner: unixName.default('root'),
     group: unixName.default('root'),

@@ -18,7 +18,6 @@ export const harborAdapter: AdapterFactory = (login, client) => {
       await harbor.setReadOnly(readOnly, signal);
       return { fenced: readOnly, how: `Harbor read-only mode ${readOnly ? 'on' : 'off'}` };
     },
-    replicate: ({ target, onProgress, ...rest }) =>
-      replicateWithHarbor({ ...rest, source: harbor, target: { ...target.login, kind: target.login.kind.name }, onPoll: (e) => onProgress?.(e.status) }),
+    replicate: ({ target, onProgress, ...rest }) => replicateWithHarbor({ ...rest, source: harbor, target: { ...target.login, kind: target.login.kind.name }, onPoll: (e) => onProgress?.(e.status) }),
   };
 };

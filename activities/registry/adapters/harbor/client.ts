@@ -152,19 +152,14 @@ export class HarborClient {
    */
   async ensureRegistryEndpoint(endpoint: HarborRegistryEndpoint, signal?: AbortSignal): Promise<number> {
     const what = `ensure registry endpoint ${endpoint.name}`;
-    const found = (await this.list(`/api/v2.0/registries?q=${encodeURIComponent(`name=${endpoint.name}`)}`, endpointSchema, what, 100, signal)).find(
-      (r) => r.name === endpoint.name,
-    );
+    const found = (await this.list(`/api/v2.0/registries?q=${encodeURIComponent(`name=${endpoint.name}`)}`, endpointSchema, what, 100, signal)).find((r) => r.name === endpoint.name);
     const { credential } = endpoint;
     if (!found) {
       const body = { ...endpoint, description: await credentialFingerprint(credential), credential: credential && { type: 'basic', ...credential } };
       return this.createdId(await this.call('POST', '/api/v2.0/registries', what, { body, ok: [201], signal }), what);
     }
     const unchanged =
-      found.url === endpoint.url &&
-      found.insecure === endpoint.insecure &&
-      (found.credential?.access_key ?? '') === (credential?.access_key ?? '') &&
-      (!credential || (await matchesFingerprint(found.description, credential)));
+      found.url === endpoint.url && found.insecure === endpoint.insecure && (found.credential?.access_key ?? '') === (credential?.access_key ?? '') && (!credential || (await matchesFingerprint(found.description, credential)));
     if (!unchanged) {
       const update = { url: endpoint.url, insecure: endpoint.insecure, description: await credentialFingerprint(credential), ...(credential && { credential_type: 'basic', ...credential }) };
       await (await this.call('PUT', `/api/v2.0/registries/${found.id}`, what, { body: update, ok: [200], signal })).body.dump();
@@ -289,8 +284,6 @@ export class HarborClient {
   private failure(res: Response, what: string): Promise<RegistryError> {
     return responseFailure(res, what, this.name, this.credentials);
   }
-
-
 }
 
 function header(res: Response, name: string): string | undefined {

@@ -23,7 +23,10 @@ export async function credentialFingerprint(credential: Credential | undefined):
 /** Whether an endpoint's description holds the fingerprint of this credential. */
 export async function matchesFingerprint(description: string, credential: Credential): Promise<boolean> {
   if (!description.startsWith(prefix)) return false;
-  const [salt, expected] = description.slice(prefix.length).split('$').map((part) => Buffer.from(part, 'base64url'));
+  const [salt, expected] = description
+    .slice(prefix.length)
+    .split('$')
+    .map((part) => Buffer.from(part, 'base64url'));
   if (!salt?.length || expected?.length !== 32) return false;
   return timingSafeEqual(await hash(credential, salt), expected);
 }

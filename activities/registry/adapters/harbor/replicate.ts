@@ -69,10 +69,7 @@ export async function replicateWithHarbor(input: ReplicateWithHarborInput): Prom
       .catch(async (err: unknown) => {
         throw isUnhealthyTarget(err) ? await unhealthyTarget(source.name, target, targetRegistry, signal) : err;
       });
-    const policyId = await source.ensureReplicationPolicy(
-      { name: `berth-${repository.replaceAll('/', '-')}-to-${target.name}`, destRegistryId: registryId, filters: { name: repository, tag }, override: true },
-      signal,
-    );
+    const policyId = await source.ensureReplicationPolicy({ name: `berth-${repository.replaceAll('/', '-')}-to-${target.name}`, destRegistryId: registryId, filters: { name: repository, tag }, override: true }, signal);
     const executionId = await source.startExecution(policyId, signal);
     const execution = await awaitExecution(input, executionId);
     // Harbor already retried each task (a replication job runs up to 3 times): a failed execution is final.
@@ -80,10 +77,7 @@ export async function replicateWithHarbor(input: ReplicateWithHarborInput): Prom
     const arrived = await targetRegistry.headManifest(repository, tag, signal);
     if (arrived !== digest) {
       const found = arrived ? `resolves ${image} to ${arrived}` : `has no ${image}`;
-      throw new RegistryError(
-        'DigestMismatch',
-        `Harbor execution ${executionId} on ${source.name} reported success (${summary(execution)}), but ${target.name} ${found}, not ${digest}`,
-      );
+      throw new RegistryError('DigestMismatch', `Harbor execution ${executionId} on ${source.name} reported success (${summary(execution)}), but ${target.name} ${found}, not ${digest}`);
     }
     return { executionId, tasks: { total: execution.total, succeed: execution.succeed, failed: execution.failed }, digest };
   } finally {
