@@ -72,7 +72,7 @@ export const activityTiming = {
   /** compareWithProvider, inspectOrphan: the provider's list held against the inventory; heartbeats while it answers. */
   inspectProvider: { startToCloseTimeout: '10 minutes', heartbeat: { timeout: '1 minute', everyMs: 5000 }, retry: { initialInterval: '1 second', maximumInterval: '1 minute', maximumAttempts: 5 } },
 
-  /** recordRelease, finishRelease, recordServiceMachine, and listPoolMachines as a deploy reads its pool. */
+  /** recordRelease, finishRelease, recordServiceMachine, currentReleases, and listPoolMachines as a deploy reads its pool. */
   serviceRecord: { startToCloseTimeout: '1 minute', retry: { initialInterval: '1 second', maximumInterval: '30 seconds', maximumAttempts: 5 } },
   /**
    * listServiceContainers, pullServiceImage, startServiceReplica, checkReplicaHealth, removeServiceContainers: a

@@ -33,6 +33,8 @@ export interface ScalePoolInput {
 
 export interface ScalePoolResult {
   created: string[];
+  /** The current release of each service of the pool, started on a machine it created (0.3.0 on). */
+  placed?: { machine: string; service: string; version: string }[];
   removed: string[];
   failed: { name: string; error: string }[];
 }

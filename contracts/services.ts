@@ -92,6 +92,13 @@ export interface ServiceContainer {
   ports: Record<string, number>;
 }
 
+/** What a service's machines should run now: its last succeeded release. */
+export interface CurrentRelease {
+  service: ServiceSpec;
+  version: string;
+  digest: string;
+}
+
 export const deployProgressQuery = defineQuery<DeployProgress>('progress');
 export const pauseDeployUpdate = defineUpdate<DeployProgress['status'], []>('pause');
 export const resumeDeployUpdate = defineUpdate<DeployProgress['status'], []>('resume');

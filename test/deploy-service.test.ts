@@ -20,7 +20,7 @@ import { spawnManaged, waitUntil, type ManagedProcess } from '../embedded/proces
 import { testApi, type TestApi } from '../testbed/api.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
 import { hostEngine, removeCluster, sshKeyPair, testClusterName } from '../testbed/hosts.ts';
-import { buildOciLayout, digestWithSkopeo, pushWithSkopeo } from '../testbed/oci-layout.ts';
+import { digestWithSkopeo } from '../testbed/oci-layout.ts';
 import { pushServiceImage, serviceImage, servicePort } from '../testbed/service-image.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 import { eventually, workflowOutcome } from './harness/workflows.ts';
@@ -87,10 +87,8 @@ before(async () => {
   ));
   worker = await spawnWorker();
   api = await testApi(config, temporal.client);
-  for (const version of ['v1', 'v2']) {
-    const image = await buildOciLayout(tempDir('svc-layout'), version, [{ os: 'linux', architecture: 'amd64', layers: [{ size: 4 << 10 }] }]);
-    await pushWithSkopeo(image, master, 'shop/web');
-  }
+  // Runnable images: the pool's machines, once created, are given the service's current release.
+  for (const version of ['v1', 'v2']) await pushServiceImage(registryClient(master), await serviceImage(version), 'shop/web');
 });
 
 after(async () => {
@@ -196,6 +194,8 @@ describe('services on real machines: 3 machines, 2 replicas each', () => {
     assert.ok(done.ok && done.result.failed.length === 0, JSON.stringify(done));
     machines = (await api.inject({ url: `/v1/machines?cluster=${cluster}&state=ready` })).json().machines;
     assert.equal(machines.length, 3);
+    // The service's current release (v1, the rollback above) was started on each new machine.
+    assert.deepEqual(done.result.placed.map((p: { machine: string; service: string; version: string }) => `${p.service} ${p.version} on ${p.machine}`).sort(), machines.map((m) => `web v1 on ${m.name}`).sort());
   });
 
   /** The service's containers on a machine, as its own engine lists them. */
@@ -319,6 +319,21 @@ describe('services on real machines: 3 machines, 2 replicas each', () => {
     assert.ok(outcome.ok, outcome.ok ? '' : outcome.error);
     for (const [machineId, ids] of before) assert.deepEqual((await containersOn(machineId)).map((c) => c.id).sort(), ids, `machine ${machineId} was restarted`);
     assert.deepEqual(await pages(), Array(6).fill('berth-test/httpd r4\n'));
+  });
+
+  test('scaled up by one: the new machine runs the current release on every replica, and the service lists it', async () => {
+    const res = await api.inject({ method: 'POST', url: `/v1/pools/${cluster}/front/scale`, payload: { desired: 4 } });
+    assert.equal(res.statusCode, 202, res.body);
+    const done = await workflowOutcome(temporal.client, res.json().workflowId);
+    assert.ok(done.ok, done.ok ? '' : done.error);
+    assert.deepEqual(done.result, { created: ['front-4'], removed: [], failed: [], placed: [{ machine: 'front-4', service: 'web', version: 'r4' }] });
+    const added = (await api.inject({ url: `/v1/machines?cluster=${cluster}&state=ready` })).json().machines.find((m: { name: string }) => m.name === 'front-4');
+    const replicas = await containersOn(added.id);
+    assert.equal(replicas.length, 2);
+    for (const c of replicas) assert.equal(await (await fetch(`http://${added.address}:${c.ports[String(servicePort)]}/`)).text(), 'berth-test/httpd r4\n');
+    const shown = (await api.inject({ url: '/v1/services/web' })).json().machines.find((x: { machineId: string }) => x.machineId === added.id);
+    assert.deepEqual([shown.machine, shown.version, shown.digest, shown.health, shown.containers.length], ['front-4', 'r4', images.r4, 'healthy', 2]);
+    assert.ok(shown.containers.every((c: ServiceContainer) => c.state === 'running'));
   });
 
   test('a machine decommissioned is drained first: its replicas stopped and the service shows it drained', async () => {

@@ -15,12 +15,7 @@ import {
 import { planBatches } from './deploy-batches.ts';
 import { distributeImage } from './distribute-image.ts';
 import { describeFailure } from './failures.ts';
-
-/** Where a machine is going: a version at a digest. */
-interface Target {
-  version: string;
-  digest: string;
-}
+import { serviceMachines, type ServiceMachine, type Target } from './service-machines.ts';
 
 /**
  * Rolls a service out to a new version on its pool's machines: the image is made sure of in the cluster IDC's
@@ -47,10 +42,8 @@ export async function deployService(input: DeployServiceInput): Promise<DeploySe
     },
   });
 
-  const { recordRelease, finishRelease, recordServiceMachine, listPoolMachines } = proxyActivities<Activities>(activityOptions(activityTiming.serviceRecord));
-  const engine = (summary: string, startToCloseTimeout: string) => proxyActivities<Activities>(activityOptions(activityTiming.serviceContainers, { taskQueue: input.idcTaskQueue, startToCloseTimeout, summary }));
-  // Each check waits its interval between tries: the activity's time is what its retries may take, and a minute more.
-  const healthMs = service.health.retries * (service.health.intervalMs + service.health.timeoutMs) + 60_000;
+  const { recordRelease, finishRelease, listPoolMachines } = proxyActivities<Activities>(activityOptions(activityTiming.serviceRecord));
+  const { listServiceContainers, roll, clear } = serviceMachines(service, input.idcTaskQueue);
 
   await recordRelease({ service: service.name, version, requestedBy: input.requestedBy, reason: input.reason ?? 'deploy', workflowId, runId });
   const fail = async (outcome: 'failed' | 'rolled-back', message: string, details?: unknown): Promise<never> => {
@@ -71,9 +64,9 @@ export async function deployService(input: DeployServiceInput): Promise<DeploySe
   // 2. What each ready machine of the pool runs now: a machine already on this digest is not touched.
   progress.status = 'rolling';
   const machines = (await listPoolMachines({ cluster: service.cluster, pool: service.pool })).filter((m) => m.state === 'ready');
-  const { listServiceContainers } = engine(`list ${service.name}`, '1 minute');
   const current: Record<string, ServiceContainer[]> = {};
   const names: Record<string, string> = {};
+  const machineOf = (machineId: string): ServiceMachine => ({ machineId, name: names[machineId] });
   for (const m of machines) {
     names[m.machineId] = m.name;
     current[m.machineId] = await listServiceContainers({ machineId: m.machineId, service: service.name });
@@ -83,35 +76,6 @@ export async function deployService(input: DeployServiceInput): Promise<DeploySe
   const toUpdate = machines.filter((m) => progress.machines[m.name].status === 'pending').map((m) => m.machineId);
   const batches = planBatches(toUpdate, service);
   progress.batches = batches.map((b) => ({ status: 'pending', machines: b.machines.map((s) => names[s.machineId]), replaced: 0, total: b.machines.length * service.replicas }));
-
-  /** Brings one machine to `to`, replica by replica; `onReplica` counts each one replaced. */
-  const roll = async (machineId: string, to: Target, surge: boolean, onReplica: () => void) => {
-    const name = names[machineId];
-    const { pullServiceImage } = engine(`pull ${image} on ${name}`, '15 minutes');
-    const { startServiceReplica, removeServiceContainers } = engine(`${service.name} ${to.version} on ${name}`, '2 minutes');
-    const { checkReplicaHealth } = engine(`health of ${service.name} ${to.version} on ${name}`, `${healthMs} ms`);
-    await pullServiceImage({ machineId, cluster: service.cluster, repository: service.repository, digest: to.digest });
-    const before = await listServiceContainers({ machineId, service: service.name });
-    const replicas: ServiceContainer[] = [];
-    try {
-      for (let replica = 0; replica < service.replicas; replica++) {
-        const old = before.filter((c) => c.replica === replica && c.digest !== to.digest).map((c) => c.id);
-        if (!surge && old.length > 0) await removeServiceContainers({ machineId, containerIds: old });
-        const started = await startServiceReplica({ machineId, service, version: to.version, digest: to.digest, replica });
-        replicas.push(started);
-        await checkReplicaHealth({ machineId, machineName: name, service, container: started });
-        if (surge && old.length > 0) await removeServiceContainers({ machineId, containerIds: old });
-        onReplica();
-      }
-      // Replicas above the wanted number (the service was scaled down) go once the wanted ones serve.
-      const extra = before.filter((c) => c.replica >= service.replicas).map((c) => c.id);
-      if (extra.length > 0) await removeServiceContainers({ machineId, containerIds: extra });
-      await recordServiceMachine({ service: service.name, machineId, version: to.version, digest: to.digest, containers: replicas, health: 'healthy', detail: null });
-    } catch (err) {
-      if (!isCancellation(err)) await recordServiceMachine({ service: service.name, machineId, version: to.version, digest: to.digest, containers: replicas, health: 'unhealthy', detail: describeFailure(err) });
-      throw err;
-    }
-  };
 
   // 3. Batch by batch; a failure rolls back every machine this deploy touched.
   const touched: string[] = [];
@@ -130,7 +94,7 @@ export async function deployService(input: DeployServiceInput): Promise<DeploySe
         touched.push(machineId);
         m.status = 'updating';
         try {
-          await roll(machineId, target, surge, () => bar.replaced++);
+          await roll(machineOf(machineId), image, target, surge, () => bar.replaced++);
           m.status = 'done';
         } catch (err) {
           if (isCancellation(err)) throw err;
@@ -166,13 +130,8 @@ export async function deployService(input: DeployServiceInput): Promise<DeploySe
         const previous = previousOf(current[machineId], target);
         m.status = 'rolling-back';
         try {
-          if (previous) await roll(machineId, previous, true, () => undefined);
-          else {
-            const { removeServiceContainers } = engine(`remove ${service.name} ${version} from ${m.name}`, '2 minutes');
-            const mine = (await listServiceContainers({ machineId, service: service.name })).map((c) => c.id);
-            await removeServiceContainers({ machineId, containerIds: mine });
-            await recordServiceMachine({ service: service.name, machineId, version: null, digest: null, containers: [], health: 'healthy', detail: `${version} rolled back` });
-          }
+          if (previous) await roll(machineOf(machineId), image, previous, true, () => undefined);
+          else await clear(machineOf(machineId), version, 'healthy', `${version} rolled back`);
           m.status = 'rolled-back';
         } catch (err) {
           if (isCancellation(err)) throw err;

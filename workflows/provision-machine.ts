@@ -5,6 +5,7 @@ import { activityOptions, activityTiming } from '../contracts/activity-timing.ts
 import { machineProgressQuery, type MachineTarget, type ProvisionResult, type ScalePoolInput, type ScalePoolResult } from '../contracts/provisioning.ts';
 import { describeFailure } from './failures.ts';
 import { pool } from './pool.ts';
+import { serviceMachines, type ServiceMachine } from './service-machines.ts';
 
 const machineStep = activityOptions(activityTiming.machineStep);
 
@@ -100,7 +101,10 @@ export async function scalePool(input: ScalePoolInput): Promise<ScalePoolResult>
   const existing = await listPoolMachines({ cluster: input.cluster, pool: input.pool });
   const progress: Record<string, { status: string }> = Object.fromEntries(existing.map((m) => [m.name, { status: m.state }]));
   setHandler(machineProgressQuery, () => progress);
-  const result = { created: [] as string[], removed: [] as string[], failed: [] as { name: string; error: string }[] };
+  const result: ScalePoolResult = { created: [] as string[], removed: [] as string[], failed: [] as { name: string; error: string }[] };
+  // 0.3.0: a machine created in a pool that services run in gets their current releases; earlier scales did not.
+  const place = patched('place-services-on-new-machines');
+  if (place) result.placed = [];
 
   const work: (() => Promise<void>)[] = [];
   if (existing.length < input.desired) {
@@ -112,13 +116,17 @@ export async function scalePool(input: ScalePoolInput): Promise<ScalePoolResult>
       work.push(async () => {
         progress[name].status = 'provisioning';
         try {
-          await executeChild(provisionMachine, {
+          const { machineId } = await executeChild(provisionMachine, {
             workflowId: machineWorkflowId(input.cluster, input.pool, name),
             args: [{ cluster: input.cluster, pool: input.pool, name, idcTaskQueue: input.idcTaskQueue }],
             staticSummary: `provision ${input.cluster}/${input.pool}/${name}`,
           });
-          progress[name].status = 'ready';
           result.created.push(name);
+          if (place) {
+            progress[name].status = 'placing services';
+            await placeServices(input, { machineId, name }, result);
+          }
+          progress[name].status = 'ready';
         } catch (err) {
           progress[name].status = 'failed';
           result.failed.push({ name, error: describeFailure(err instanceof ChildWorkflowFailure ? err.cause : err) });
@@ -143,6 +151,26 @@ export async function scalePool(input: ScalePoolInput): Promise<ScalePoolResult>
   }
   await pool(work, input.maxConcurrent, (job) => job());
   return result;
+}
+
+/**
+ * Starts each service of the pool at its current release on a new machine (same replicas, same health gate). A
+ * service that fails there is taken off the machine again and counted among the scale's failures; the machine stays.
+ */
+async function placeServices(input: ScalePoolInput, machine: ServiceMachine, result: ScalePoolResult): Promise<void> {
+  const { currentReleases } = proxyActivities<Activities>(activityOptions(activityTiming.serviceRecord));
+  for (const { service, version, digest } of await currentReleases({ cluster: input.cluster, pool: input.pool })) {
+    const { roll, clear } = serviceMachines(service, input.idcTaskQueue);
+    try {
+      await roll(machine, `${service.repository}:${version}`, { version, digest }, true, () => undefined);
+      result.placed!.push({ machine: machine.name, service: service.name, version });
+    } catch (err) {
+      if (isCancellation(err)) throw err;
+      const error = `${service.name} ${version} could not be placed: ${describeFailure(err)}`;
+      result.failed.push({ name: machine.name, error });
+      await clear(machine, version, 'unhealthy', error);
+    }
+  }
 }
 
 /** A machine's id in the inventory and its idempotency key at the provider: one per incarnation of a name. */

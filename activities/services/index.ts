@@ -1,11 +1,12 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type Docker from 'dockerode';
 import { activityTiming } from '../../contracts/activity-timing.ts';
-import type { ServiceContainer, ServiceSpec } from '../../contracts/services.ts';
+import type { CurrentRelease, ServiceContainer, ServiceSpec } from '../../contracts/services.ts';
 import { machineRegistry } from '../../config/load.ts';
 import { readSecret } from '../../config/secrets.ts';
 import { asTemporalFailure } from '../failures.ts';
-import { finishRelease, findMachine, recordRelease, setServiceMachine, type NewRelease, type ReleaseOutcome, type ServiceMachineRecord } from '../../inventory/index.ts';
+import { finishRelease, findMachine, listReleases, recordRelease, setServiceMachine, type NewRelease, type ReleaseOutcome, type ServiceMachineRecord } from '../../inventory/index.ts';
+import { serviceSpec } from '../../planning/service-plan.ts';
 import type { MachineContext } from '../machine-context.ts';
 import { resolveCredentials } from '../registry/credentials.ts';
 import { machineEngines } from '../machine-engine/connect.ts';
@@ -176,6 +177,17 @@ export function createServiceActivities(context: MachineContext) {
         await asTemporalFailure(async () => setServiceMachine(await inventory(), { service, machineId, version: null, digest: null, containers: [], health: 'drained', detail: 'the machine is being decommissioned' }));
       }
       return { drained };
+    },
+
+    /** The services of berth.yaml that run in a pool, each with its current release (its last succeeded); a service never released is left out. */
+    async currentReleases({ cluster, pool }: { cluster: string; pool: string }): Promise<CurrentRelease[]> {
+      const db = await asTemporalFailure(inventory);
+      const out: CurrentRelease[] = [];
+      for (const s of config.services.filter((x) => x.cluster === cluster && x.pool === pool)) {
+        const last = (await asTemporalFailure(() => listReleases(db, s.name, 100))).find((r) => r.outcome === 'succeeded' && r.digest);
+        if (last) out.push({ service: serviceSpec(s), version: last.version, digest: last.digest! });
+      }
+      return out;
     },
 
     async recordServiceMachine(record: Omit<ServiceMachineRecord, 'updatedAt'>): Promise<void> {
