@@ -11,7 +11,7 @@
 // @temporalio/testing's MockActivityEnvironment: no Temporal server or worker polling is in the timing.
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,9 +24,9 @@ import { createHostActivities } from '../activities/hosts/index.ts';
 import type { StepResult } from '../activities/hosts/profile.ts';
 import { connectWhenReady } from '../activities/hosts/session.ts';
 import { parseConfig } from '../config/load.ts';
-import { berthCacheDir } from '../embedded/docker-engine.ts';
 import { tempDir } from '../testbed/berth.ts';
 import { hostEngine, machineSpec, removeCluster, sshKeyPair, testDockerProvider } from '../testbed/hosts.ts';
+import { ensureAnsible } from './ansible-install.ts';
 import { median, writeResult } from './lib.ts';
 
 const run = promisify(execFile);
@@ -36,7 +36,6 @@ const ansibleVersion = '2.19.14';
 const forks = 20;
 const profile = [{ hostname: {} }, { chrony: { servers: ['127.0.0.1'] } }, { sysctl: { 'net.core.somaxconn': 4096 } }, { packages: ['curl'] }];
 const ansibleDir = fileURLToPath(new URL('./ansible/', import.meta.url));
-const repoDir = fileURLToPath(new URL('../', import.meta.url));
 
 type Tool = 'berth' | 'ansible';
 type Size = 'many' | 'one';
@@ -113,44 +112,6 @@ async function measure(hosts: Host[], fn: () => Promise<number>): Promise<Usage>
 }
 
 /**
- * ansible-core from PyPI in a venv under ~/.cache/berth, linked as .tools/ansible; installed on the first run only
- * (only this bench needs it). Returns how long the install took when it happened.
- */
-async function ensureAnsible(): Promise<{ bin: string; installMs?: number }> {
-  const venv = join(berthCacheDir(), `ansible-${ansibleVersion}`);
-  const link = join(repoDir, '.tools', 'ansible');
-  let installMs: number | undefined;
-  if (!existsSync(join(venv, 'bin', 'ansible-playbook'))) {
-    const { stdout } = await run('python3', ['-c', 'import sys; print(sys.version_info >= (3, 11))']).catch(() => ({ stdout: 'missing' }));
-    if (stdout.trim() !== 'True') throw new Error(`ansible-core ${ansibleVersion} needs python3 >= 3.11 with venv (python3: ${stdout.trim() || 'too old'})`);
-    console.log(`installing ansible-core==${ansibleVersion} from PyPI into ${venv} (first run only)...`);
-    const started = performance.now();
-    rmSync(venv, { recursive: true, force: true });
-    try {
-      await run('python3', ['-m', 'venv', venv]);
-      await run(join(venv, 'bin', 'pip'), ['install', '--quiet', '--disable-pip-version-check', `ansible-core==${ansibleVersion}`], { maxBuffer: 16 << 20 });
-    } catch (err) {
-      rmSync(venv, { recursive: true, force: true });
-      throw new Error(`could not install ansible-core ${ansibleVersion}: ${(err as { stderr?: string }).stderr?.trim() || (err as Error).message}`, { cause: err });
-    }
-    installMs = performance.now() - started;
-    console.log(`ansible-core ${ansibleVersion} installed in ${s(installMs)}`);
-  }
-  let linked: string | undefined;
-  try {
-    linked = readlinkSync(link);
-  } catch {
-    linked = undefined;
-  }
-  if (linked !== venv) {
-    rmSync(link, { recursive: true, force: true });
-    mkdirSync(join(repoDir, '.tools'), { recursive: true });
-    symlinkSync(venv, link);
-  }
-  return { bin: join(link, 'bin'), installMs };
-}
-
-/**
  * The host image plus python3 and python3-apt, which ansible needs on every managed node (Debian's cloud images
  * ship python3; ansible's apt module needs python3-apt). Both tools get this image, so both start from the same
  * hosts. apt's lists are removed and their directory dated 1970: both tools see them missing and refresh them.
@@ -190,7 +151,7 @@ touch -d @0 /var/lib/apt/lists`;
 
 async function main() {
   const started = performance.now();
-  const ansible = await ensureAnsible();
+  const ansible = await ensureAnsible('ansible-core', ansibleVersion);
   const { stdout: ansibleVersionLine } = await run(join(ansible.bin, 'ansible-playbook'), ['--version'], { env: { ...process.env, LC_ALL: 'C.UTF-8' } });
   console.log(ansibleVersionLine.split('\n')[0]);
 
