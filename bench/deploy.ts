@@ -22,14 +22,14 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { freePort, stopAll } from '../embedded/processes.ts';
+import { freePort } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { testApi } from '../testbed/api.ts';
 import { registryClient, startedRegistry, tempDir, testConfig } from '../testbed/berth.ts';
 import { hostEngine, removeCluster, sshKeyPair } from '../testbed/hosts.ts';
-import { pushServiceImage, serviceImage, servicePort } from '../testbed/service-image.ts';
+import { pushServiceImage, serviceImage, servicePort, serviceClusterConfig } from '../testbed/service-image.ts';
 import { ensureAnsible } from './ansible-install.ts';
-import { berthProcess, machineWatch, median, seconds, timeProcess, writeResult, type ProcessTiming } from './lib.ts';
+import { berthProcess, machineWatch, median, seconds, timeProcess, writeResult, type ProcessTiming, runBench } from './lib.ts';
 
 const run = promisify(execFile);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
@@ -83,19 +83,7 @@ async function main() {
     ],
     {},
     {
-      rateCard: { docker: { small: 0.01 } },
-      initProfiles: { engine: [{ hostname: {} }, { docker: { mirror: false } }] },
-      clusters: [
-        {
-          name: cluster,
-          idc: 'idc-b',
-          provider: { kind: 'docker', socketPath: engine.socketPath, image: engine.image.tag },
-          ssh: { privateKey: { env: 'BERTH_BENCH_DEPLOY_KEY' } },
-          // The machines see the host's loopback, where the IDC registry listens, as 10.0.2.2.
-          registryAddress,
-          pools: [{ name: 'front', instanceType: 'small', initProfile: 'engine', maxConcurrentCreates: machineCount }],
-        },
-      ],
+      ...(await serviceClusterConfig(cluster, 'idc-b', 'BERTH_BENCH_DEPLOY_KEY', below.port, machineCount)),
       projects: [{ name: 'shop', repositories: ['shop/**'], clusters: [cluster] }],
       services: [{ name: 'web', project: 'shop', image: 'shop/web', cluster, pool: 'front', replicas, ports: [servicePort], maxUnavailable: 1, health: { http: { path: '/healthz', port: servicePort }, ...health } }],
     },
@@ -221,12 +209,4 @@ berth/ansible   ${ratio.toFixed(3)} (goal <= 0.7)
 written to bench/results/deploy.json`);
 }
 
-main()
-  .catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    for (const close of cleanups.reverse()) await close().catch(() => undefined);
-    await stopAll();
-  });
+runBench(main, cleanups);

@@ -14,14 +14,14 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
-import { freePort, stopAll } from '../embedded/processes.ts';
+import { freePort } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { testApi } from '../testbed/api.ts';
 import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage } from '../testbed/oci-layout.ts';
 import type { DistributeImageResult } from '../contracts/distribution.ts';
 import type { distributeImage } from '../workflows/distribute-image.ts';
-import { berthProcess, machineWatch, median, seconds, writeResult } from './lib.ts';
+import { berthProcess, machineWatch, median, seconds, writeResult, runBench } from './lib.ts';
 import { startWanLinks, type LinkBytes } from './wan-link.ts';
 
 const run = promisify(execFile);
@@ -234,12 +234,4 @@ async function main() {
   console.log(`\nlinks ${link.bytesPerSecond / 2 ** 20} MiB/s each way, RTT ${link.rttMs} ms; ${runs} rounds\n${lines.join('\n')}\nwritten to ${written}`);
 }
 
-main()
-  .catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    for (const close of cleanups.reverse()) await close().catch(() => undefined);
-    await stopAll();
-  });
+runBench(main, cleanups);

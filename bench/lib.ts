@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnManaged, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
+import { spawnManaged, stopAll, waitUntil, type ManagedProcess } from '../embedded/processes.ts';
 
 export const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
@@ -92,4 +92,21 @@ export async function berthProcess(name: string, script: string, args: string[],
   const proc = spawnManaged(name, process.execPath, ['--import', 'tsx', fileURLToPath(new URL(`../${script}`, import.meta.url)), ...args], logFile, env);
   await waitUntil(name, async () => existsSync(logFile) && readFileSync(logFile, 'utf8').includes(ready), { timeoutMs: 60_000, process: proc });
   return proc;
+}
+
+/**
+ * Runs a bench's `main`: a failure is printed and sets the exit code; then, whatever happened, the bench's cleanups
+ * run newest first and every process it started stops.
+ */
+export function runBench(main: () => Promise<void>, cleanups: (() => Promise<unknown>)[] = []): void {
+  // The process's exit waits for this chain; nothing is left to await it.
+  void main()
+    .catch((err) => {
+      console.error(err);
+      process.exitCode = 1;
+    })
+    .finally(async () => {
+      for (const close of cleanups.reverse()) await close().catch(() => undefined);
+      await stopAll();
+    });
 }

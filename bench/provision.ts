@@ -27,7 +27,7 @@ import { parseConfig } from '../config/load.ts';
 import { tempDir } from '../testbed/berth.ts';
 import { hostEngine, machineSpec, removeCluster, sshKeyPair, testDockerProvider } from '../testbed/hosts.ts';
 import { ensureAnsible } from './ansible-install.ts';
-import { median, writeResult } from './lib.ts';
+import { median, writeResult, runBench } from './lib.ts';
 
 const run = promisify(execFile);
 const runs = Number(process.env.BENCH_RUNS ?? 3);
@@ -427,11 +427,4 @@ ${`${manyHosts} hosts / 1`.padEnd(17)}berth ${ratios.berthManyOverOne.toFixed(2)
 written to bench/results/provision.json`);
 }
 
-main()
-  .catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    for (const close of cleanups.reverse()) await close().catch(() => undefined);
-  });
+runBench(main, cleanups);

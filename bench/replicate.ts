@@ -15,7 +15,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, stopAll } from '../embedded/processes.ts';
+import { freePort } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { Client, Connection } from '@temporalio/client';
 import { testApi } from '../testbed/api.ts';
@@ -23,7 +23,7 @@ import { startedRegistry, tempDir, testConfig, type TestRegistry } from '../test
 import { buildOciLayout, digestWithSkopeo, pushWithSkopeo, type BuiltImage, type PlatformSpec } from '../testbed/oci-layout.ts';
 import type { replicateImage } from '../workflows/replicate-image.ts';
 import { startWorkers } from '../workers/run.ts';
-import { machineWatch, median, seconds, timeProcess, writeResult } from './lib.ts';
+import { machineWatch, median, seconds, timeProcess, writeResult, runBench } from './lib.ts';
 
 const runs = Number(process.env.BENCH_RUNS ?? 5);
 const tool = (name: string) => fileURLToPath(new URL(`../.tools/bin/${name}`, import.meta.url));
@@ -215,12 +215,4 @@ async function startApiPath(source: TestRegistry, target: TestRegistry) {
   };
 }
 
-main()
-  .catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(async () => {
-    for (const close of cleanups.reverse()) await close().catch(() => undefined);
-    await stopAll();
-  });
+runBench(main, cleanups);

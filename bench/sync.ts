@@ -13,13 +13,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client, Connection } from '@temporalio/client';
 import { stringify } from 'yaml';
-import { freePort, stopAll } from '../embedded/processes.ts';
+import { freePort } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { berthProcesses } from '../testbed/berth-process.ts';
 import { registryClient, tempDir, testConfig, testRegistry, type TestRegistry } from '../testbed/berth.ts';
 import { catalogRefs, pushTinyImages } from '../testbed/catalog.ts';
 import { historyBounds, workflowTree } from '../testbed/histories.ts';
-import { median, writeResult } from './lib.ts';
+import { median, writeResult, runBench } from './lib.ts';
 
 const runs = Number(process.env.BENCH_RUNS ?? 3);
 const repositories = Number(process.env.BENCH_REPOSITORIES ?? 50);
@@ -253,9 +253,4 @@ async function main() {
   await connection.close();
 }
 
-main()
-  .catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(() => stopAll());
+runBench(main);

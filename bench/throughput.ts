@@ -17,13 +17,13 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client, Connection } from '@temporalio/client';
 import { startPostgres } from '../embedded/postgres.ts';
-import { freePort, stopAll } from '../embedded/processes.ts';
+import { freePort } from '../embedded/processes.ts';
 import { startTemporalDevServer } from '../embedded/temporal-dev-server.ts';
 import { startTemporalServer } from '../embedded/temporal-server.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
 import { berthProcesses, bundleWorkflows } from '../testbed/berth-process.ts';
 import { buildOciLayout, pushWithSkopeo } from '../testbed/oci-layout.ts';
-import { writeResult } from './lib.ts';
+import { writeResult, runBench } from './lib.ts';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 60);
 const inFlightCap = Number(process.env.BENCH_IN_FLIGHT ?? 100);
@@ -291,9 +291,4 @@ berth's share of CPU    ${result.berthCpuShare.map((b) => `${b.engine}/${b.worke
 written to bench/results/throughput.json`);
 }
 
-main()
-  .catch((err) => {
-    console.error(err);
-    process.exitCode = 1;
-  })
-  .finally(() => stopAll());
+runBench(main);

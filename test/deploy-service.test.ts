@@ -21,7 +21,7 @@ import { testApi, type TestApi } from '../testbed/api.ts';
 import { registryClient, startedRegistry, tempDir, testConfig, type TestRegistry } from '../testbed/berth.ts';
 import { hostEngine, removeCluster, sshKeyPair, testClusterName } from '../testbed/hosts.ts';
 import { digestWithSkopeo } from '../testbed/oci-layout.ts';
-import { pushServiceImage, serviceImage, servicePort } from '../testbed/service-image.ts';
+import { pushServiceImage, serviceImage, servicePort, serviceClusterConfig } from '../testbed/service-image.ts';
 import { connectTestTemporal, type TestTemporal } from './harness/temporal.ts';
 import { eventually, workflowOutcome } from './harness/workflows.ts';
 
@@ -38,7 +38,6 @@ const cluster = testClusterName('svc');
 before(async () => {
   temporal = await connectTestTemporal();
   [master, below] = await Promise.all([startedRegistry('svc-master'), startedRegistry('svc-below')]);
-  const engine = await hostEngine();
   process.env.BERTH_TEST_SVC_KEY = sshKeyPair().privateKey;
   ({
     config,
@@ -53,19 +52,7 @@ before(async () => {
     ],
     {},
     {
-      rateCard: { docker: { small: 0.01 } },
-      initProfiles: { engine: [{ hostname: {} }, { docker: { mirror: false } }] },
-      clusters: [
-        {
-          name: cluster,
-          idc: 'idc-b',
-          provider: { kind: 'docker', socketPath: engine.socketPath, image: engine.image.tag },
-          ssh: { privateKey: { env: 'BERTH_TEST_SVC_KEY' } },
-          // The machines see the host's loopback, where the IDC registry listens, as 10.0.2.2.
-          registryAddress: `10.0.2.2:${below.port}`,
-          pools: [{ name: 'front', instanceType: 'small', initProfile: 'engine', maxConcurrentCreates: 3 }],
-        },
-      ],
+      ...(await serviceClusterConfig(cluster, 'idc-b', 'BERTH_TEST_SVC_KEY', below.port, 3)),
       projects: [
         { name: 'shop', repositories: ['shop/**'], clusters: [cluster] },
         { name: 'other', repositories: ['other/**'] },

@@ -11,6 +11,7 @@ import { gzipSync } from 'node:zlib';
 import type Dockerode from 'dockerode';
 import type { Manifest, RegistryClient } from '../activities/registry/client.ts';
 import { berthCacheDir } from '../embedded/docker-engine.ts';
+import { hostEngine } from './hosts.ts';
 import { ustarHeader } from './oci-layout.ts';
 
 const run = promisify(execFile);
@@ -109,4 +110,27 @@ export async function pushServiceImage(client: RegistryClient, image: ServiceIma
   const manifest: Manifest = { mediaType, digest: sha256(bytes), bytes };
   await client.putManifest(repository, image.version, manifest);
   return manifest.digest;
+}
+
+/**
+ * The berth.yaml parts for a pool `front` of `machines` docker-provider machines that run an engine each (profile
+ * `engine`) and pull from `idcRegistryPort` on the host, reached as root with the key in the env var `keyEnv`.
+ */
+export async function serviceClusterConfig(name: string, idc: string, keyEnv: string, idcRegistryPort: number, machines: number) {
+  const engine = await hostEngine();
+  return {
+    rateCard: { docker: { small: 0.01 } },
+    initProfiles: { engine: [{ hostname: {} }, { docker: { mirror: false } }] },
+    clusters: [
+      {
+        name,
+        idc,
+        provider: { kind: 'docker', socketPath: engine.socketPath, image: engine.image.tag },
+        ssh: { privateKey: { env: keyEnv } },
+        // The machines see the host's loopback, where the IDC registry listens, as 10.0.2.2.
+        registryAddress: `10.0.2.2:${idcRegistryPort}`,
+        pools: [{ name: 'front', instanceType: 'small', initProfile: 'engine', maxConcurrentCreates: machines }],
+      },
+    ],
+  };
 }
